@@ -1,0 +1,3 @@
+//! tracemalloc-viewer (being written).
+
+fn main() {}

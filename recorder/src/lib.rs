@@ -1,0 +1,1 @@
+//! The tracemalloc recorder (being written).
