@@ -1,0 +1,731 @@
+//! The headless command line: `stats`, `info` and `convert`.
+//!
+//! Everything here parses arguments, calls the format crate and prints; the
+//! analysis itself (filters, grouping, comparison, sizes) lives in
+//! `tracemalloc-format`.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use serde_json::json;
+use tracemalloc_format::{
+    DomainFilter, Filter, Frame, KeyType, Snapshot, Statistic, StatisticDiff, TraceFilter,
+    Traceback, format_size,
+};
+
+/// Command-line arguments of `tracemalloc-viewer`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracemalloc-viewer",
+    version,
+    about = "View and compare tracemalloc snapshots (.tmsnap files and CPython tracemalloc pickles)",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    /// A headless command; without one, the viewer window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Snapshot files to open in the viewer (the bundled demo when none).
+    pub files: Vec<PathBuf>,
+}
+
+/// The headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the top allocation sites of a snapshot, or of its difference
+    /// with an older one.
+    Stats(StatsArgs),
+    /// Print a snapshot's metadata, totals and table sizes.
+    Info(InfoArgs),
+    /// Convert a snapshot (e.g. a CPython pickle) to a .tmsnap file.
+    Convert(ConvertArgs),
+}
+
+/// How to group traces (CPython's `key_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// By file of the most recent frame.
+    Filename,
+    /// By file and line of the most recent frame.
+    Lineno,
+    /// By whole traceback.
+    Traceback,
+}
+
+impl From<GroupBy> for KeyType {
+    fn from(g: GroupBy) -> KeyType {
+        match g {
+            GroupBy::Filename => KeyType::Filename,
+            GroupBy::Lineno => KeyType::Lineno,
+            GroupBy::Traceback => KeyType::Traceback,
+        }
+    }
+}
+
+/// Output formats of `stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Like tracemalloc's "Top 10 lines" display.
+    Text,
+    /// One JSON document (docs/FORMAT.md).
+    Json,
+    /// One row per group (docs/FORMAT.md).
+    Csv,
+}
+
+/// Arguments of `stats`.
+#[derive(Debug, ClapArgs)]
+pub struct StatsArgs {
+    /// The snapshot (.tmsnap or CPython pickle).
+    pub snapshot: PathBuf,
+    /// An older snapshot to compare with.
+    #[arg(long, value_name = "OLD")]
+    pub compare: Option<PathBuf>,
+    /// How to group traces.
+    #[arg(long, value_enum, default_value_t = GroupBy::Lineno)]
+    pub group_by: GroupBy,
+    /// Count each block in every frame of its traceback, not only the most
+    /// recent one (filename and lineno only).
+    #[arg(long)]
+    pub cumulative: bool,
+    /// Keep traces whose file matches GLOB (Python fnmatch), on LINE if given.
+    #[arg(long, value_name = "GLOB[:LINE]")]
+    pub include: Vec<String>,
+    /// Drop traces whose file matches GLOB, on LINE if given.
+    #[arg(long, value_name = "GLOB[:LINE]")]
+    pub exclude: Vec<String>,
+    /// Match --include and --exclude against every frame, not only the most
+    /// recent one.
+    #[arg(long)]
+    pub all_frames: bool,
+    /// A JSON file with a list of filters (docs/FORMAT.md).
+    #[arg(long, value_name = "FILTERS.json")]
+    pub filters: Option<PathBuf>,
+    /// At most N rows (default: 10 for text, all for JSON and CSV).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `info`.
+#[derive(Debug, ClapArgs)]
+pub struct InfoArgs {
+    /// The snapshot (.tmsnap or CPython pickle).
+    pub snapshot: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `convert`.
+#[derive(Debug, ClapArgs)]
+pub struct ConvertArgs {
+    /// The snapshot to read (.tmsnap or CPython pickle).
+    pub input: PathBuf,
+    /// The .tmsnap file to write (replaced atomically).
+    pub output: PathBuf,
+}
+
+/// Runs a headless command, writing to `out`.
+pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::Stats(args) => stats(args, out),
+        Command::Info(args) => info(args, out),
+        Command::Convert(args) => convert(args, out),
+    }
+}
+
+/// Runs a headless command on stdout and returns the process exit code:
+/// 0 on success, 2 with one line on stderr on any error. A closed stdout
+/// (e.g. piping into `head`) is not an error.
+pub fn main(command: &Command) -> i32 {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result =
+        run(command, &mut out).and_then(|()| out.flush().context("cannot write to stdout"));
+    match result {
+        Ok(()) => 0,
+        Err(err) if is_broken_pipe(&err) => 0,
+        Err(err) => {
+            eprintln!("tracemalloc-viewer: {err:#}");
+            2
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Loads a snapshot; the error names the file.
+fn load(path: &Path) -> Result<Snapshot> {
+    Ok(Snapshot::load(path)?)
+}
+
+/// Parses `GLOB[:LINE]`: a trailing `:digits` is a line number; anything
+/// else is part of the glob (so `C:*` stays a glob).
+pub fn parse_glob_line(spec: &str) -> Result<(String, Option<u32>)> {
+    if let Some((glob, line)) = spec.rsplit_once(':')
+        && !line.is_empty()
+        && line.bytes().all(|b| b.is_ascii_digit())
+    {
+        let line: u32 = line
+            .parse()
+            .with_context(|| format!("line number {line:?} in {spec:?} is too large"))?;
+        if glob.is_empty() {
+            bail!("{spec:?} has a line number but no file pattern");
+        }
+        return Ok((glob.to_owned(), Some(line)));
+    }
+    if spec.is_empty() {
+        bail!("an empty file pattern matches nothing");
+    }
+    Ok((spec.to_owned(), None))
+}
+
+/// One item of a `--filters` file: a `Filter` or a `DomainFilter`. Absent
+/// keys take CPython's defaults.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum FilterSpec {
+    File {
+        inclusive: bool,
+        filename_pattern: String,
+        #[serde(default)]
+        lineno: Option<u32>,
+        #[serde(default)]
+        all_frames: bool,
+        #[serde(default)]
+        domain: Option<u32>,
+    },
+    Domain {
+        inclusive: bool,
+        domain: u32,
+    },
+}
+
+/// Reads a `--filters` JSON file.
+pub fn read_filters_file(path: &Path) -> Result<Vec<TraceFilter>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let specs: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a JSON array of filters", path.display()))?;
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let spec: FilterSpec = serde_json::from_value(value).map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: filter {i} is neither {{\"inclusive\": bool, \"filename_pattern\": str, ...}} \
+                     nor {{\"inclusive\": bool, \"domain\": int}}",
+                    path.display()
+                )
+            })?;
+            Ok(match spec {
+                FilterSpec::File {
+                    inclusive,
+                    filename_pattern,
+                    lineno,
+                    all_frames,
+                    domain,
+                } => TraceFilter::Filter(Filter {
+                    lineno,
+                    all_frames,
+                    domain,
+                    ..Filter::new(inclusive, &filename_pattern)
+                }),
+                FilterSpec::Domain { inclusive, domain } => TraceFilter::Domain(DomainFilter { inclusive, domain }),
+            })
+        })
+        .collect()
+}
+
+/// The filters of a `stats` command line, in the order given: `--filters`
+/// file first, then `--include`, then `--exclude`.
+pub fn collect_filters(args: &StatsArgs) -> Result<Vec<TraceFilter>> {
+    let mut filters = match &args.filters {
+        Some(path) => read_filters_file(path)?,
+        None => Vec::new(),
+    };
+    for (inclusive, specs) in [(true, &args.include), (false, &args.exclude)] {
+        for spec in specs {
+            let (glob, lineno) = parse_glob_line(spec)?;
+            filters.push(TraceFilter::Filter(Filter {
+                lineno,
+                all_frames: args.all_frames,
+                ..Filter::new(inclusive, &glob)
+            }));
+        }
+    }
+    Ok(filters)
+}
+
+/// Rows of `stats`: plain statistics, or differences when comparing.
+enum Rows {
+    Plain(Vec<Statistic>),
+    Diff(Vec<StatisticDiff>),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Plain(r) => r.len(),
+            Rows::Diff(r) => r.len(),
+        }
+    }
+}
+
+/// Sum of a filtered snapshot's traces, with the difference to the filtered
+/// old one when comparing. Summed over traces, not rows, so that cumulative
+/// mode does not count a block twice.
+struct Total {
+    size: u64,
+    count: u64,
+    diff: Option<(i64, i64)>,
+}
+
+fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
+    let key: KeyType = args.group_by.into();
+    if args.cumulative && key == KeyType::Traceback {
+        bail!("--cumulative works with --group-by filename or lineno, not traceback");
+    }
+    let filters = collect_filters(args)?;
+    // The two files are independent: load them side by side.
+    let (new, old) = std::thread::scope(|s| {
+        let old = args
+            .compare
+            .as_deref()
+            .map(|path| s.spawn(move || load(path)));
+        let new = load(&args.snapshot);
+        let old = old.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("loading the old snapshot crashed")))
+        });
+        (new, old.transpose())
+    });
+    let new = new?.filter_traces(&filters);
+    let old = old?.map(|old| old.filter_traces(&filters));
+
+    let totals = new.totals();
+    let (rows, total) = match &old {
+        None => (
+            Rows::Plain(new.statistics(key, args.cumulative)?),
+            Total {
+                size: totals.size,
+                count: totals.count,
+                diff: None,
+            },
+        ),
+        Some(old) => {
+            let old_totals = old.totals();
+            (
+                Rows::Diff(new.compare_to(old, key, args.cumulative)?),
+                Total {
+                    size: totals.size,
+                    count: totals.count,
+                    diff: Some((
+                        totals.size as i64 - old_totals.size as i64,
+                        totals.count as i64 - old_totals.count as i64,
+                    )),
+                },
+            )
+        }
+    };
+    let limit = match (args.limit, args.format) {
+        (Some(limit), _) => limit,
+        (None, OutputFormat::Text) => 10,
+        (None, _) => usize::MAX,
+    };
+    match args.format {
+        OutputFormat::Text => write_text(out, key, args.cumulative, &rows, &total, limit),
+        OutputFormat::Json => write_json(out, key, args.cumulative, &rows, &total, limit),
+        OutputFormat::Csv => write_csv(out, &rows, limit),
+    }
+}
+
+fn key_noun(key: KeyType) -> &'static str {
+    match key {
+        KeyType::Filename => "files",
+        KeyType::Lineno => "lines",
+        KeyType::Traceback => "tracebacks",
+    }
+}
+
+/// Text output, as tracemalloc's documentation prints a top list: a
+/// header, one CPython `str(stat)` line per group (followed by its frames
+/// for tracebacks), what the limit left out, and the total.
+fn write_text(
+    out: &mut dyn Write,
+    key: KeyType,
+    cumulative: bool,
+    rows: &Rows,
+    total: &Total,
+    limit: usize,
+) -> Result<()> {
+    let shown = rows.len().min(limit);
+    let what = match rows {
+        Rows::Plain(_) => key_noun(key),
+        Rows::Diff(_) => "differences",
+    };
+    let mode = if cumulative { " (cumulative)" } else { "" };
+    writeln!(out, "[ Top {shown} {what}{mode} ]")?;
+    let mut sources = SourceLines::default();
+    let mut print_traceback = |out: &mut dyn Write, tb: &Traceback| -> Result<()> {
+        if key == KeyType::Traceback {
+            for line in tb.format(None, false, |f, l| sources.line(f, l)) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
+    };
+    match rows {
+        Rows::Plain(stats) => {
+            for (i, stat) in stats.iter().take(limit).enumerate() {
+                writeln!(out, "#{}: {stat}", i + 1)?;
+                print_traceback(out, &stat.traceback)?;
+            }
+            let rest = &stats[shown..];
+            if !rest.is_empty() && !cumulative {
+                let size: u64 = rest.iter().map(|s| s.size).sum();
+                let count: u64 = rest.iter().map(|s| s.count).sum();
+                writeln!(
+                    out,
+                    "{} other: size={}, count={count}",
+                    rest.len(),
+                    format_size(size as f64, false)
+                )?;
+            }
+        }
+        Rows::Diff(diffs) => {
+            for (i, diff) in diffs.iter().take(limit).enumerate() {
+                writeln!(out, "#{}: {diff}", i + 1)?;
+                print_traceback(out, &diff.traceback)?;
+            }
+            let rest = &diffs[shown..];
+            if !rest.is_empty() && !cumulative {
+                let size: i64 = rest.iter().map(|s| s.size_diff).sum();
+                writeln!(
+                    out,
+                    "{} other: {}",
+                    rest.len(),
+                    format_size(size as f64, true)
+                )?;
+            }
+        }
+    }
+    match total.diff {
+        None => writeln!(
+            out,
+            "Total allocated size: {} in {} blocks",
+            format_size(total.size as f64, false),
+            total.count
+        )?,
+        Some((size_diff, count_diff)) => writeln!(
+            out,
+            "Total allocated size: {} ({}) in {} blocks ({count_diff:+})",
+            format_size(total.size as f64, false),
+            format_size(size_diff as f64, true),
+            total.count
+        )?,
+    }
+    Ok(())
+}
+
+/// Source lines for traceback display, read once per file (the equivalent
+/// of Python's `linecache`); files that cannot be read give no line.
+#[derive(Default)]
+struct SourceLines {
+    files: std::collections::HashMap<String, Option<Vec<String>>>,
+}
+
+impl SourceLines {
+    fn line(&mut self, filename: &str, lineno: u32) -> Option<String> {
+        let lines = self.files.entry(filename.to_owned()).or_insert_with(|| {
+            std::fs::read_to_string(filename)
+                .ok()
+                .map(|text| text.lines().map(str::to_owned).collect())
+        });
+        let index = usize::try_from(lineno).ok()?.checked_sub(1)?;
+        lines.as_ref()?.get(index).cloned()
+    }
+}
+
+fn frame_json(frame: &Frame) -> serde_json::Value {
+    json!({
+        "filename": &*frame.filename,
+        "lineno": frame.lineno,
+        "function": frame.function.as_deref(),
+    })
+}
+
+fn frames_json(tb: &Traceback) -> serde_json::Value {
+    serde_json::Value::Array(tb.frames.iter().map(frame_json).collect())
+}
+
+/// JSON output (docs/FORMAT.md, "stats JSON").
+fn write_json(
+    out: &mut dyn Write,
+    key: KeyType,
+    cumulative: bool,
+    rows: &Rows,
+    total: &Total,
+    limit: usize,
+) -> Result<()> {
+    let mut total_json = json!({"size": total.size, "count": total.count});
+    if let Some((size_diff, count_diff)) = total.diff {
+        total_json["size_diff"] = json!(size_diff);
+        total_json["count_diff"] = json!(count_diff);
+    }
+    let stats: Vec<serde_json::Value> = match rows {
+        Rows::Plain(stats) => stats
+            .iter()
+            .take(limit)
+            .map(|s| json!({"frames": frames_json(&s.traceback), "size": s.size, "count": s.count}))
+            .collect(),
+        Rows::Diff(diffs) => diffs
+            .iter()
+            .take(limit)
+            .map(|d| {
+                json!({
+                    "frames": frames_json(&d.traceback),
+                    "size": d.size,
+                    "count": d.count,
+                    "size_diff": d.size_diff,
+                    "count_diff": d.count_diff,
+                })
+            })
+            .collect(),
+    };
+    let doc = json!({
+        "group_by": key.as_str(),
+        "cumulative": cumulative,
+        "total": total_json,
+        "stats": stats,
+    });
+    serde_json::to_writer(&mut *out, &doc)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The traceback as one line, most recent frame first: `a.rs:3 <- b.rs:9`.
+fn traceback_line(tb: &Traceback) -> String {
+    let frames: Vec<String> = tb.frames.iter().map(Frame::to_string).collect();
+    frames.join(" <- ")
+}
+
+/// CSV output (docs/FORMAT.md, "stats CSV").
+fn write_csv(out: &mut dyn Write, rows: &Rows, limit: usize) -> Result<()> {
+    let diff = matches!(rows, Rows::Diff(_));
+    write!(out, "source,filename,lineno,function,size,count,average")?;
+    if diff {
+        write!(out, ",size_diff,count_diff")?;
+    }
+    writeln!(out)?;
+    let row = |out: &mut dyn Write,
+               tb: &Traceback,
+               size: u64,
+               count: u64,
+               diffs: Option<(i64, i64)>|
+     -> Result<()> {
+        let first = tb.frames.first();
+        let average = if count == 0 {
+            0.0
+        } else {
+            size as f64 / count as f64
+        };
+        write!(
+            out,
+            "{},{},{},{},{size},{count},{average:.1}",
+            csv_field(&traceback_line(tb)),
+            csv_field(first.map_or("", |f| &f.filename)),
+            first.map_or(0, |f| f.lineno),
+            csv_field(first.and_then(|f| f.function.as_deref()).unwrap_or("")),
+        )?;
+        if let Some((size_diff, count_diff)) = diffs {
+            write!(out, ",{size_diff},{count_diff}")?;
+        }
+        writeln!(out)?;
+        Ok(())
+    };
+    match rows {
+        Rows::Plain(stats) => {
+            for s in stats.iter().take(limit) {
+                row(out, &s.traceback, s.size, s.count, None)?;
+            }
+        }
+        Rows::Diff(diffs) => {
+            for d in diffs.iter().take(limit) {
+                row(
+                    out,
+                    &d.traceback,
+                    d.size,
+                    d.count,
+                    Some((d.size_diff, d.count_diff)),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    let snapshot = load(&args.snapshot)?;
+    let m = snapshot.metadata();
+    let tables = snapshot.tables();
+    let totals = snapshot.totals();
+    // Blocks and bytes per domain, sorted by domain.
+    let mut domains: std::collections::BTreeMap<u32, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for t in snapshot.traces() {
+        let entry = domains.entry(t.domain).or_default();
+        entry.0 += t.size;
+        entry.1 += 1;
+    }
+    if args.json {
+        let doc = json!({
+            "file": args.snapshot.display().to_string(),
+            "format_version": m.format_version,
+            "producer": m.producer,
+            "pid": m.pid,
+            "command_line": m.command_line,
+            "timestamp": m.timestamp.map(|t| t.to_string()),
+            "traced_current": m.traced_current,
+            "traced_peak": m.traced_peak,
+            "tracemalloc_memory": m.tracemalloc_memory,
+            "sampling_rate": m.sampling_rate,
+            "traceback_limit": snapshot.traceback_limit(),
+            "total": {"size": totals.size, "count": totals.count},
+            "traces": snapshot.traces().len(),
+            "tracebacks": tables.traceback_count(),
+            "frames": tables.frame_count(),
+            "strings": tables.string_count(),
+            "domains": domains
+                .iter()
+                .map(|(d, (size, count))| json!({"domain": d, "size": size, "count": count}))
+                .collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_owned());
+    writeln!(out, "File:               {}", args.snapshot.display())?;
+    writeln!(
+        out,
+        "Format:             {}",
+        match m.format_version {
+            Some(v) => format!(".tmsnap version {v}"),
+            None => "CPython pickle".to_owned(),
+        }
+    )?;
+    writeln!(out, "Producer:           {}", opt(m.producer.clone()))?;
+    writeln!(
+        out,
+        "Process id:         {}",
+        opt(m.pid.map(|p| p.to_string()))
+    )?;
+    writeln!(
+        out,
+        "Command line:       {}",
+        opt(m.command_line.as_ref().map(|c| c.join(" ")))
+    )?;
+    writeln!(
+        out,
+        "Timestamp (UTC):    {}",
+        opt(m.timestamp.map(|t| t.to_string()))
+    )?;
+    let size = |v: Option<u64>| opt(v.map(|v| format!("{} ({v} B)", format_size(v as f64, false))));
+    writeln!(out, "Traced memory:      {}", size(m.traced_current))?;
+    writeln!(out, "Traced peak:        {}", size(m.traced_peak))?;
+    writeln!(out, "Recorder memory:    {}", size(m.tracemalloc_memory))?;
+    writeln!(
+        out,
+        "Sampling:           {}",
+        m.sampling_rate
+            .map_or("off (every block)".to_owned(), |r| format!(
+                "one sample per {r} bytes on average"
+            ))
+    )?;
+    writeln!(out, "Traceback limit:    {}", snapshot.traceback_limit())?;
+    writeln!(
+        out,
+        "Total:              {} in {} blocks",
+        format_size(totals.size as f64, false),
+        totals.count
+    )?;
+    writeln!(out, "Traces:             {}", snapshot.traces().len())?;
+    writeln!(out, "Tracebacks:         {}", tables.traceback_count())?;
+    writeln!(out, "Frames:             {}", tables.frame_count())?;
+    writeln!(out, "Strings:            {}", tables.string_count())?;
+    for (domain, (size, count)) in &domains {
+        writeln!(
+            out,
+            "Domain {domain:<11} {} in {count} blocks",
+            format_size(*size as f64, false)
+        )?;
+    }
+    Ok(())
+}
+
+fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
+    let snapshot = load(&args.input)?;
+    snapshot.dump(&args.output)?;
+    writeln!(
+        out,
+        "wrote {} ({} traces, {} tracebacks)",
+        args.output.display(),
+        snapshot.traces().len(),
+        snapshot.tables().traceback_count()
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_line_specs() {
+        let ok = |spec: &str| parse_glob_line(spec).unwrap();
+        assert_eq!(ok("a.py"), ("a.py".to_owned(), None));
+        assert_eq!(ok("a.py:12"), ("a.py".to_owned(), Some(12)));
+        assert_eq!(ok("src/*.rs:0"), ("src/*.rs".to_owned(), Some(0)));
+        assert_eq!(ok("C:*"), ("C:*".to_owned(), None));
+        assert_eq!(ok("a.py:"), ("a.py:".to_owned(), None));
+        assert_eq!(ok("x:1:2"), ("x:1".to_owned(), Some(2)));
+        assert!(parse_glob_line(":12").is_err());
+        assert!(parse_glob_line("").is_err());
+        assert!(
+            parse_glob_line("a.py:99999999999")
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+}
