@@ -312,8 +312,17 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         });
         (new, old.transpose())
     });
-    let new = new?.filter_traces(&filters);
-    let old = old?.map(|old| old.filter_traces(&filters));
+    // Without filters the snapshots are used as loaded: filtering would only
+    // copy their trace lists.
+    let filtered = |snapshot: Snapshot| {
+        if filters.is_empty() {
+            snapshot
+        } else {
+            snapshot.filter_traces(&filters)
+        }
+    };
+    let new = filtered(new?);
+    let old = old?.map(filtered);
 
     let totals = new.totals();
     let (rows, total) = match &old {

@@ -87,23 +87,15 @@ fn bad_arguments_exit_2() {
 fn a_closed_stdout_is_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("many.tmsnap");
-    let traces: Vec<(u32, u64, Vec<(String, u32)>)> = (0..20_000)
-        .map(|i| (0, 8 + i as u64, vec![(format!("file_{}.py", i % 5000), i)]))
-        .collect();
-    let refs: Vec<Vec<(&str, u32)>> = traces
-        .iter()
-        .map(|(_, _, f)| f.iter().map(|(n, l)| (n.as_str(), *l)).collect())
-        .collect();
-    tracemalloc_format::Snapshot::from_raw_traces(
-        1,
-        traces
-            .iter()
-            .zip(&refs)
-            .map(|((d, s, _), f)| (*d, *s, &f[..], None)),
-    )
-    .unwrap()
-    .dump(&path)
-    .unwrap();
+    // 20,000 one-frame traces over 5,000 files: enough CSV output to fill
+    // the pipe.
+    let names: Vec<String> = (0..5000).map(|i| format!("file_{i}.py")).collect();
+    let frames: Vec<[(&str, u32); 1]> = (0..20_000u32).map(|i| [(names[i as usize % 5000].as_str(), i)]).collect();
+    let traces = frames.iter().enumerate().map(|(i, f)| (0, 8 + i as u64, &f[..], None));
+    tracemalloc_format::Snapshot::from_raw_traces(1, traces)
+        .unwrap()
+        .dump(&path)
+        .unwrap();
     let mut child = viewer()
         .args(["stats", path.to_str().unwrap(), "--format", "csv"])
         .stdout(Stdio::piped())

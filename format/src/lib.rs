@@ -31,6 +31,8 @@ pub mod pickle;
 mod size;
 mod stats;
 pub mod tmsnap;
+pub mod trim;
+pub mod view;
 
 pub use error::{Error, ErrorKind};
 pub use filter::{DomainFilter, Filter, TraceFilter};

@@ -692,6 +692,33 @@ impl SnapshotBuilder {
         Ok(())
     }
 
+    /// Adds many traces at once, checking each as
+    /// [`push_trace`](Self::push_trace) does. When the builder holds no
+    /// trace yet it keeps the vector itself, so a reader that collects its
+    /// traces first (the pickle reader, a million of them) does not copy
+    /// them. On error no trace is added.
+    ///
+    /// # Panics
+    /// If a traceback id does not come from this builder.
+    pub fn extend_traces(&mut self, traces: Vec<Trace>) -> Result<(), BuildError> {
+        let traceback_count = self.tables.tb_total_nframe.len();
+        let mut total = self.total_size;
+        for trace in &traces {
+            assert!(trace.traceback.index() < traceback_count);
+            total = total
+                .checked_add(trace.size)
+                .filter(|&total| total <= i64::MAX as u64)
+                .ok_or(BuildError::TotalTooLarge)?;
+        }
+        self.total_size = total;
+        if self.traces.is_empty() {
+            self.traces = traces;
+        } else {
+            self.traces.extend_from_slice(&traces);
+        }
+        Ok(())
+    }
+
     /// Number of traces added so far.
     pub fn trace_count(&self) -> usize {
         self.traces.len()
@@ -787,6 +814,27 @@ mod tests {
     }
 
     #[test]
+    fn extend_traces_checks_like_push_trace() {
+        let mut b = SnapshotBuilder::new(1);
+        let t = b.intern_traceback(&[], None).unwrap();
+        let trace = |size| Trace {
+            domain: 0,
+            size,
+            traceback: t,
+        };
+        b.extend_traces(vec![trace(1), trace(2)]).unwrap();
+        b.push_trace(0, 3, t).unwrap();
+        b.extend_traces(vec![trace(4)]).unwrap();
+        assert_eq!(
+            b.extend_traces(vec![trace(5), trace(i64::MAX as u64)]),
+            Err(BuildError::TotalTooLarge)
+        );
+        let snap = b.finish(Metadata::default());
+        let sizes: Vec<u64> = snap.traces().iter().map(|t| t.size).collect();
+        assert_eq!(sizes, vec![1, 2, 3, 4], "the failed call added nothing");
+    }
+
+    #[test]
     fn empty_traceback_becomes_unknown_frame() {
         let mut b = SnapshotBuilder::new(1);
         let t = b.intern_traceback(&[], Some(0)).unwrap();
@@ -817,7 +865,7 @@ mod tests {
             total_nframe: None,
         };
         let none = |_: &str, _: u32| None;
-        let file = |f: &str| format!("  File \"{f}\", line {}", &f[..1].as_bytes()[0] - b'a' + 1);
+        let file = |f: &str| format!("  File \"{f}\", line {}", f.as_bytes()[0] - b'a' + 1);
         assert_eq!(
             tb.format(None, false, none),
             vec![file("a.py"), file("b.py"), file("c.py")]

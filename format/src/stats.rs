@@ -280,7 +280,7 @@ impl Amount for Estimated {
 
 /// The key of one group, in the ids of the snapshot it came from.
 #[derive(Clone, Copy, Debug)]
-enum GroupKey {
+pub(crate) enum GroupKey {
     /// `filename` (lineno 0) and `lineno` keys, with the function shown for
     /// the group: the smallest function name among the group's frames, so
     /// the choice does not depend on table order.
@@ -365,6 +365,27 @@ impl Snapshot {
         let mut diffs = diff_statistics(key_type, new_stats, old_stats);
         diffs.sort_by(StatisticDiff::cmp_cpython);
         Ok(diffs)
+    }
+
+    /// The groups of [`Snapshot::statistics`] before they are materialized
+    /// and sorted: each group's key (in this snapshot's ids) and totals, in
+    /// table order. The viewer's analysis (`crate::view`) builds on this so
+    /// that its rows have exactly the statistics' groups.
+    pub(crate) fn group_totals_unsorted(
+        &self,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<(Vec<GroupKey>, Vec<Totals>), AnalysisError> {
+        check_key(key_type, cumulative)?;
+        fn totals<A: Amount>(groups: Groups<A>) -> (Vec<GroupKey>, Vec<Totals>) {
+            let totals = groups.amounts.iter().map(Amount::totals).collect();
+            (groups.keys, totals)
+        }
+        Ok(if self.metadata.sampling_rate.is_some() {
+            totals(self.group::<Estimated>(key_type, cumulative))
+        } else {
+            totals(self.group::<Exact>(key_type, cumulative))
+        })
     }
 
     /// Each traceback's summed traces.

@@ -7,6 +7,9 @@
 //! To write the golden file of a new version (never to rewrite an old
 //! one): `UPDATE_GOLDEN=1 cargo test -p tracemalloc-format --test golden`.
 
+// Test helpers outside #[test] functions: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use tracemalloc_format::tmsnap::FORMAT_VERSION;

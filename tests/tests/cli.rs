@@ -3,6 +3,9 @@
 //! command line. (Exit codes and stderr of the real binary are tested in
 //! app/tests/cli_binary.rs.)
 
+// Test helpers outside #[test] functions: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use clap::Parser;

@@ -71,7 +71,7 @@ pub fn synthetic(seed: u64, traces: usize, leak: bool) -> Snapshot {
             70..95 => 129 + rng.below(3968),
             _ => 4097 + rng.below(1 << 20),
         };
-        let domain = if pick % 50 == 0 {
+        let domain = if pick.is_multiple_of(50) {
             1 + (pick % 3) as u32
         } else {
             0

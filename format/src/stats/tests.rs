@@ -6,6 +6,8 @@ use crate::filter::{DomainFilter, Filter, TraceFilter};
 use crate::model::Metadata;
 
 type RawTrace = (u32, u64, &'static [(&'static str, u32)], Option<u32>);
+/// Frames as CPython's raw tuples: (filename, lineno), most recent first.
+type RawFrames<'a> = &'a [(&'a str, u32)];
 
 const A2_B4: &[(&str, u32)] = &[("a.py", 2), ("b.py", 4)];
 const A5_B4: &[(&str, u32)] = &[("a.py", 5), ("b.py", 4)];
@@ -39,7 +41,10 @@ fn create_snapshots() -> (Snapshot, Snapshot) {
 
 /// The traces of a snapshot as CPython's raw tuples, to compare with the
 /// expectations of the filter tests.
-fn raw(snapshot: &Snapshot) -> Vec<(u32, u64, Vec<(String, u32)>, Option<u32>)> {
+/// A trace as an owned CPython raw tuple.
+type OwnedRawTrace = (u32, u64, Vec<(String, u32)>, Option<u32>);
+
+fn raw(snapshot: &Snapshot) -> Vec<OwnedRawTrace> {
     snapshot
         .traces()
         .iter()
@@ -55,7 +60,7 @@ fn raw(snapshot: &Snapshot) -> Vec<(u32, u64, Vec<(String, u32)>, Option<u32>)> 
         .collect()
 }
 
-fn to_raw(traces: &[RawTrace]) -> Vec<(u32, u64, Vec<(String, u32)>, Option<u32>)> {
+fn to_raw(traces: &[RawTrace]) -> Vec<OwnedRawTrace> {
     traces
         .iter()
         .map(|&(d, s, frames, n)| {
@@ -77,7 +82,7 @@ fn check_stats(
     snapshot: &Snapshot,
     key: KeyType,
     cumulative: bool,
-    expected: &[(&[(&str, u32)], u64, u64)],
+    expected: &[(RawFrames<'_>, u64, u64)],
 ) {
     let got = snapshot.statistics(key, cumulative).unwrap();
     let expected: Vec<Statistic> = expected
@@ -98,7 +103,7 @@ fn check_diff(
     old: &Snapshot,
     key: KeyType,
     cumulative: bool,
-    expected: &[(&[(&str, u32)], u64, i64, u64, i64)],
+    expected: &[(RawFrames<'_>, u64, i64, u64, i64)],
 ) {
     let got = new.compare_to(old, key, cumulative).unwrap();
     let expected: Vec<StatisticDiff> = expected

@@ -1,0 +1,657 @@
+//! The analysis thread: filtering, grouping, joining, sorting and
+//! searching, off the UI thread and cached.
+//!
+//! The UI sends an [`AnalysisRequest`] whenever what it shows changes and
+//! keeps drawing the previous [`AnalysisResult`] until the new one arrives.
+//! The thread only ever works on the latest request (older ones waiting in
+//! the channel are skipped), and caches every stage by its inputs:
+//!
+//! | stage | key | format call |
+//! |---|---|---|
+//! | hide std frames | snapshot | `Snapshot::with_default_trim` |
+//! | filter | snapshot, hide, filters | `Snapshot::filter_traces` |
+//! | group | ..., key type, cumulative | `Grouping::new` |
+//! | join | both groupings | `View::plain` / `View::compare` |
+//! | sort | view, column, direction | `View::sorted` |
+//! | search | sorted, needle | `View::search` |
+//!
+//! so that changing the comparison only rejoins, a new sort only sorts, and
+//! Back returns to a cached result at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use tracemalloc_format::view::{ChartMetric, Grouping, View};
+use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
+
+use super::loader::Notify;
+use super::session::SnapshotId;
+use super::state::Sort;
+
+/// A snapshot as the analysis sees it.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Its id: the cache key.
+    pub id: SnapshotId,
+    /// The data.
+    pub snapshot: Arc<Snapshot>,
+    /// Whether hiding the standard library's and the recorder's frames
+    /// changes it ([`Snapshot::has_untrimmed_frames`], found when loading).
+    pub has_untrimmed_frames: bool,
+}
+
+/// Everything the table, charts and status bar show depends on.
+#[derive(Clone, Debug)]
+pub struct AnalysisRequest {
+    /// Increases with every request; results carry it back.
+    pub generation: u64,
+    /// The snapshot shown.
+    pub new: Input,
+    /// The snapshot it is compared to.
+    pub old: Option<Input>,
+    /// Hide the standard library's and the recorder's frames.
+    pub hide_std_frames: bool,
+    /// Filters for both snapshots.
+    pub filters: Vec<TraceFilter>,
+    /// Grouping.
+    pub key_type: KeyType,
+    /// Cumulative mode.
+    pub cumulative: bool,
+    /// Table order.
+    pub sort: Sort,
+    /// Source search.
+    pub search: String,
+    /// Bars per chart.
+    pub chart_top_n: usize,
+    /// The selected group, to find its row in the result.
+    pub selected: Option<Traceback>,
+}
+
+impl AnalysisRequest {
+    /// Whether two requests ask for the same result (everything but the
+    /// generation and the selection).
+    pub fn same_work(&self, other: &AnalysisRequest) -> bool {
+        self.new.id == other.new.id
+            && self.old.as_ref().map(|o| o.id) == other.old.as_ref().map(|o| o.id)
+            && self.hide_std_frames == other.hide_std_frames
+            && self.filters == other.filters
+            && self.key_type == other.key_type
+            && self.cumulative == other.cumulative
+            && self.sort == other.sort
+            && self.search == other.search
+            && self.chart_top_n == other.chart_top_n
+    }
+}
+
+/// How long each stage of a request took (zero when cached).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Hiding frames, both snapshots.
+    pub trim: Duration,
+    /// Filtering, both snapshots.
+    pub filter: Duration,
+    /// Grouping, both snapshots.
+    pub group: Duration,
+    /// Joining into rows (and CPython's order).
+    pub join: Duration,
+    /// Sorting by the chosen column.
+    pub sort: Duration,
+    /// Searching.
+    pub search: Duration,
+    /// Ranking for the charts.
+    pub charts: Duration,
+    /// The whole request.
+    pub total: Duration,
+}
+
+impl Timings {
+    /// Adds another snapshot's stage times.
+    fn add(&mut self, other: &Timings) {
+        self.trim += other.trim;
+        self.filter += other.filter;
+        self.group += other.group;
+    }
+}
+
+/// What the analysis thread computed for a request.
+#[derive(Clone, Debug)]
+pub struct AnalysisResult {
+    /// The request's generation.
+    pub generation: u64,
+    /// The request.
+    pub request: AnalysisRequest,
+    /// The rows.
+    pub view: Arc<View>,
+    /// The rows to show, in order: indices into `view.rows()`.
+    pub order: Arc<Vec<u32>>,
+    /// The top groups by size difference (or size), for the charts.
+    pub top_size: Vec<u32>,
+    /// The top groups by count difference (or count).
+    pub top_count: Vec<u32>,
+    /// Where the selected group is in `order`, if it is shown.
+    pub selected_position: Option<usize>,
+    /// How long it took.
+    pub timings: Timings,
+}
+
+/// A request's outcome: a result, or why there is none.
+pub type Outcome = Result<AnalysisResult, (u64, String)>;
+
+/// The UI's handle on the analysis thread.
+pub struct Analysis {
+    requests: Sender<AnalysisRequest>,
+    results: Receiver<Outcome>,
+    /// The last request sent.
+    pub last_request: Option<AnalysisRequest>,
+    /// The generation of the last request sent.
+    pub generation: u64,
+}
+
+impl std::fmt::Debug for Analysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Analysis {
+    /// Starts the analysis thread; `notify` is called when a result is
+    /// ready.
+    pub fn start(notify: Notify) -> Result<Analysis> {
+        let (request_tx, request_rx) = channel::<AnalysisRequest>();
+        let (result_tx, result_rx) = channel::<Outcome>();
+        std::thread::Builder::new()
+            .name("analysis".to_owned())
+            .spawn(move || {
+                let mut worker = Worker::default();
+                // Ends when the UI drops its sender.
+                while let Ok(mut request) = request_rx.recv() {
+                    // Only the latest request matters.
+                    while let Ok(newer) = request_rx.try_recv() {
+                        request = newer;
+                    }
+                    let generation = request.generation;
+                    let outcome = worker
+                        .run(request)
+                        .map_err(|err| (generation, format!("{err:#}")));
+                    if result_tx.send(outcome).is_err() {
+                        return;
+                    }
+                    notify();
+                }
+            })
+            .context("cannot start the analysis thread")?;
+        Ok(Analysis {
+            requests: request_tx,
+            results: result_rx,
+            last_request: None,
+            generation: 0,
+        })
+    }
+
+    /// Sends a request unless it asks for the same work as the last one.
+    /// Returns whether it was sent.
+    pub fn request(&mut self, mut request: AnalysisRequest) -> bool {
+        if self
+            .last_request
+            .as_ref()
+            .is_some_and(|last| last.same_work(&request))
+        {
+            return false;
+        }
+        self.generation += 1;
+        request.generation = self.generation;
+        self.last_request = Some(request.clone());
+        // The thread only stops when this handle is dropped.
+        let _ = self.requests.send(request);
+        true
+    }
+
+    /// Forgets the last request, e.g. when no snapshot is left to show.
+    pub fn reset(&mut self) {
+        self.last_request = None;
+    }
+
+    /// The newest outcome that arrived, if any.
+    pub fn poll(&mut self) -> Option<Outcome> {
+        let mut newest = None;
+        loop {
+            match self.results.try_recv() {
+                Ok(outcome) => newest = Some(outcome),
+                Err(TryRecvError::Empty) => return newest,
+                // The thread is gone (it panicked): say so rather than wait
+                // forever.
+                Err(TryRecvError::Disconnected) => {
+                    return newest.or_else(|| {
+                        self.last_request.take().map(|r| {
+                            Err((r.generation, "the analysis stopped unexpectedly".to_owned()))
+                        })
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A small least-recently-used cache: enough for the few variants a user
+/// moves between (Back and Forward, toggling a filter).
+struct Lru<K, V> {
+    entries: VecDeque<(K, V)>,
+    capacity: usize,
+}
+
+impl<K: PartialEq, V: Clone> Lru<K, V> {
+    fn new(capacity: usize) -> Lru<K, V> {
+        Lru {
+            entries: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn get(&mut self, key: &K) -> Option<V> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        let entry = self.entries.remove(i)?;
+        let value = entry.1.clone();
+        self.entries.push_front(entry);
+        Some(value)
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        self.entries.retain(|(k, _)| *k != key);
+        self.entries.push_front((key, value));
+        self.entries.truncate(self.capacity);
+    }
+
+    /// The cached value, or `make`'s, timed into `elapsed`.
+    fn get_or_try<E>(
+        &mut self,
+        key: K,
+        elapsed: &mut Duration,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let start = Instant::now();
+        let v = make()?;
+        *elapsed += start.elapsed();
+        self.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
+/// What a filtered snapshot depends on.
+#[derive(Clone, Debug, PartialEq)]
+struct FilterKey {
+    id: SnapshotId,
+    hide: bool,
+    filters: Vec<TraceFilter>,
+}
+
+/// What a grouping depends on.
+#[derive(Clone, Debug, PartialEq)]
+struct GroupKey {
+    filtered: FilterKey,
+    key_type: KeyType,
+    cumulative: bool,
+}
+
+/// What a view depends on.
+#[derive(Clone, Debug, PartialEq)]
+struct ViewKey {
+    new: GroupKey,
+    old: Option<GroupKey>,
+}
+
+/// Where a snapshot's grouping starts from: the furthest cached stage.
+enum Stage {
+    /// Nothing cached: hide frames, filter, group.
+    Raw(Arc<Snapshot>),
+    /// Frames hidden (or nothing to hide): filter, group.
+    Trimmed(Arc<Snapshot>),
+    /// Filtered: group.
+    Filtered(Arc<Snapshot>),
+    /// Grouped: nothing to do.
+    Grouped(Arc<Grouping>),
+}
+
+/// Grouping one snapshot from a cached stage.
+struct GroupJob {
+    key: GroupKey,
+    start: Stage,
+    filters: Vec<TraceFilter>,
+}
+
+/// What a [`GroupJob`] computed, for the caches.
+struct Done {
+    trimmed: Option<Arc<Snapshot>>,
+    filtered: Option<Arc<Snapshot>>,
+    grouping: Arc<Grouping>,
+    timings: Timings,
+}
+
+impl GroupJob {
+    fn run(&self, key_type: KeyType, cumulative: bool) -> Result<Done> {
+        let mut timings = Timings::default();
+        let mut trimmed = None;
+        let mut filtered = None;
+        let grouping = match &self.start {
+            Stage::Grouped(g) => Arc::clone(g),
+            stage => {
+                let source = match stage {
+                    Stage::Raw(raw) => {
+                        let start = Instant::now();
+                        let t = Arc::new(raw.with_default_trim().context(
+                            "cannot hide the standard library's and the recorder's frames",
+                        )?);
+                        timings.trim = start.elapsed();
+                        trimmed = Some(Arc::clone(&t));
+                        Some(t)
+                    }
+                    Stage::Trimmed(t) => Some(Arc::clone(t)),
+                    Stage::Filtered(_) | Stage::Grouped(_) => None,
+                };
+                let ready = match (stage, source) {
+                    (Stage::Filtered(f), _) => Arc::clone(f),
+                    (_, Some(source)) => {
+                        let start = Instant::now();
+                        let f = if self.filters.is_empty() {
+                            source
+                        } else {
+                            Arc::new(source.filter_traces(&self.filters))
+                        };
+                        timings.filter = start.elapsed();
+                        filtered = Some(Arc::clone(&f));
+                        f
+                    }
+                    (_, None) => unreachable!("every stage but Filtered has a source"),
+                };
+                let start = Instant::now();
+                let g = Arc::new(Grouping::new(&ready, key_type, cumulative)?);
+                timings.group = start.elapsed();
+                g
+            }
+        };
+        Ok(Done {
+            trimmed,
+            filtered,
+            grouping,
+            timings,
+        })
+    }
+}
+
+/// The analysis thread's caches.
+struct Worker {
+    trimmed: Lru<SnapshotId, Arc<Snapshot>>,
+    filtered: Lru<FilterKey, Arc<Snapshot>>,
+    grouped: Lru<GroupKey, Arc<Grouping>>,
+    views: Lru<ViewKey, Arc<View>>,
+    sorted: Lru<(ViewKey, Sort), Arc<Vec<u32>>>,
+    searched: Lru<(ViewKey, Sort, String), Arc<Vec<u32>>>,
+}
+
+impl Default for Worker {
+    fn default() -> Worker {
+        Worker {
+            trimmed: Lru::new(4),
+            filtered: Lru::new(8),
+            grouped: Lru::new(12),
+            views: Lru::new(8),
+            sorted: Lru::new(8),
+            searched: Lru::new(4),
+        }
+    }
+}
+
+impl Worker {
+    /// What is left to do to group a snapshot: the stages already cached
+    /// are looked up here, the rest is a [`GroupJob`] that needs no access
+    /// to the caches, so that both snapshots can be grouped in parallel.
+    fn plan(&mut self, input: &Input, request: &AnalysisRequest) -> GroupJob {
+        let hide = request.hide_std_frames && input.has_untrimmed_frames;
+        let filter_key = FilterKey {
+            id: input.id,
+            hide,
+            filters: request.filters.clone(),
+        };
+        let key = GroupKey {
+            filtered: filter_key.clone(),
+            key_type: request.key_type,
+            cumulative: request.cumulative,
+        };
+        let start = if let Some(g) = self.grouped.get(&key) {
+            Stage::Grouped(g)
+        } else if let Some(f) = self.filtered.get(&filter_key) {
+            Stage::Filtered(f)
+        } else if !hide {
+            Stage::Trimmed(Arc::clone(&input.snapshot))
+        } else if let Some(t) = self.trimmed.get(&input.id) {
+            Stage::Trimmed(t)
+        } else {
+            Stage::Raw(Arc::clone(&input.snapshot))
+        };
+        GroupJob {
+            key,
+            start,
+            filters: request.filters.clone(),
+        }
+    }
+
+    /// Caches what a job computed.
+    fn store(&mut self, id: SnapshotId, job_key: &GroupKey, done: &Done) {
+        if let Some(trimmed) = &done.trimmed {
+            self.trimmed.insert(id, Arc::clone(trimmed));
+        }
+        if let Some(filtered) = &done.filtered {
+            self.filtered
+                .insert(job_key.filtered.clone(), Arc::clone(filtered));
+        }
+        self.grouped
+            .insert(job_key.clone(), Arc::clone(&done.grouping));
+    }
+
+    fn run(&mut self, request: AnalysisRequest) -> Result<AnalysisResult> {
+        let start = Instant::now();
+        let mut t = Timings::default();
+        let new_job = self.plan(&request.new, &request);
+        let old_job = request.old.as_ref().map(|old| self.plan(old, &request));
+        // The two snapshots are independent: group them side by side.
+        let (new_done, old_done) = std::thread::scope(|s| {
+            let old = old_job.as_ref().map(|job| {
+                std::thread::Builder::new()
+                    .name("analysis-old".to_owned())
+                    .spawn_scoped(s, || job.run(request.key_type, request.cumulative))
+            });
+            let new = new_job.run(request.key_type, request.cumulative);
+            let old = old.map(|spawned| match spawned {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("the analysis of the old snapshot crashed"))
+                }),
+                // No thread: do it here.
+                Err(_) => old_job.as_ref().map_or_else(
+                    || Err(anyhow::anyhow!("no old snapshot")),
+                    |job| job.run(request.key_type, request.cumulative),
+                ),
+            });
+            (new, old.transpose())
+        });
+        let new_done = new_done?;
+        let old_done = old_done?;
+        self.store(request.new.id, &new_job.key, &new_done);
+        t.add(&new_done.timings);
+        let new_key = new_job.key.clone();
+        let new_grouping = Arc::clone(&new_done.grouping);
+        let old = match (&request.old, old_job, old_done) {
+            (Some(old), Some(job), Some(done)) => {
+                self.store(old.id, &job.key, &done);
+                t.add(&done.timings);
+                Some((job.key, done.grouping))
+            }
+            _ => None,
+        };
+        let view_key = ViewKey {
+            new: new_key,
+            old: old.as_ref().map(|(k, _)| k.clone()),
+        };
+        let view = self.views.get_or_try(view_key.clone(), &mut t.join, || {
+            Ok::<_, anyhow::Error>(Arc::new(match &old {
+                Some((_, old_grouping)) => View::compare(&new_grouping, old_grouping),
+                None => View::plain(&new_grouping),
+            }))
+        })?;
+        let sort = request.sort;
+        let sorted = self
+            .sorted
+            .get_or_try((view_key.clone(), sort), &mut t.sort, || {
+                Ok::<_, anyhow::Error>(Arc::new(view.sorted(sort.column, sort.descending)))
+            })?;
+        let needle = request.search.trim().to_owned();
+        let order = if needle.is_empty() {
+            sorted
+        } else {
+            self.searched
+                .get_or_try((view_key, sort, needle.clone()), &mut t.search, || {
+                    Ok::<_, anyhow::Error>(Arc::new(view.search(&sorted, &needle)))
+                })?
+        };
+        let charts_start = Instant::now();
+        let (size_metric, count_metric) = if view.is_comparison() {
+            (ChartMetric::SizeDiff, ChartMetric::CountDiff)
+        } else {
+            (ChartMetric::Size, ChartMetric::Count)
+        };
+        let top_size = view.top(size_metric, request.chart_top_n);
+        let top_count = view.top(count_metric, request.chart_top_n);
+        t.charts = charts_start.elapsed();
+        let selected_position = request.selected.as_ref().and_then(|tb| {
+            let row = view.position_of(tb)? as u32;
+            order.iter().position(|&i| i == row)
+        });
+        t.total = start.elapsed();
+        Ok(AnalysisResult {
+            generation: request.generation,
+            request,
+            view,
+            order,
+            top_size,
+            top_count,
+            selected_position,
+            timings: t,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracemalloc_format::Filter;
+    use tracemalloc_format::view::SortColumn;
+
+    fn input(id: u64, traces: &[(u64, &[(&str, u32)])]) -> Input {
+        let snapshot =
+            Snapshot::from_raw_traces(5, traces.iter().map(|&(s, f)| (0, s, f, None))).unwrap();
+        Input {
+            id: SnapshotId(id),
+            has_untrimmed_frames: snapshot.has_untrimmed_frames(),
+            snapshot: Arc::new(snapshot),
+        }
+    }
+
+    fn request(new: Input, old: Option<Input>) -> AnalysisRequest {
+        AnalysisRequest {
+            generation: 1,
+            new,
+            old,
+            hide_std_frames: true,
+            filters: Vec::new(),
+            key_type: KeyType::Lineno,
+            cumulative: false,
+            sort: Sort::default_for(false),
+            search: String::new(),
+            chart_top_n: 10,
+            selected: None,
+        }
+    }
+
+    #[test]
+    fn stages_are_cached_by_their_inputs() {
+        let mut w = Worker::default();
+        let new = input(1, &[(30, &[("a.rs", 1)]), (10, &[("b.rs", 2)])]);
+        let old = input(2, &[(10, &[("a.rs", 1)])]);
+        let mut req = request(new.clone(), Some(old));
+        req.sort = Sort::default_for(true);
+        let first = w.run(req.clone()).unwrap();
+        assert_eq!(first.view.len(), 2);
+        assert_eq!(first.view.source_text(first.order[0] as usize), "a.rs:1");
+
+        // Same request: every stage cached, the same rows.
+        let again = w.run(req.clone()).unwrap();
+        assert!(Arc::ptr_eq(&first.view, &again.view));
+        assert_eq!(again.timings.group, Duration::ZERO);
+
+        // A new sort only sorts.
+        req.sort = Sort::first_click(SortColumn::Source);
+        let sorted = w.run(req.clone()).unwrap();
+        assert!(Arc::ptr_eq(&first.view, &sorted.view));
+        assert_eq!(sorted.timings.join, Duration::ZERO);
+
+        // A filter regroups, and the selection is found in the result.
+        req.filters = vec![Filter::new(true, "b.rs").into()];
+        req.selected = Some(sorted.view.traceback(sorted.view.len() - 1));
+        let filtered = w.run(req.clone()).unwrap();
+        // The filter applies to both snapshots: only b.rs:2 is left.
+        assert_eq!(filtered.order.len(), 1);
+        assert_eq!(filtered.selected_position, Some(0));
+        assert!(filtered.timings.group > Duration::ZERO);
+
+        // Search keeps matching rows.
+        req.filters.clear();
+        req.search = "B.RS".into();
+        assert!(w.run(req.clone()).unwrap().order.is_empty(), "smart case");
+        req.search = "b.rs".into();
+        let searched = w.run(req).unwrap();
+        assert_eq!(searched.order.len(), 1);
+        // The charts rank every row, whatever the search.
+        assert_eq!(searched.top_size.len(), 2);
+    }
+
+    #[test]
+    fn cumulative_traceback_is_an_error_not_a_panic() {
+        let mut w = Worker::default();
+        let mut req = request(input(1, &[(1, &[("a.rs", 1)])]), None);
+        req.key_type = KeyType::Traceback;
+        req.cumulative = true;
+        let err = w.run(req).unwrap_err();
+        assert!(format!("{err:#}").contains("cumulative"));
+    }
+
+    #[test]
+    fn the_thread_answers_the_latest_request() {
+        let mut analysis = Analysis::start(Arc::new(|| {})).unwrap();
+        let new = input(1, &[(30, &[("a.rs", 1)])]);
+        assert!(analysis.request(request(new.clone(), None)));
+        // The same work is not sent twice.
+        assert!(!analysis.request(request(new.clone(), None)));
+        let mut other = request(new, None);
+        other.key_type = KeyType::Filename;
+        assert!(analysis.request(other));
+        let start = Instant::now();
+        let result = loop {
+            if let Some(outcome) = analysis.poll() {
+                let result = outcome.unwrap();
+                if result.generation == analysis.generation {
+                    break result;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert_eq!(result.view.key_type(), KeyType::Filename);
+        assert_eq!(result.view.source_text(0), "a.rs");
+    }
+}

@@ -1,0 +1,953 @@
+//! [`ViewerApp`]: the state, the background services, and
+//! [`ViewerApp::apply`], the one place where commands change the state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::{Event, Key, KeyboardShortcut, Modifiers, PointerButton};
+use tracemalloc_format::{Filter, KeyType, TraceFilter};
+
+use super::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
+use super::command::Command;
+use super::demo;
+use super::editor;
+use super::file_dialog::{DialogKind, FileDialogs};
+use super::loader::{LoadEvent, LoadSource, Loader, Notify};
+use super::scene::{Scene, SceneRunner};
+use super::session::{LoadError, LoadedSnapshot, Session, SnapshotId};
+use super::source::{SourceState, Sources};
+use super::state::{History, Settings, Sort, TableState, ViewSpec};
+use super::text;
+use super::ui;
+
+/// The key of the settings in eframe's storage.
+const SETTINGS_KEY: &str = "tracemalloc-viewer/settings";
+
+/// How the viewer starts.
+#[derive(Clone, Debug)]
+pub struct StartupOptions {
+    /// Files to open; the bundled demo when empty.
+    pub files: Vec<PathBuf>,
+    /// Which File > Open dialog to use.
+    pub dialog: DialogKind,
+    /// A scripted scene to show (for screenshots).
+    pub scene: Option<Scene>,
+    /// Print frame times to stderr every two seconds.
+    pub frame_stats: bool,
+}
+
+impl Default for StartupOptions {
+    fn default() -> StartupOptions {
+        StartupOptions {
+            files: Vec::new(),
+            dialog: DialogKind::Native,
+            scene: None,
+            frame_stats: false,
+        }
+    }
+}
+
+/// How long a message that is not an error stays in the status bar.
+const MESSAGE_TIME: Duration = Duration::from_secs(6);
+
+/// A message in the status bar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusMessage {
+    /// What happened.
+    pub text: String,
+    /// Whether it is a problem: problems stay until the next message.
+    pub is_error: bool,
+    /// When it was shown.
+    pub shown_at: Instant,
+}
+
+/// A filter being written in the filter editor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterForm {
+    /// Include (or exclude).
+    pub inclusive: bool,
+    /// The glob; empty for a domain-only filter.
+    pub pattern: String,
+    /// Restrict to a line.
+    pub use_lineno: bool,
+    /// The line.
+    pub lineno: u32,
+    /// Match any frame.
+    pub all_frames: bool,
+    /// Restrict to a domain.
+    pub use_domain: bool,
+    /// The domain.
+    pub domain: u32,
+}
+
+impl Default for FilterForm {
+    fn default() -> FilterForm {
+        FilterForm {
+            inclusive: true,
+            pattern: String::new(),
+            use_lineno: false,
+            lineno: 1,
+            all_frames: false,
+            use_domain: false,
+            domain: 0,
+        }
+    }
+}
+
+impl FilterForm {
+    /// The filter the form describes, or why it cannot be added.
+    pub fn to_filter(&self) -> Result<TraceFilter, &'static str> {
+        let pattern = self.pattern.trim();
+        if pattern.is_empty() {
+            if self.use_domain && !self.use_lineno && !self.all_frames {
+                return Ok(tracemalloc_format::DomainFilter {
+                    inclusive: self.inclusive,
+                    domain: self.domain,
+                }
+                .into());
+            }
+            return Err("Enter a file glob (or only a domain)");
+        }
+        let mut filter = Filter::new(self.inclusive, pattern).with_all_frames(self.all_frames);
+        if self.use_lineno {
+            filter = filter.with_lineno(self.lineno);
+        }
+        if self.use_domain {
+            filter = filter.with_domain(self.domain);
+        }
+        Ok(filter.into())
+    }
+}
+
+/// Text being edited, and other state that only the drawing code uses.
+#[derive(Clone, Debug, Default)]
+pub struct UiBuffers {
+    /// The search box.
+    pub search: String,
+    /// The quick glob box.
+    pub quick_glob: String,
+    /// The filter editor's form.
+    pub filter_form: FilterForm,
+    /// Whether the filter editor window is open.
+    pub show_filter_editor: bool,
+    /// Move the keyboard focus to the search box on the next frame.
+    pub focus_search: bool,
+}
+
+/// Everything the drawing code reads.
+#[derive(Debug)]
+pub struct AppState {
+    /// Settings kept between runs.
+    pub settings: Settings,
+    /// The open snapshots.
+    pub session: Session,
+    /// Grouping, cumulative, filters.
+    pub spec: ViewSpec,
+    /// Back and Forward.
+    pub history: History,
+    /// Order, search, selection.
+    pub table: TableState,
+    /// The snapshot shown.
+    pub current: Option<SnapshotId>,
+    /// The snapshot compared to.
+    pub compare: Option<SnapshotId>,
+    /// The last analysis result.
+    pub result: Option<AnalysisResult>,
+    /// Why the last analysis failed.
+    pub analysis_error: Option<String>,
+    /// Whether an analysis is running.
+    pub analysis_pending: bool,
+    /// The load requests in progress.
+    pub loader: Loader,
+    /// A message for the status bar.
+    pub message: Option<StatusMessage>,
+    /// Whether the keyboard shortcuts window is open.
+    pub show_shortcuts: bool,
+    /// Whether a native file dialog is open.
+    pub waiting_for_dialog: bool,
+}
+
+impl AppState {
+    /// The snapshot shown.
+    pub fn current_snapshot(&self) -> Option<&LoadedSnapshot> {
+        self.current.and_then(|id| self.session.get(id))
+    }
+
+    /// The snapshot compared to.
+    pub fn compare_snapshot(&self) -> Option<&LoadedSnapshot> {
+        self.compare.and_then(|id| self.session.get(id))
+    }
+
+    /// Whether any shown snapshot has frames the "hide" switch would hide.
+    pub fn has_hideable_frames(&self) -> bool {
+        [self.current_snapshot(), self.compare_snapshot()]
+            .into_iter()
+            .flatten()
+            .any(|s| s.info.has_hideable_frames)
+    }
+
+    /// The shown result's selected position in the table, if the result
+    /// still is about the selected group.
+    pub fn selected_position(&self) -> Option<usize> {
+        self.result.as_ref()?.selected_position
+    }
+}
+
+/// Frame time measurements (`TRACEMALLOC_VIEWER_FRAME_STATS=1`): the time
+/// in [`eframe::App::ui`] (building the frame), and eframe's CPU time of
+/// the whole frame (including tessellation and rendering, without waiting
+/// for vsync), summarized on stderr every two seconds.
+#[derive(Debug, Default)]
+struct FrameStats {
+    ui: Vec<Duration>,
+    cpu: Vec<Duration>,
+    since: Option<Instant>,
+}
+
+/// Mean, 99th percentile and maximum of some durations, in milliseconds.
+fn summarize(times: &mut [Duration]) -> String {
+    if times.is_empty() {
+        return "no data".to_owned();
+    }
+    times.sort_unstable();
+    let n = times.len();
+    let mean = times.iter().sum::<Duration>() / n as u32;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "mean {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(mean),
+        ms(times[(n * 99 / 100).min(n - 1)]),
+        ms(times[n - 1])
+    )
+}
+
+impl FrameStats {
+    fn record(&mut self, ui: Duration, cpu: Option<f32>, rows: usize) {
+        self.ui.push(ui);
+        if let Some(cpu) = cpu {
+            self.cpu.push(Duration::from_secs_f32(cpu));
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_secs(2) {
+            eprintln!(
+                "tracemalloc-viewer: {} frames, {rows} rows: ui {}; whole frame (cpu) {}",
+                self.ui.len(),
+                summarize(&mut self.ui),
+                summarize(&mut self.cpu)
+            );
+            self.ui.clear();
+            self.cpu.clear();
+            self.since = Some(Instant::now());
+        }
+    }
+}
+
+/// egui's default fonts, with the monospace font (Hack) as a fallback of
+/// the proportional one: Ubuntu Light has no arrows (`←`, `▼`), which the
+/// table's tracebacks and sort indicators use.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if let Some(proportional) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && fonts.font_data.contains_key("Hack")
+    {
+        let at = proportional.len().min(1);
+        proportional.insert(at, "Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
+/// The viewer: an [`eframe::App`].
+pub struct ViewerApp {
+    /// What the drawing code reads.
+    pub state: AppState,
+    /// What the drawing code edits.
+    pub buffers: UiBuffers,
+    analysis: Option<Analysis>,
+    sources: Option<Sources>,
+    dialogs: FileDialogs,
+    notify: Notify,
+    ctx: egui::Context,
+    /// Show the newest snapshot compared to the oldest until the user
+    /// chooses either.
+    auto_select: bool,
+    /// Select the first row when the next result arrives (after a drill-down).
+    select_first_on_result: bool,
+    scene: Option<SceneRunner>,
+    frame_stats: Option<FrameStats>,
+    title: String,
+}
+
+impl std::fmt::Debug for ViewerApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewerApp")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ViewerApp {
+    /// The viewer, with its settings from eframe's storage, loading the
+    /// startup files (or the demo).
+    pub fn new(cc: &eframe::CreationContext<'_>, options: StartupOptions) -> ViewerApp {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        let ctx = cc.egui_ctx.clone();
+        install_fonts(&ctx);
+        let repaint = ctx.clone();
+        let notify: Notify = Arc::new(move || repaint.request_repaint());
+        let mut message = None;
+        let analysis = Analysis::start(Arc::clone(&notify))
+            .map_err(|e| {
+                message = Some(StatusMessage {
+                    text: format!("{e:#}"),
+                    is_error: true,
+                    shown_at: Instant::now(),
+                })
+            })
+            .ok();
+        let sources = Sources::start(Arc::clone(&notify))
+            .map_err(|e| {
+                message = Some(StatusMessage {
+                    text: format!("{e:#}"),
+                    is_error: true,
+                    shown_at: Instant::now(),
+                })
+            })
+            .ok();
+        let spec = ViewSpec {
+            key_type: settings.key_type,
+            cumulative: settings.cumulative,
+            filters: Vec::new(),
+        };
+        let mut app = ViewerApp {
+            state: AppState {
+                settings,
+                session: Session::default(),
+                spec,
+                history: History::default(),
+                table: TableState::default(),
+                current: None,
+                compare: None,
+                result: None,
+                analysis_error: None,
+                analysis_pending: false,
+                loader: Loader::default(),
+                message,
+                show_shortcuts: false,
+                waiting_for_dialog: false,
+            },
+            buffers: UiBuffers::default(),
+            analysis,
+            sources,
+            dialogs: FileDialogs::new(options.dialog),
+            notify,
+            ctx,
+            auto_select: true,
+            select_first_on_result: false,
+            scene: options.scene.map(SceneRunner::new),
+            frame_stats: options.frame_stats.then(FrameStats::default),
+            title: String::new(),
+        };
+        if options.files.is_empty() {
+            app.apply(Command::OpenDemo);
+        } else {
+            app.apply(Command::OpenPaths(options.files));
+        }
+        app
+    }
+
+    /// Whether anything is still running in the background: loading,
+    /// analysis, or reading a source file. Tests wait for this.
+    pub fn is_busy(&self) -> bool {
+        self.state.loader.is_busy()
+            || self.state.analysis_pending
+            || self.sources.as_ref().is_some_and(Sources::is_busy)
+    }
+
+    fn set_message(&mut self, text: impl Into<String>, is_error: bool) {
+        self.state.message = Some(StatusMessage {
+            text: text.into(),
+            is_error,
+            shown_at: Instant::now(),
+        });
+        self.ctx.request_repaint_after(MESSAGE_TIME);
+    }
+
+    fn start_loading(&mut self, sources: Vec<LoadSource>) {
+        if let Err(err) = self.state.loader.start(sources, Arc::clone(&self.notify)) {
+            self.set_message(format!("{err:#}"), true);
+        }
+    }
+
+    /// Carries out one command.
+    pub fn apply(&mut self, command: Command) {
+        match command {
+            Command::OpenDialog => {
+                if let Err(err) = self.dialogs.open(Arc::clone(&self.notify)) {
+                    self.set_message(format!("{err:#}"), true);
+                }
+            }
+            Command::OpenBrowser => self.dialogs.open_browser(),
+            Command::OpenPaths(paths) => {
+                if self.state.session.showing_demo {
+                    // Your own files replace the demo.
+                    self.state.session.clear();
+                    self.state.current = None;
+                    self.state.compare = None;
+                }
+                for path in &paths {
+                    self.state.settings.remember_file(path.clone());
+                    if let Some(dir) = path.parent()
+                        && let Some(sources) = &mut self.sources
+                        && !sources.roots.iter().any(|r| r == dir)
+                    {
+                        sources.roots.push(dir.to_owned());
+                    }
+                }
+                self.start_loading(paths.into_iter().map(LoadSource::Path).collect());
+            }
+            Command::OpenBytes { name, bytes } => {
+                self.start_loading(vec![LoadSource::Bytes {
+                    origin: super::session::Origin::Dropped(name),
+                    bytes,
+                }]);
+            }
+            Command::OpenDemo => {
+                let sources = demo::demo_sources();
+                if sources.is_empty() {
+                    self.set_message(
+                        "This build has no demo snapshots: open your own with File > Open (Ctrl+O)",
+                        false,
+                    );
+                } else {
+                    self.state.session.clear();
+                    self.state.session.showing_demo = true;
+                    if let Some(sources) = &mut self.sources {
+                        let root = demo::source_root();
+                        if !sources.roots.contains(&root) {
+                            sources.roots.push(root);
+                        }
+                    }
+                    self.state.current = None;
+                    self.state.compare = None;
+                    self.auto_select = true;
+                    self.start_loading(sources);
+                }
+            }
+            Command::Reload => {
+                let paths: Vec<LoadSource> = self
+                    .state
+                    .session
+                    .snapshots()
+                    .iter()
+                    .filter_map(|s| s.origin.path().cloned())
+                    .map(LoadSource::Path)
+                    .collect();
+                if paths.is_empty() {
+                    self.set_message(
+                        "Nothing to reload: no snapshot was opened from a file",
+                        false,
+                    );
+                } else {
+                    if let Some(sources) = &mut self.sources {
+                        sources.clear();
+                    }
+                    self.start_loading(paths);
+                }
+            }
+            Command::CancelLoading => {
+                self.state.loader.cancel_all();
+                self.set_message("Loading cancelled", false);
+            }
+            Command::CloseSnapshot(id) => {
+                self.state.session.remove(id);
+                self.fix_selection();
+            }
+            Command::CloseAll => {
+                self.state.session.clear();
+                self.fix_selection();
+            }
+            Command::DismissError(i) => {
+                if i < self.state.session.errors.len() {
+                    self.state.session.errors.remove(i);
+                }
+            }
+            Command::SelectSnapshot(id) => {
+                if self.state.session.get(id).is_some() {
+                    self.auto_select = false;
+                    self.state.current = Some(id);
+                    if self.state.compare == Some(id) {
+                        self.state.compare = None;
+                    }
+                }
+            }
+            Command::CompareTo(id) => {
+                self.auto_select = false;
+                self.state.compare = id.filter(|&id| {
+                    Some(id) != self.state.current && self.state.session.get(id).is_some()
+                });
+            }
+            Command::SetKeyType(key_type) => {
+                self.change_spec(|spec| spec.key_type = key_type);
+                self.state.settings.key_type = key_type;
+            }
+            Command::SetCumulative(on) => {
+                self.change_spec(|spec| spec.cumulative = on);
+                self.state.settings.cumulative = on;
+            }
+            Command::SetHideStdFrames(on) => self.state.settings.hide_std_frames = on,
+            Command::AddFilter(filter) => {
+                if !self.state.spec.filters.contains(&filter) {
+                    self.change_spec(|spec| spec.filters.push(filter));
+                }
+            }
+            Command::RemoveFilter(i) => {
+                if i < self.state.spec.filters.len() {
+                    self.change_spec(|spec| {
+                        spec.filters.remove(i);
+                    });
+                }
+            }
+            Command::ClearFilters => {
+                if !self.state.spec.filters.is_empty() {
+                    self.change_spec(|spec| spec.filters.clear());
+                }
+            }
+            Command::SortBy(column) => {
+                let comparing = self.state.compare.is_some();
+                let current = self.state.table.effective_sort(comparing);
+                self.state.table.sort = Some(if current.column == column {
+                    Sort {
+                        column,
+                        descending: !current.descending,
+                    }
+                } else {
+                    Sort::first_click(column)
+                });
+            }
+            Command::SetSearch(text) => {
+                self.buffers.search.clone_from(&text);
+                self.state.table.search = text;
+            }
+            Command::SelectRow(position) => self.select_position(position),
+            Command::SelectGroup(tb) => {
+                if let Some(result) = &mut self.state.result {
+                    result.selected_position = result
+                        .view
+                        .position_of(&tb)
+                        .and_then(|row| result.order.iter().position(|&i| i as usize == row));
+                    self.state.table.scroll_to_selected = result.selected_position.is_some();
+                }
+                if self.state.table.selected.as_ref() != Some(&tb) {
+                    self.state.table.selected = Some(tb);
+                    self.state.table.selected_frame = 0;
+                }
+            }
+            Command::MoveSelection(delta) => {
+                let Some(result) = &self.state.result else {
+                    return;
+                };
+                let len = result.order.len();
+                if len == 0 {
+                    return;
+                }
+                let from = result.selected_position.map_or(-1, |p| p as isize);
+                let to = (from + delta).clamp(0, len as isize - 1) as usize;
+                self.select_position(to);
+                self.state.table.scroll_to_selected = true;
+            }
+            Command::DrillDown(position) => self.drill_down(position),
+            Command::Back => {
+                if let Some(spec) = self.state.history.back(self.state.spec.clone()) {
+                    self.state.spec = spec;
+                }
+            }
+            Command::Forward => {
+                if let Some(spec) = self.state.history.forward(self.state.spec.clone()) {
+                    self.state.spec = spec;
+                }
+            }
+            Command::SelectFrame(i) => self.state.table.selected_frame = i,
+            Command::Copy(text) => {
+                self.ctx.copy_text(text);
+                self.set_message("Copied to the clipboard", false);
+            }
+            Command::CopySelectedRow => {
+                if let Some(text) = self.selected_row_text() {
+                    self.apply(Command::Copy(text));
+                }
+            }
+            Command::OpenInEditor { file, line } => {
+                let path = match self.sources.as_mut().map(|s| s.get(&file)) {
+                    Some(SourceState::Found(found)) => found.path.display().to_string(),
+                    _ => file,
+                };
+                match editor::open_in_editor(&path, line) {
+                    Ok(cmd) => self.set_message(format!("Opened: {cmd}"), false),
+                    Err(err) => self.set_message(format!("{err:#}"), true),
+                }
+            }
+            Command::ShowCharts(on) => self.state.settings.show_charts = on,
+            Command::ShowDetails(on) => self.state.settings.show_details = on,
+            Command::SetChartTopN(n) => self.state.settings.chart_top_n = n.clamp(1, 100),
+            Command::FocusSearch => self.buffers.focus_search = true,
+            Command::ShowShortcuts(on) => self.state.show_shortcuts = on,
+            Command::ShowError(text) => self.set_message(text, true),
+            Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+        }
+    }
+
+    /// Changes the view spec, remembering the old one for Back.
+    fn change_spec(&mut self, change: impl FnOnce(&mut ViewSpec)) {
+        let before = self.state.spec.clone();
+        change(&mut self.state.spec);
+        if self.state.spec != before {
+            self.state.history.record(before);
+        }
+    }
+
+    fn select_position(&mut self, position: usize) {
+        let Some(result) = &mut self.state.result else {
+            return;
+        };
+        let Some(&row) = result.order.get(position) else {
+            return;
+        };
+        let tb = result.view.traceback(row as usize);
+        result.selected_position = Some(position);
+        if self.state.table.selected.as_ref() != Some(&tb) {
+            self.state.table.selected = Some(tb);
+            self.state.table.selected_frame = 0;
+        }
+    }
+
+    /// A file's lines, or a line's tracebacks, with a filter for the file
+    /// (or line). The filter replaces the include filters: CPython keeps a
+    /// trace that matches any include filter, so adding one would show
+    /// more, not less. Back restores them.
+    fn drill_down(&mut self, position: usize) {
+        self.select_position(position);
+        let Some(tb) = self.state.table.selected.clone() else {
+            return;
+        };
+        let Some(frame) = tb.frames.first() else {
+            return;
+        };
+        let cumulative = self.state.spec.effective_cumulative();
+        let pattern = text::escape_glob(&frame.filename);
+        let (key_type, filter) = match self.state.spec.key_type {
+            KeyType::Filename => (
+                KeyType::Lineno,
+                Filter::new(true, &pattern).with_all_frames(cumulative),
+            ),
+            KeyType::Lineno => (
+                KeyType::Traceback,
+                Filter::new(true, &pattern)
+                    .with_lineno(frame.lineno)
+                    .with_all_frames(cumulative),
+            ),
+            // A traceback is as deep as it goes.
+            KeyType::Traceback => return,
+        };
+        self.change_spec(|spec| {
+            spec.key_type = key_type;
+            spec.filters.retain(|f| !f.inclusive());
+            spec.filters.push(filter.into());
+        });
+        self.state.table.selected = None;
+        self.select_first_on_result = true;
+    }
+
+    /// The selected row as the table shows it, tab-separated.
+    fn selected_row_text(&self) -> Option<String> {
+        let result = self.state.result.as_ref()?;
+        let position = result.selected_position?;
+        let row_index = *result.order.get(position)? as usize;
+        Some(ui::table::row_text(&result.view, row_index))
+    }
+
+    /// Keeps `current` and `compare` pointing at open snapshots; shows the
+    /// newest snapshot compared to the oldest until the user chooses.
+    fn fix_selection(&mut self) {
+        let snapshots = self.state.session.snapshots();
+        let valid = |id: Option<SnapshotId>| id.filter(|&id| snapshots.iter().any(|s| s.id == id));
+        let newest = snapshots.last().map(|s| s.id);
+        let oldest = snapshots
+            .first()
+            .map(|s| s.id)
+            .filter(|&id| Some(id) != newest);
+        if self.auto_select {
+            self.state.current = newest;
+            self.state.compare = oldest;
+        } else {
+            self.state.current = valid(self.state.current).or(newest);
+            self.state.compare =
+                valid(self.state.compare).filter(|&c| Some(c) != self.state.current);
+        }
+        if self.state.current.is_none() {
+            self.state.result = None;
+            self.state.table.selected = None;
+            if let Some(analysis) = &mut self.analysis {
+                analysis.reset();
+            }
+        }
+    }
+
+    /// Takes what the background threads produced.
+    fn poll_background(&mut self) {
+        for event in self.state.loader.poll() {
+            match event {
+                LoadEvent::Loaded(loaded) => {
+                    let id = self.state.session.next_id();
+                    let loaded = LoadedSnapshot {
+                        id,
+                        origin: loaded.origin,
+                        snapshot: Arc::new(loaded.snapshot),
+                        info: loaded.info,
+                        opened: 0,
+                    };
+                    if let Some(old) = self.state.session.insert(loaded) {
+                        for slot in [&mut self.state.current, &mut self.state.compare] {
+                            if *slot == Some(old) {
+                                *slot = Some(id);
+                            }
+                        }
+                    }
+                    self.fix_selection();
+                }
+                LoadEvent::Failed { name, message } => {
+                    self.state.session.errors.push(LoadError { name, message });
+                }
+                LoadEvent::Finished => {}
+            }
+        }
+        if let Some(sources) = &mut self.sources {
+            sources.poll();
+        }
+        if let Some(analysis) = &mut self.analysis
+            && let Some(outcome) = analysis.poll()
+        {
+            let latest = analysis.generation;
+            match outcome {
+                Ok(_) if self.state.current.is_none() => {
+                    // Every snapshot was closed meanwhile.
+                    self.state.analysis_pending = false;
+                }
+                Ok(mut result) => {
+                    if result.generation == latest {
+                        self.state.analysis_pending = false;
+                    }
+                    // The selection may have changed since the request.
+                    result.selected_position = self.state.table.selected.as_ref().and_then(|tb| {
+                        let row = result.view.position_of(tb)? as u32;
+                        result.order.iter().position(|&i| i == row)
+                    });
+                    if result.selected_position.is_none() {
+                        if self.select_first_on_result && !result.order.is_empty() {
+                            self.select_first_on_result = false;
+                            let tb = result.view.traceback(result.order[0] as usize);
+                            self.state.table.selected = Some(tb);
+                            self.state.table.selected_frame = 0;
+                            result.selected_position = Some(0);
+                        } else if self.state.table.selected.is_some() {
+                            // The group is not shown any more.
+                            self.state.table.selected = None;
+                        }
+                    }
+                    self.state.table.scroll_to_selected = result.selected_position.is_some();
+                    self.state.analysis_error = None;
+                    self.state.result = Some(result);
+                }
+                Err((generation, message)) => {
+                    if generation == latest {
+                        self.state.analysis_pending = false;
+                    }
+                    self.state.analysis_error = Some(message);
+                }
+            }
+        }
+    }
+
+    /// Sends the analysis request for what is shown now, if it changed.
+    fn request_analysis(&mut self) {
+        let Some(analysis) = &mut self.analysis else {
+            return;
+        };
+        let Some(current) = self.state.current_snapshot() else {
+            return;
+        };
+        let compare = self.state.compare_snapshot();
+        let comparing = compare.is_some();
+        let request = AnalysisRequest {
+            generation: 0,
+            new: Input {
+                id: current.id,
+                snapshot: Arc::clone(&current.snapshot),
+                has_untrimmed_frames: current.info.has_hideable_frames,
+            },
+            old: compare.map(|c| Input {
+                id: c.id,
+                snapshot: Arc::clone(&c.snapshot),
+                has_untrimmed_frames: c.info.has_hideable_frames,
+            }),
+            hide_std_frames: self.state.settings.hide_std_frames,
+            filters: self.state.spec.filters.clone(),
+            key_type: self.state.spec.key_type,
+            cumulative: self.state.spec.effective_cumulative(),
+            sort: self.state.table.effective_sort(comparing),
+            search: self.state.table.search.clone(),
+            chart_top_n: self.state.settings.chart_top_n,
+            selected: self.state.table.selected.clone(),
+        };
+        if analysis.request(request) {
+            self.state.analysis_pending = true;
+        }
+    }
+
+    /// Keyboard shortcuts, mouse side buttons and dropped files.
+    fn handle_input(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) {
+        let typing = ctx.egui_wants_keyboard_input();
+        ctx.input_mut(|i| {
+            let ctrl = |key| KeyboardShortcut::new(Modifiers::COMMAND, key);
+            let alt = |key| KeyboardShortcut::new(Modifiers::ALT, key);
+            if i.consume_shortcut(&ctrl(Key::O)) {
+                commands.push(Command::OpenDialog);
+            }
+            if i.consume_shortcut(&ctrl(Key::F)) {
+                commands.push(Command::FocusSearch);
+            }
+            if i.consume_key(Modifiers::NONE, Key::F5) {
+                commands.push(Command::Reload);
+            }
+            if i.consume_shortcut(&alt(Key::ArrowLeft))
+                || i.pointer.button_clicked(PointerButton::Extra1)
+            {
+                commands.push(Command::Back);
+            }
+            if i.consume_shortcut(&alt(Key::ArrowRight))
+                || i.pointer.button_clicked(PointerButton::Extra2)
+            {
+                commands.push(Command::Forward);
+            }
+            if !typing {
+                if i.events.iter().any(|e| matches!(e, Event::Copy)) {
+                    commands.push(Command::CopySelectedRow);
+                }
+                for (key, delta) in [
+                    (Key::ArrowDown, 1),
+                    (Key::ArrowUp, -1),
+                    (Key::PageDown, 20),
+                    (Key::PageUp, -20),
+                    (Key::End, isize::MAX / 2),
+                    (Key::Home, -(isize::MAX / 2)),
+                ] {
+                    if i.consume_key(Modifiers::NONE, key) {
+                        commands.push(Command::MoveSelection(delta));
+                    }
+                }
+                if i.consume_key(Modifiers::NONE, Key::Enter)
+                    && let Some(position) = self.state.selected_position()
+                {
+                    commands.push(Command::DrillDown(position));
+                }
+            }
+            let mut paths = Vec::new();
+            for file in std::mem::take(&mut i.raw.dropped_files) {
+                let path = file.path();
+                if !path.as_os_str().is_empty() {
+                    paths.push(path.to_owned());
+                    continue;
+                }
+                // No path (not the desktop's way, but possible): the bytes.
+                match file.bytes() {
+                    Ok(bytes) => commands.push(Command::OpenBytes {
+                        name: "dropped file".to_owned(),
+                        bytes: Arc::from(bytes),
+                    }),
+                    Err(err) => commands.push(Command::ShowError(format!(
+                        "cannot read the dropped file: {err}"
+                    ))),
+                }
+            }
+            if !paths.is_empty() {
+                commands.push(Command::OpenPaths(paths));
+            }
+        });
+    }
+
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let mut title = "tracemalloc-viewer".to_owned();
+        if let Some(current) = self.state.current_snapshot() {
+            title.push_str(&format!(" — {}", current.name()));
+            if let Some(old) = self.state.compare_snapshot() {
+                title.push_str(&format!(" compared to {}", old.name()));
+            }
+        }
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+}
+
+impl eframe::App for ViewerApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.poll_background();
+        if self
+            .state
+            .message
+            .as_ref()
+            .is_some_and(|m| !m.is_error && m.shown_at.elapsed() >= MESSAGE_TIME)
+        {
+            self.state.message = None;
+        }
+        let mut commands = Vec::new();
+        self.handle_input(&ctx, &mut commands);
+        self.state.waiting_for_dialog = self.dialogs.waiting_for_native();
+        let chosen = self.dialogs.ui(&ctx).chosen;
+        if !chosen.is_empty() {
+            commands.push(Command::OpenPaths(chosen));
+        }
+        ui::viewer_ui(
+            ui,
+            &self.state,
+            &mut self.buffers,
+            self.sources.as_mut(),
+            &mut commands,
+        );
+        if let Some(scene) = &mut self.scene {
+            let idle = !self.state.loader.is_busy()
+                && !self.state.analysis_pending
+                && !self.sources.as_ref().is_some_and(Sources::is_busy);
+            commands.extend(scene.next(idle, &self.state));
+        }
+        for command in commands {
+            self.apply(command);
+        }
+        self.request_analysis();
+        self.update_title(&ctx);
+        if self.scene.as_ref().is_some_and(SceneRunner::is_playing) {
+            // The scene's next step waits for an idle frame.
+            ctx.request_repaint_after(Duration::from_millis(50));
+        }
+        if self.state.loader.is_busy() {
+            // Progress bars move without news from the threads too.
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+        if let Some(stats) = &mut self.frame_stats {
+            let rows = self.state.result.as_ref().map_or(0, |r| r.order.len());
+            stats.record(frame_start.elapsed(), frame.info().cpu_usage, rows);
+            // Measuring needs frames: keep drawing.
+            ctx.request_repaint();
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.state.settings);
+    }
+}

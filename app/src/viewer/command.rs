@@ -1,0 +1,101 @@
+//! What the UI asks for. Drawing code never changes the state: it returns
+//! [`Command`]s, which [`super::ViewerApp::apply`] carries out after the
+//! frame is drawn (rerun's convention). Tests and the screenshot scenes
+//! send the same commands.
+
+use std::path::PathBuf;
+
+use tracemalloc_format::view::SortColumn;
+use tracemalloc_format::{KeyType, TraceFilter};
+
+use super::session::SnapshotId;
+
+/// One user action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// File > Open: the native dialog, or the in-app browser.
+    OpenDialog,
+    /// File > Open with the built-in browser.
+    OpenBrowser,
+    /// Open these files (command line, dialogs, drag-and-drop, recent).
+    OpenPaths(Vec<PathBuf>),
+    /// Open bytes dropped without a path.
+    OpenBytes {
+        /// The dropped file's name.
+        name: String,
+        /// Its content.
+        bytes: std::sync::Arc<[u8]>,
+    },
+    /// Open the bundled demo snapshots.
+    OpenDemo,
+    /// Read every snapshot file again (F5).
+    Reload,
+    /// Stop loading.
+    CancelLoading,
+    /// Close one snapshot.
+    CloseSnapshot(SnapshotId),
+    /// Close every snapshot.
+    CloseAll,
+    /// Forget one load error.
+    DismissError(usize),
+    /// Show this snapshot.
+    SelectSnapshot(SnapshotId),
+    /// Compare to this snapshot, or to none.
+    CompareTo(Option<SnapshotId>),
+    /// Group by file, line or traceback.
+    SetKeyType(KeyType),
+    /// Cumulative mode on or off.
+    SetCumulative(bool),
+    /// Hide the Rust standard library's and the recorder's frames.
+    SetHideStdFrames(bool),
+    /// Add a filter.
+    AddFilter(TraceFilter),
+    /// Remove the filter at this position.
+    RemoveFilter(usize),
+    /// Remove every filter.
+    ClearFilters,
+    /// Sort by a column (a second click reverses the order).
+    SortBy(SortColumn),
+    /// Search the Source column.
+    SetSearch(String),
+    /// Select a row, by its position in the shown order.
+    SelectRow(usize),
+    /// Select a group by its key (a chart's bar): the row is found in the
+    /// current or the next result.
+    SelectGroup(tracemalloc_format::Traceback),
+    /// Move the selection by this many rows (arrow keys, Page Up/Down).
+    MoveSelection(isize),
+    /// Drill down into a row: a file's lines, a line's tracebacks.
+    DrillDown(usize),
+    /// Back to the previous grouping and filters.
+    Back,
+    /// Forward again.
+    Forward,
+    /// Select a frame of the selected traceback (0: most recent).
+    SelectFrame(usize),
+    /// Put text on the clipboard.
+    Copy(String),
+    /// Copy the selected row (Ctrl+C).
+    CopySelectedRow,
+    /// Open a file at a line in the user's editor.
+    OpenInEditor {
+        /// The file.
+        file: String,
+        /// The line.
+        line: u32,
+    },
+    /// Show or hide the charts.
+    ShowCharts(bool),
+    /// Show or hide the details panel.
+    ShowDetails(bool),
+    /// Bars per chart.
+    SetChartTopN(usize),
+    /// Put the keyboard focus in the search box (Ctrl+F).
+    FocusSearch,
+    /// Say what went wrong, in the status bar.
+    ShowError(String),
+    /// Show the keyboard shortcuts.
+    ShowShortcuts(bool),
+    /// Quit.
+    Quit,
+}

@@ -1,0 +1,98 @@
+//! The viewer window: tracemallocqt's successor in egui.
+//!
+//! A thin view over `tracemalloc-format`, which does every computation. The
+//! modules:
+//!
+//! - [`app`]: [`ViewerApp`], its state structs, and `apply`, the one place
+//!   where [`Command`]s change the state;
+//! - [`command`]: what the UI asks for;
+//! - [`state`]: the view spec with Back/Forward, the persisted settings,
+//!   the table's state;
+//! - [`session`]: the open snapshots, listed by time;
+//! - [`loader`], [`analysis`], [`source`]: the background threads (loading
+//!   files, analysing, reading source files);
+//! - [`file_dialog`], [`editor`], [`demo`], [`scene`]: File > Open, "Open in
+//!   editor", the bundled demo, scripted screenshot scenes;
+//! - [`ui`]: drawing, `*_ui` functions that read the state and return
+//!   commands;
+//! - [`text`]: numbers, paths and filters as text.
+
+pub mod analysis;
+pub mod app;
+pub mod command;
+pub mod demo;
+pub mod editor;
+pub mod file_dialog;
+pub mod loader;
+pub mod scene;
+pub mod session;
+pub mod source;
+pub mod state;
+pub mod text;
+pub mod ui;
+
+use std::path::PathBuf;
+
+pub use app::{StartupOptions, ViewerApp};
+pub use command::Command;
+pub use file_dialog::DialogKind;
+
+/// The environment variable that picks a screenshot scene.
+pub const SCENE_VAR: &str = "TRACEMALLOC_VIEWER_SCENE";
+
+/// The environment variable that turns on frame time measurements.
+pub const FRAME_STATS_VAR: &str = "TRACEMALLOC_VIEWER_FRAME_STATS";
+
+/// The environment variable that makes File > Open use the in-app browser
+/// (`builtin`) instead of the desktop's dialog.
+pub const FILE_DIALOG_VAR: &str = "TRACEMALLOC_VIEWER_FILE_DIALOG";
+
+/// Opens the viewer on `files` (the bundled demo when there are none) and
+/// returns the process exit code.
+pub fn main(files: Vec<PathBuf>) -> i32 {
+    let scene = match std::env::var(SCENE_VAR) {
+        Ok(name) => match name.parse() {
+            Ok(scene) => Some(scene),
+            Err(err) => {
+                eprintln!("tracemalloc-viewer: {SCENE_VAR}: {err}");
+                return 2;
+            }
+        },
+        Err(_) => None,
+    };
+    let dialog = match std::env::var(FILE_DIALOG_VAR).as_deref() {
+        Ok("builtin") => DialogKind::InApp,
+        _ => DialogKind::Native,
+    };
+    let options = StartupOptions {
+        files,
+        dialog,
+        scene,
+        frame_stats: std::env::var_os(FRAME_STATS_VAR).is_some(),
+    };
+    let native_options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("tracemalloc-viewer")
+            .with_app_id("tracemalloc-viewer")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([720.0, 420.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    let result = eframe::run_native(
+        "tracemalloc-viewer",
+        native_options,
+        Box::new(move |cc| Ok(Box::new(ViewerApp::new(cc, options)))),
+    );
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("tracemalloc-viewer: cannot open the viewer window: {err}");
+            eprintln!(
+                "tracemalloc-viewer: the headless commands work without a display: \
+                 tracemalloc-viewer stats FILE"
+            );
+            1
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Scripted scenes for the README's screenshots
+//! (`TRACEMALLOC_VIEWER_SCENE=compare|filters|traceback|charts`, used by
+//! scripts/screenshots.sh): the real viewer on the demo snapshots, driven
+//! by the same commands a user's clicks send, one step each time the
+//! viewer is idle. When the last step is done the viewer prints
+//! `tracemalloc-viewer: scene ready` on stderr, and the script takes the
+//! picture.
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+
+use tracemalloc_format::{Filter, KeyType};
+
+use super::app::AppState;
+use super::command::Command;
+
+/// A screenshot scene.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scene {
+    /// The table comparing the newest snapshot to the oldest, by line, the
+    /// top row selected.
+    Compare,
+    /// Filters applied: by line, cumulative, an include filter on any
+    /// frame, an exclude filter for one line, and a search.
+    Filters,
+    /// A line drilled down to its tracebacks, one selected, its source
+    /// shown.
+    Traceback,
+    /// The delta charts.
+    Charts,
+}
+
+impl FromStr for Scene {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scene, String> {
+        match s {
+            "compare" => Ok(Scene::Compare),
+            "filters" => Ok(Scene::Filters),
+            "traceback" => Ok(Scene::Traceback),
+            "charts" => Ok(Scene::Charts),
+            other => Err(format!(
+                "unknown scene {other:?} (expected compare, filters, traceback or charts)"
+            )),
+        }
+    }
+}
+
+/// Plays a scene.
+#[derive(Debug)]
+pub struct SceneRunner {
+    steps: VecDeque<Command>,
+    announced: bool,
+}
+
+impl SceneRunner {
+    /// The runner of a scene.
+    pub fn new(scene: Scene) -> SceneRunner {
+        use Command::*;
+        let steps = match scene {
+            Scene::Compare => vec![
+                ShowCharts(true),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SelectRow(0),
+            ],
+            Scene::Filters => vec![
+                ShowCharts(false),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SetCumulative(true),
+                AddFilter(
+                    Filter::new(true, "*/leaky_service.rs")
+                        .with_all_frames(true)
+                        .into(),
+                ),
+                AddFilter(
+                    Filter::new(false, "*/leaky_service.rs")
+                        .with_lineno(120)
+                        .into(),
+                ),
+                SetSearch("leaky_service.rs:1".to_owned()),
+                SelectRow(0),
+            ],
+            Scene::Traceback => vec![
+                ShowCharts(false),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                DrillDown(0),
+                SelectRow(0),
+                SelectFrame(1),
+            ],
+            Scene::Charts => vec![
+                ShowCharts(true),
+                ShowDetails(false),
+                SetKeyType(KeyType::Lineno),
+                SelectRow(0),
+            ],
+        };
+        SceneRunner {
+            steps: steps.into(),
+            announced: false,
+        }
+    }
+
+    /// The next step's commands, when the viewer is idle with a result.
+    pub fn next(&mut self, idle: bool, state: &AppState) -> Vec<Command> {
+        if !idle || state.result.is_none() {
+            return Vec::new();
+        }
+        match self.steps.pop_front() {
+            Some(command) => vec![command],
+            None => {
+                if !self.announced {
+                    self.announced = true;
+                    eprintln!("tracemalloc-viewer: scene ready");
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether the scene is not ready yet.
+    pub fn is_playing(&self) -> bool {
+        !self.announced
+    }
+}

@@ -1,0 +1,216 @@
+//! Text for the screen: numbers with thousands separators, shortened paths,
+//! one-line descriptions of filters and snapshots. Pure functions, tested
+//! here; the drawing code only calls them.
+
+use std::path::Path;
+
+use tracemalloc_format::{DomainFilter, Filter, TraceFilter, format_bytes, format_bytes_diff};
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A signed count with its sign and thousands separators: `+1,234`, `-5`,
+/// `0`.
+pub fn signed_thousands(n: i64) -> String {
+    match n.cmp(&0) {
+        std::cmp::Ordering::Greater => format!("+{}", thousands(n.unsigned_abs())),
+        std::cmp::Ordering::Less => format!("-{}", thousands(n.unsigned_abs())),
+        std::cmp::Ordering::Equal => "0".to_owned(),
+    }
+}
+
+/// A size as tracemalloc prints it: `12.3 MiB`.
+pub fn size(bytes: u64) -> String {
+    format_bytes(bytes)
+}
+
+/// A size difference with its sign: `+1.2 MiB`, `-30 B`.
+pub fn size_diff(bytes: i64) -> String {
+    format_bytes_diff(bytes)
+}
+
+/// The last `keep` components of a path, with `…/` in front when some were
+/// left out: `/home/me/app/src/db/pool.rs` becomes `…/src/db/pool.rs`.
+/// Both separators count, so Windows paths shorten too.
+pub fn shorten_path(path: &str, keep: usize) -> String {
+    let keep = keep.max(1);
+    let separators: Vec<usize> = path
+        .char_indices()
+        .filter(|&(_, c)| c == '/' || c == '\\')
+        .map(|(i, _)| i)
+        .collect();
+    // Components after the last `keep` separators; an absolute path's
+    // leading separator does not make an extra component.
+    if separators.len() < keep || (separators.len() == keep && separators[0] == 0) {
+        return path.to_owned();
+    }
+    let cut = separators[separators.len() - keep];
+    format!("…{}", &path[cut..])
+}
+
+/// The last component of a path (either separator): `pool.rs` for
+/// `/app/src/db/pool.rs`.
+pub fn base_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// Escapes a file name for a CPython `fnmatch` pattern, so that a filter
+/// made from a file matches that file only: `*`, `?` and `[` become
+/// `[*]`, `[?]` and `[[]`.
+pub fn escape_glob(filename: &str) -> String {
+    let mut out = String::with_capacity(filename.len());
+    for c in filename.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A filter in one line, as its chip shows it: `include */db/*`,
+/// `exclude a.rs:12 (any frame, domain 1)`, `exclude domain 2`.
+pub fn describe_filter(filter: &TraceFilter) -> String {
+    match filter {
+        TraceFilter::Filter(Filter {
+            inclusive,
+            filename_pattern,
+            lineno,
+            all_frames,
+            domain,
+        }) => {
+            let mut text = format!(
+                "{} {filename_pattern}",
+                if *inclusive { "include" } else { "exclude" }
+            );
+            if let Some(line) = lineno {
+                text.push_str(&format!(":{line}"));
+            }
+            let mut extras = Vec::new();
+            if *all_frames {
+                extras.push("any frame".to_owned());
+            }
+            if let Some(domain) = domain {
+                extras.push(format!("domain {domain}"));
+            }
+            if !extras.is_empty() {
+                text.push_str(&format!(" ({})", extras.join(", ")));
+            }
+            text
+        }
+        TraceFilter::Domain(DomainFilter { inclusive, domain }) => format!(
+            "{} domain {domain}",
+            if *inclusive { "include" } else { "exclude" }
+        ),
+    }
+}
+
+/// The file name of a path, or the whole path when it has none.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// A percentage with one decimal: `12.3 %`; tiny shares show as `<0.1 %`
+/// rather than a misleading `0.0 %`.
+pub fn percent(fraction: f64) -> String {
+    let pct = fraction * 100.0;
+    if pct > 0.0 && pct < 0.05 {
+        "<0.1 %".to_owned()
+    } else {
+        format!("{pct:.1} %")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(signed_thousands(1234), "+1,234");
+        assert_eq!(signed_thousands(-5), "-5");
+        assert_eq!(signed_thousands(0), "0");
+        assert_eq!(signed_thousands(i64::MIN), "-9,223,372,036,854,775,808");
+    }
+
+    #[test]
+    fn paths_keep_their_last_components() {
+        assert_eq!(
+            shorten_path("/home/me/app/src/db/pool.rs", 3),
+            "…/src/db/pool.rs"
+        );
+        assert_eq!(shorten_path("/src/db/pool.rs", 3), "/src/db/pool.rs");
+        assert_eq!(shorten_path("src/db/pool.rs", 3), "src/db/pool.rs");
+        assert_eq!(shorten_path("a/src/db/pool.rs", 3), "…/src/db/pool.rs");
+        assert_eq!(shorten_path("pool.rs", 3), "pool.rs");
+        assert_eq!(shorten_path(r"C:\app\src\db\pool.rs", 2), r"…\db\pool.rs");
+        assert_eq!(
+            shorten_path("<frozen importlib._bootstrap>", 3),
+            "<frozen importlib._bootstrap>"
+        );
+        assert_eq!(base_name("/a/b/pool.rs"), "pool.rs");
+        assert_eq!(base_name(r"C:\a\pool.rs"), "pool.rs");
+        assert_eq!(base_name("pool.rs"), "pool.rs");
+    }
+
+    #[test]
+    fn globs_escape_their_special_characters() {
+        assert_eq!(escape_glob("/a/b.rs"), "/a/b.rs");
+        assert_eq!(escape_glob("x[1]*?.py"), "x[[]1][*][?].py");
+        // The escaped pattern matches the file, and only it.
+        let filter = Filter::new(true, &escape_glob("x[1]*.py"));
+        assert!(filter.matches(0, &[("x[1]*.py", 1)]));
+        assert!(!filter.matches(0, &[("x1abc.py", 1)]));
+    }
+
+    #[test]
+    fn filters_read_as_one_line() {
+        let f = |f: Filter| describe_filter(&f.into());
+        assert_eq!(f(Filter::new(true, "*/db/*")), "include */db/*");
+        assert_eq!(
+            f(Filter::new(false, "a.rs")
+                .with_lineno(12)
+                .with_all_frames(true)
+                .with_domain(1)),
+            "exclude a.rs:12 (any frame, domain 1)"
+        );
+        assert_eq!(
+            describe_filter(
+                &DomainFilter {
+                    inclusive: false,
+                    domain: 2
+                }
+                .into()
+            ),
+            "exclude domain 2"
+        );
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent(0.123), "12.3 %");
+        assert_eq!(percent(0.0), "0.0 %");
+        assert_eq!(percent(0.0001), "<0.1 %");
+        assert_eq!(percent(1.0), "100.0 %");
+    }
+}

@@ -1,0 +1,209 @@
+//! The charts: the top groups by size difference and by count difference
+//! (by size and count without a comparison) as horizontal bars, growth and
+//! shrinkage in their colours, each labelled with its source. Clicking a
+//! bar selects its row.
+
+use egui::Align2;
+use egui_plot::{Bar, BarChart, Plot, PlotPoint, Text};
+use tracemalloc_format::view::View;
+
+use super::table::source_cell_text;
+use super::{growth_color, shrink_color};
+use crate::viewer::app::AppState;
+use crate::viewer::command::Command;
+use crate::viewer::text;
+
+/// Characters of a bar's label before `…`: a traceback's text can be long.
+const LABEL_CHARS: usize = 72;
+
+/// `text`, cut to `max` characters with `…` when longer.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// What one chart shows.
+#[derive(Clone, Copy)]
+enum Measure {
+    Size,
+    Count,
+}
+
+/// Both charts, side by side.
+pub fn charts_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    let Some(result) = &state.result else {
+        return;
+    };
+    let view = &result.view;
+    let comparing = view.is_comparison();
+    let n = state.settings.chart_top_n;
+    let (size_title, count_title) = if comparing {
+        (format!("Top {n} by size Δ"), format!("Top {n} by count Δ"))
+    } else {
+        (format!("Top {n} by size"), format!("Top {n} by count"))
+    };
+    // The selected row's bar is outlined.
+    let selected = result
+        .selected_position
+        .and_then(|p| result.order.get(p).copied());
+    ui.columns(2, |columns| {
+        let size = Chart {
+            top: &result.top_size,
+            measure: Measure::Size,
+            title: &size_title,
+            selected,
+        };
+        chart_ui(&mut columns[0], view, &size, commands);
+        let count = Chart {
+            top: &result.top_count,
+            measure: Measure::Count,
+            title: &count_title,
+            selected,
+        };
+        chart_ui(&mut columns[1], view, &count, commands);
+    });
+}
+
+/// One chart's data.
+struct Chart<'a> {
+    /// Its rows, largest first.
+    top: &'a [u32],
+    measure: Measure,
+    title: &'a str,
+    /// The selected row, if any.
+    selected: Option<u32>,
+}
+
+fn chart_ui(ui: &mut egui::Ui, view: &View, chart: &Chart<'_>, commands: &mut Vec<Command>) {
+    let Chart {
+        top,
+        measure,
+        title,
+        selected,
+    } = *chart;
+    ui.strong(title);
+    if top.is_empty() {
+        ui.weak(if view.is_comparison() {
+            "Nothing changed."
+        } else {
+            "Nothing to show."
+        });
+        return;
+    }
+    let comparing = view.is_comparison();
+    let value = |row: usize| -> f64 {
+        let r = view.rows()[row];
+        match (measure, comparing) {
+            (Measure::Size, true) => r.size_diff as f64,
+            (Measure::Size, false) => r.size as f64,
+            (Measure::Count, true) => r.count_diff as f64,
+            (Measure::Count, false) => r.count as f64,
+        }
+    };
+    let format_value = move |v: f64| -> String {
+        match (measure, comparing) {
+            (Measure::Size, true) => text::size_diff(v as i64),
+            (Measure::Size, false) => text::size(v as u64),
+            (Measure::Count, true) => text::signed_thousands(v as i64),
+            (Measure::Count, false) => text::thousands(v as u64),
+        }
+    };
+    let (grow, shrink) = (growth_color(ui), shrink_color(ui));
+    let neutral = ui.visuals().selection.bg_fill;
+    let label_color = ui.visuals().text_color();
+    let bars: Vec<Bar> = top
+        .iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            let v = value(row as usize);
+            let fill = match (comparing, v >= 0.0) {
+                (false, _) => neutral,
+                (true, true) => grow,
+                (true, false) => shrink,
+            };
+            let bar = Bar::new(-(i as f64), v)
+                .width(0.4)
+                .fill(fill)
+                .name(view.source_text(row as usize));
+            if selected == Some(row) {
+                bar.stroke(egui::Stroke::new(2.0, label_color))
+            } else {
+                bar
+            }
+        })
+        .collect();
+    let labels: Vec<Text> = top
+        .iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            let v = value(row as usize);
+            let label = format!(
+                "{}   {}",
+                truncate(&source_cell_text(view, row as usize), LABEL_CHARS),
+                format_value(v)
+            );
+            // Above the bar, from its left end: the zero line for growth,
+            // the bar's end for shrinkage, so no label leaves the chart.
+            Text::new(
+                format!("label {i}"),
+                PlotPoint::new(v.min(0.0), -(i as f64) + 0.22),
+                // Plot texts default to the small style: too small here.
+                egui::RichText::new(label).size(12.5),
+            )
+            .anchor(Align2::LEFT_BOTTOM)
+            .color(label_color)
+        })
+        .collect();
+    let chart = BarChart::new(title, bars)
+        .horizontal()
+        .element_formatter(Box::new(move |bar, _| {
+            format!("{}\n{}", bar.name, format_value(bar.value))
+        }));
+    let plot = Plot::new(title)
+        .height(ui.available_height().max(60.0))
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .allow_double_click_reset(false)
+        .show_y(false)
+        .show_axes([true, false])
+        .show_grid([true, false])
+        .include_x(0.0)
+        .include_y(0.6)
+        .include_y(-(top.len() as f64) + 0.4)
+        .x_axis_formatter(move |mark, _| format_value(mark.value));
+    let response = plot.show(ui, |plot_ui| {
+        plot_ui.bar_chart(chart);
+        for label in labels {
+            plot_ui.text(label);
+        }
+        if plot_ui.response().clicked() {
+            plot_ui.pointer_coordinate()
+        } else {
+            None
+        }
+    });
+    if let Some(point) = response.inner {
+        let i = (-point.y).round();
+        if i >= 0.0
+            && let Some(&row) = top.get(i as usize)
+        {
+            commands.push(Command::SelectGroup(view.traceback(row as usize)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn labels_are_cut_on_characters() {
+        assert_eq!(truncate("a.rs:1", 10), "a.rs:1");
+        assert_eq!(truncate("a.rs:1 ← b.rs:2", 8), "a.rs:1 ←…");
+        assert_eq!(truncate("", 3), "");
+    }
+}

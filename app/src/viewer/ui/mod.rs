@@ -1,0 +1,235 @@
+//! Drawing. Every function here reads the state, draws, and pushes
+//! [`Command`]s; none changes the state (rerun's `*_ui` convention).
+
+pub mod charts;
+pub mod details;
+pub mod filters;
+pub mod snapshots;
+pub mod status;
+pub mod table;
+pub mod toolbar;
+
+use egui::{Color32, RichText};
+
+use super::app::{AppState, UiBuffers};
+use super::command::Command;
+use super::source::Sources;
+
+/// Colour of growth (more memory: the thing to look at).
+pub fn growth_color(ui: &egui::Ui) -> Color32 {
+    if ui.visuals().dark_mode {
+        Color32::from_rgb(255, 125, 100)
+    } else {
+        Color32::from_rgb(190, 45, 25)
+    }
+}
+
+/// Colour of shrinkage.
+pub fn shrink_color(ui: &egui::Ui) -> Color32 {
+    if ui.visuals().dark_mode {
+        Color32::from_rgb(110, 205, 130)
+    } else {
+        Color32::from_rgb(25, 130, 60)
+    }
+}
+
+/// The colour of a difference: growth, shrinkage, or none for zero.
+pub fn diff_color(ui: &egui::Ui, diff: i64) -> Option<Color32> {
+    match diff.signum() {
+        1 => Some(growth_color(ui)),
+        -1 => Some(shrink_color(ui)),
+        _ => None,
+    }
+}
+
+/// A small frameless button showing `icon`, known to screen readers (and
+/// the UI tests) by `name`, which its tooltip also says.
+pub fn icon_button(ui: &mut egui::Ui, icon: &str, name: &str) -> egui::Response {
+    let response = ui
+        .add(egui::Button::new(icon).frame(false).small())
+        .on_hover_text(name);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, name));
+    response
+}
+
+/// The whole window.
+pub fn viewer_ui(
+    ui: &mut egui::Ui,
+    state: &AppState,
+    buffers: &mut UiBuffers,
+    mut sources: Option<&mut Sources>,
+    commands: &mut Vec<Command>,
+) {
+    egui::Panel::top("menu_bar").show(ui, |ui| menu_bar_ui(ui, state, commands));
+    egui::Panel::top("toolbar").show(ui, |ui| {
+        toolbar::toolbar_ui(ui, state, commands);
+        filters::filter_bar_ui(ui, state, buffers, commands);
+    });
+    egui::Panel::bottom("status_bar").show(ui, |ui| status::status_bar_ui(ui, state, commands));
+    egui::Panel::left("snapshots")
+        .resizable(true)
+        .default_size(270.0)
+        .size_range(180.0..=600.0)
+        .show(ui, |ui| snapshots::snapshots_ui(ui, state, commands));
+    if state.settings.show_details {
+        egui::Panel::right("details")
+            .resizable(true)
+            .default_size(440.0)
+            .size_range(240.0..=1200.0)
+            .show(ui, |ui| {
+                details::details_ui(ui, state, sources.as_deref_mut(), commands);
+            });
+    }
+    if state.settings.show_charts && state.result.is_some() {
+        egui::Panel::bottom("charts")
+            .resizable(true)
+            .default_size(250.0)
+            .size_range(120.0..=900.0)
+            .show(ui, |ui| {
+                ui.set_min_height(ui.available_height());
+                charts::charts_ui(ui, state, commands);
+            });
+    }
+    egui::CentralPanel::default().show(ui, |ui| {
+        table::table_ui(ui, state, sources, commands);
+    });
+    filters::filter_editor_ui(ui.ctx(), state, buffers, commands);
+    shortcuts_window_ui(ui.ctx(), state, commands);
+    drop_overlay_ui(ui.ctx());
+}
+
+/// File, View and Help.
+fn menu_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    egui::MenuBar::new().ui(ui, |ui| {
+        ui.menu_button("File", |ui| {
+            if ui
+                .add(egui::Button::new("Open…").shortcut_text("Ctrl+O"))
+                .clicked()
+            {
+                commands.push(Command::OpenDialog);
+            }
+            if ui.button("Open with the built-in browser…").clicked() {
+                commands.push(Command::OpenBrowser);
+            }
+            ui.menu_button("Open recent", |ui| {
+                if state.settings.recent_files.is_empty() {
+                    ui.add_enabled(false, egui::Button::new("No recent files"));
+                }
+                for path in &state.settings.recent_files {
+                    if ui
+                        .button(path.display().to_string())
+                        .on_hover_text("Open this file again")
+                        .clicked()
+                    {
+                        commands.push(Command::OpenPaths(vec![path.clone()]));
+                    }
+                }
+            });
+            if ui.button("Open the demo snapshots").clicked() {
+                commands.push(Command::OpenDemo);
+            }
+            if ui
+                .add(egui::Button::new("Reload").shortcut_text("F5"))
+                .on_hover_text("Read every snapshot file again")
+                .clicked()
+            {
+                commands.push(Command::Reload);
+            }
+            ui.separator();
+            if let Some(current) = state.current
+                && ui.button("Close this snapshot").clicked()
+            {
+                commands.push(Command::CloseSnapshot(current));
+            }
+            if ui.button("Close all snapshots").clicked() {
+                commands.push(Command::CloseAll);
+            }
+            ui.separator();
+            if ui.button("Quit").clicked() {
+                commands.push(Command::Quit);
+            }
+        });
+        ui.menu_button("View", |ui| {
+            let mut charts = state.settings.show_charts;
+            if ui.checkbox(&mut charts, "Charts").changed() {
+                commands.push(Command::ShowCharts(charts));
+            }
+            let mut details = state.settings.show_details;
+            if ui.checkbox(&mut details, "Traceback and source").changed() {
+                commands.push(Command::ShowDetails(details));
+            }
+            let mut top_n = state.settings.chart_top_n;
+            if ui
+                .add(egui::Slider::new(&mut top_n, 3..=30).text("Bars per chart"))
+                .changed()
+            {
+                commands.push(Command::SetChartTopN(top_n));
+            }
+            ui.separator();
+            ui.label("Theme");
+            egui::widgets::global_theme_preference_buttons(ui);
+        });
+        ui.menu_button("Help", |ui| {
+            if ui.button("Keyboard shortcuts").clicked() {
+                commands.push(Command::ShowShortcuts(true));
+            }
+        });
+    });
+}
+
+/// The keyboard shortcuts, in a window.
+fn shortcuts_window_ui(ctx: &egui::Context, state: &AppState, commands: &mut Vec<Command>) {
+    if !state.show_shortcuts {
+        return;
+    }
+    let mut open = true;
+    egui::Window::new("Keyboard shortcuts")
+        .open(&mut open)
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                for (keys, what) in [
+                    ("Ctrl+O", "Open snapshot files"),
+                    ("F5", "Reload the snapshot files"),
+                    ("Ctrl+F", "Search the Source column"),
+                    ("Alt+Left, mouse back", "Back"),
+                    ("Alt+Right, mouse forward", "Forward"),
+                    ("Up, Down, Page Up/Down, Home, End", "Move the selection"),
+                    (
+                        "Enter, double-click",
+                        "Drill down: a file's lines, a line's tracebacks",
+                    ),
+                    ("Ctrl+C", "Copy the selected row"),
+                ] {
+                    ui.label(RichText::new(keys).monospace());
+                    ui.label(what);
+                    ui.end_row();
+                }
+            });
+        });
+    if !open {
+        commands.push(Command::ShowShortcuts(false));
+    }
+}
+
+/// A hint over the window while files are dragged over it.
+fn drop_overlay_ui(ctx: &egui::Context) {
+    let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
+    if !hovering {
+        return;
+    }
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop_overlay"),
+    ));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, Color32::from_black_alpha(170));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop snapshot files to open them",
+        egui::FontId::proportional(26.0),
+        Color32::WHITE,
+    );
+}

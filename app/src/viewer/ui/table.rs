@@ -1,0 +1,523 @@
+//! The table: one row per group, only the visible rows laid out
+//! (egui_extras' virtual rows), sortable by any column.
+
+use egui::text::LayoutJob;
+use egui::{Align, Color32, Layout, RichText, Sense, TextFormat};
+use egui_extras::{Column, TableBuilder};
+use tracemalloc_format::view::{SortColumn, View};
+use tracemalloc_format::{FrameRef, KeyType};
+
+use super::{diff_color, growth_color};
+use crate::viewer::app::AppState;
+use crate::viewer::command::Command;
+use crate::viewer::source::{SourceState, Sources};
+use crate::viewer::text;
+
+/// Path components kept in the Source column.
+const PATH_COMPONENTS: usize = 3;
+
+/// Frames shown in a traceback row before `← …`.
+const ROW_FRAMES: usize = 8;
+
+/// The columns, in order, with their headers; the Δ columns only when
+/// comparing.
+fn columns(comparing: bool) -> Vec<(SortColumn, &'static str, &'static str)> {
+    let mut columns = vec![
+        (
+            SortColumn::Source,
+            "Source",
+            "File, line or traceback (most recent frame first)",
+        ),
+        (SortColumn::Size, "Size", "Total size of the group's blocks"),
+    ];
+    if comparing {
+        columns.push((
+            SortColumn::SizeDiff,
+            "Size Δ",
+            "Size difference to the compared snapshot",
+        ));
+    }
+    columns.push((SortColumn::Count, "Count", "Number of blocks"));
+    if comparing {
+        columns.push((SortColumn::CountDiff, "Count Δ", "Block count difference"));
+    }
+    columns.push((SortColumn::AverageSize, "Item size", "Average block size"));
+    columns.push((
+        SortColumn::PercentOfTotal,
+        "% Total",
+        "Share of the snapshot's total size",
+    ));
+    columns
+}
+
+/// A row's Source cell as it is shown: the path shortened to its last
+/// components, the line, and for traceback rows the frames joined by `←`.
+pub fn source_cell_text(view: &View, row: usize) -> String {
+    let mut out = String::new();
+    let key_type = view.key_type();
+    let frames = view.frames(row);
+    let total = frames.len();
+    for (i, frame) in frames.enumerate() {
+        if i == ROW_FRAMES {
+            out.push_str(" ← …");
+            break;
+        }
+        if i > 0 {
+            out.push_str(" ← ");
+        }
+        match key_type {
+            KeyType::Filename => out.push_str(&text::shorten_path(frame.filename, PATH_COMPONENTS)),
+            KeyType::Lineno => {
+                out.push_str(&text::shorten_path(frame.filename, PATH_COMPONENTS));
+                out.push_str(&format!(":{}", frame.lineno));
+            }
+            // Only the file names: a traceback has many frames to show.
+            KeyType::Traceback => {
+                out.push_str(text::base_name(frame.filename));
+                out.push_str(&format!(":{}", frame.lineno));
+            }
+        }
+    }
+    if total == 0 {
+        out.push('?');
+    }
+    out
+}
+
+/// A row as text, tab-separated as the table shows it (Ctrl+C, "Copy row").
+pub fn row_text(view: &View, row: usize) -> String {
+    let r = view.rows()[row];
+    let mut fields = vec![view.source_text(row), text::size(r.size)];
+    if view.is_comparison() {
+        fields.push(text::size_diff(r.size_diff));
+    }
+    fields.push(text::thousands(r.count));
+    if view.is_comparison() {
+        fields.push(text::signed_thousands(r.count_diff));
+    }
+    fields.push(tracemalloc_format::format_size(r.average(), false));
+    fields.push(text::percent(view.fraction_of_total(row)));
+    fields.join("\t")
+}
+
+/// A traceback as text, most recent frame first, with function names and,
+/// where the source has been read, the line's code.
+pub fn traceback_text(view: &View, row: usize, mut sources: Option<&mut Sources>) -> String {
+    let mut out = String::from("Traceback (most recent call first):\n");
+    for frame in view.frames(row) {
+        out.push_str(&format!(
+            "  File \"{}\", line {}",
+            frame.filename, frame.lineno
+        ));
+        if let Some(function) = frame.function {
+            out.push_str(&format!(", in {function}"));
+        }
+        out.push('\n');
+        if let Some(sources) = sources.as_deref_mut()
+            && let SourceState::Found(file) = sources.get(frame.filename)
+            && let Some(line) = file.line(frame.lineno)
+        {
+            out.push_str(&format!("    {}\n", line.trim()));
+        }
+    }
+    out
+}
+
+/// The table, or what to do when there is nothing to show.
+pub fn table_ui(
+    ui: &mut egui::Ui,
+    state: &AppState,
+    mut sources: Option<&mut Sources>,
+    commands: &mut Vec<Command>,
+) {
+    let Some(result) = &state.result else {
+        empty_ui(ui, state, commands);
+        return;
+    };
+    if let Some(error) = &state.analysis_error {
+        ui.colored_label(growth_color(ui), error);
+    }
+    let view = &result.view;
+    let order = &result.order;
+    if order.is_empty() {
+        ui.add_space(24.0);
+        ui.vertical_centered(|ui| {
+            if state.table.search.trim().is_empty() {
+                ui.label("No allocation matches the filters.");
+            } else {
+                ui.label(format!(
+                    "No source contains “{}”.",
+                    state.table.search.trim()
+                ));
+            }
+        });
+        return;
+    }
+    let comparing = view.is_comparison();
+    let sort = result.request.sort;
+    let columns = columns(comparing);
+    let selected = state.selected_position();
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
+    let mut builder = TableBuilder::new(ui)
+        .id_salt("groups")
+        .striped(true)
+        .resizable(true)
+        .sense(Sense::click())
+        .cell_layout(Layout::left_to_right(Align::Center))
+        .min_scrolled_height(0.0)
+        // Not resizable: the Source column takes whatever the numbers leave,
+        // also when the window or a panel changes size.
+        .column(
+            Column::remainder()
+                .at_least(160.0)
+                .clip(true)
+                .resizable(false),
+        );
+    for _ in 1..columns.len() {
+        builder = builder.column(Column::initial(82.0).at_least(56.0).clip(true));
+    }
+    if state.table.scroll_to_selected
+        && let Some(position) = selected
+    {
+        builder = builder.scroll_to_row(position, None);
+    }
+    let total_size = view.total().size;
+    builder
+        .header(row_height + 4.0, |mut header| {
+            for &(column, name, hint) in &columns {
+                header.col(|ui| {
+                    let arrow = if sort.column == column {
+                        if sort.descending { " ▼" } else { " ▲" }
+                    } else {
+                        ""
+                    };
+                    let layout = if column == SortColumn::Source {
+                        Layout::left_to_right(Align::Center)
+                    } else {
+                        Layout::right_to_left(Align::Center)
+                    };
+                    ui.with_layout(layout, |ui| {
+                        let button =
+                            egui::Button::new(RichText::new(format!("{name}{arrow}")).strong())
+                                .frame(false);
+                        if ui
+                            .add(button)
+                            .on_hover_text(format!("{hint}. Click to sort."))
+                            .clicked()
+                        {
+                            commands.push(Command::SortBy(column));
+                        }
+                    });
+                });
+            }
+        })
+        .body(|body| {
+            body.rows(row_height, order.len(), |mut row| {
+                let position = row.index();
+                let index = order[position] as usize;
+                let r = view.rows()[index];
+                row.set_selected(selected == Some(position));
+                for &(column, _, _) in &columns {
+                    row.col(|ui| {
+                        ui.style_mut().interaction.selectable_labels = false;
+                        match column {
+                            SortColumn::Source => {
+                                source_cell_ui(ui, view, index, sources.as_deref_mut());
+                            }
+                            SortColumn::Size => number_ui(ui, text::size(r.size), None),
+                            SortColumn::SizeDiff => number_ui(
+                                ui,
+                                text::size_diff(r.size_diff),
+                                diff_color(ui, r.size_diff),
+                            ),
+                            SortColumn::Count => number_ui(ui, text::thousands(r.count), None),
+                            SortColumn::CountDiff => number_ui(
+                                ui,
+                                text::signed_thousands(r.count_diff),
+                                diff_color(ui, r.count_diff),
+                            ),
+                            SortColumn::AverageSize => number_ui(
+                                ui,
+                                tracemalloc_format::format_size(r.average(), false),
+                                None,
+                            ),
+                            SortColumn::PercentOfTotal => {
+                                let fraction = if total_size == 0 {
+                                    0.0
+                                } else {
+                                    r.size as f64 / total_size as f64
+                                };
+                                percent_ui(ui, fraction);
+                            }
+                        }
+                    });
+                }
+                let response = row.response();
+                if response.clicked() || response.secondary_clicked() {
+                    commands.push(Command::SelectRow(position));
+                }
+                if response.double_clicked() {
+                    commands.push(Command::DrillDown(position));
+                }
+                response.context_menu(|ui| row_menu_ui(ui, view, index, position, commands));
+            });
+        });
+}
+
+/// The Source cell: the shortened text, the function name in weak text for
+/// lines, and a tooltip with the full path and the source line.
+fn source_cell_ui(ui: &mut egui::Ui, view: &View, row: usize, sources: Option<&mut Sources>) {
+    let mut job = LayoutJob::default();
+    let style = ui.style();
+    let font = egui::TextStyle::Body.resolve(style);
+    job.append(
+        &source_cell_text(view, row),
+        0.0,
+        TextFormat::simple(font.clone(), ui.visuals().text_color()),
+    );
+    let first = view.frames(row).next();
+    if view.key_type() == KeyType::Lineno
+        && let Some(function) = first.and_then(|f| f.function)
+    {
+        job.append(
+            &format!("  {}", short_function(function)),
+            0.0,
+            TextFormat::simple(font, ui.visuals().weak_text_color()),
+        );
+    }
+    job.wrap.max_rows = 1;
+    job.wrap.break_anywhere = true;
+    let response = ui.add(egui::Label::new(job).truncate().selectable(false));
+    if response.hovered()
+        && let Some(frame) = first
+    {
+        let tooltip = frame_tooltip(view, row, frame, sources);
+        response.on_hover_ui(|ui| {
+            ui.set_max_width(640.0);
+            ui.label(tooltip);
+        });
+    }
+}
+
+/// The last two path segments of a Rust function, e.g. `pool::grow`; other
+/// names unchanged.
+fn short_function(function: &str) -> &str {
+    let mut cut = function.len();
+    let mut seen = 0;
+    // Generic arguments contain `::` too: only look before the first `<`.
+    let end = function.find('<').unwrap_or(function.len());
+    for (i, _) in function[..end].rmatch_indices("::") {
+        seen += 1;
+        cut = i + 2;
+        if seen == 2 {
+            break;
+        }
+    }
+    if seen < 2 { function } else { &function[cut..] }
+}
+
+fn frame_tooltip(
+    view: &View,
+    row: usize,
+    frame: FrameRef<'_>,
+    sources: Option<&mut Sources>,
+) -> String {
+    let mut tip = match view.key_type() {
+        KeyType::Filename => frame.filename.to_owned(),
+        _ => format!("{}:{}", frame.filename, frame.lineno),
+    };
+    if let Some(function) = frame.function {
+        tip.push_str(&format!("\nin {function}"));
+    }
+    if view.key_type() != KeyType::Filename
+        && let Some(sources) = sources
+    {
+        match sources.get(frame.filename) {
+            SourceState::Found(file) => {
+                if let Some(line) = file.line(frame.lineno) {
+                    tip.push_str(&format!("\n\n    {}", line.trim()));
+                }
+            }
+            SourceState::Loading => tip.push_str("\n\n(reading the source…)"),
+            SourceState::Missing(_) => {}
+        }
+    }
+    if view.key_type() == KeyType::Traceback {
+        let n = view.frames(row).len();
+        tip.push_str(&format!("\n\n{n} frames; select the row to see them all"));
+    }
+    tip
+}
+
+fn number_ui(ui: &mut egui::Ui, value: String, color: Option<Color32>) {
+    ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+        let mut text = RichText::new(value).monospace();
+        if let Some(color) = color {
+            text = text.color(color);
+        }
+        ui.add(egui::Label::new(text).selectable(false));
+    });
+}
+
+/// `12.3 %` over a bar as long as the share.
+fn percent_ui(ui: &mut egui::Ui, fraction: f64) {
+    let rect = ui.max_rect().shrink2(egui::vec2(2.0, 3.0));
+    let mut bar = rect;
+    bar.set_width(rect.width() * fraction.clamp(0.0, 1.0) as f32);
+    let color = ui.visuals().selection.bg_fill.gamma_multiply(0.55);
+    ui.painter().rect_filled(bar, 2.0, color);
+    number_ui(ui, text::percent(fraction), None);
+}
+
+/// The row's context menu.
+fn row_menu_ui(
+    ui: &mut egui::Ui,
+    view: &View,
+    row: usize,
+    position: usize,
+    commands: &mut Vec<Command>,
+) {
+    let first = view.frames(row).next();
+    if ui.button("Copy row").clicked() {
+        commands.push(Command::Copy(row_text(view, row)));
+    }
+    if let Some(frame) = first {
+        let location = if view.key_type() == KeyType::Filename {
+            frame.filename.to_owned()
+        } else {
+            format!("{}:{}", frame.filename, frame.lineno)
+        };
+        let label = if view.key_type() == KeyType::Filename {
+            "Copy file"
+        } else {
+            "Copy file:line"
+        };
+        if ui.button(label).clicked() {
+            commands.push(Command::Copy(location));
+        }
+    }
+    if ui.button("Copy traceback").clicked() {
+        commands.push(Command::Copy(traceback_text(view, row, None)));
+    }
+    if let Some(frame) = first {
+        if ui
+            .button("Open in editor")
+            .on_hover_text("$VISUAL or $EDITOR, else VS Code")
+            .clicked()
+        {
+            commands.push(Command::OpenInEditor {
+                file: frame.filename.to_owned(),
+                line: frame.lineno,
+            });
+        }
+        ui.separator();
+        let pattern = text::escape_glob(frame.filename);
+        if ui.button("Include this file").clicked() {
+            commands.push(Command::AddFilter(
+                tracemalloc_format::Filter::new(true, &pattern).into(),
+            ));
+        }
+        if ui.button("Exclude this file").clicked() {
+            commands.push(Command::AddFilter(
+                tracemalloc_format::Filter::new(false, &pattern).into(),
+            ));
+        }
+    }
+    match view.key_type() {
+        KeyType::Filename => {
+            ui.separator();
+            if ui.button("Show its lines").clicked() {
+                commands.push(Command::DrillDown(position));
+            }
+        }
+        KeyType::Lineno => {
+            ui.separator();
+            if ui.button("Show its tracebacks").clicked() {
+                commands.push(Command::DrillDown(position));
+            }
+        }
+        KeyType::Traceback => {}
+    }
+}
+
+/// No result yet: loading, or nothing open.
+fn empty_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    ui.add_space(48.0);
+    ui.vertical_centered(|ui| {
+        if state.loader.is_busy() {
+            ui.heading("Loading…");
+        } else if state.analysis_pending {
+            ui.heading("Analysing…");
+        } else if state.session.snapshots().is_empty() {
+            ui.heading("No snapshot open");
+            ui.add_space(8.0);
+            ui.label("Open .tmsnap files or CPython tracemalloc pickles, or drop them here.");
+            ui.add_space(8.0);
+            if ui.button("Open…").clicked() {
+                commands.push(Command::OpenDialog);
+            }
+            if ui.button("Open the demo snapshots").clicked() {
+                commands.push(Command::OpenDemo);
+            }
+        } else if let Some(error) = &state.analysis_error {
+            ui.colored_label(growth_color(ui), error);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracemalloc_format::Snapshot;
+    use tracemalloc_format::view::Grouping;
+
+    fn view(key_type: KeyType, frames: &[(&str, u32)]) -> View {
+        let s = Snapshot::from_raw_traces(20, [(0, 1536, frames, None)]).unwrap();
+        View::plain(&Grouping::new(&s, key_type, false).unwrap())
+    }
+
+    #[test]
+    fn source_cells_shorten_paths() {
+        let frames = [
+            ("/home/me/app/src/db/pool.rs", 42),
+            ("/home/me/app/src/main.rs", 7),
+        ];
+        assert_eq!(
+            source_cell_text(&view(KeyType::Filename, &frames), 0),
+            "…/src/db/pool.rs"
+        );
+        assert_eq!(
+            source_cell_text(&view(KeyType::Lineno, &frames), 0),
+            "…/src/db/pool.rs:42"
+        );
+        assert_eq!(
+            source_cell_text(&view(KeyType::Traceback, &frames), 0),
+            "pool.rs:42 ← main.rs:7"
+        );
+        let deep: Vec<(&str, u32)> = (0..12).map(|i| ("a.rs", i)).collect();
+        let text = source_cell_text(&view(KeyType::Traceback, &deep), 0);
+        assert!(text.ends_with("a.rs:7 ← …"), "{text}");
+    }
+
+    #[test]
+    fn rows_copy_as_tab_separated_text() {
+        let v = view(KeyType::Lineno, &[("/a/b.rs", 3)]);
+        assert_eq!(row_text(&v, 0), "/a/b.rs:3\t1536 B\t1\t1536 B\t100.0 %");
+        assert_eq!(
+            traceback_text(&v, 0, None),
+            "Traceback (most recent call first):\n  File \"/a/b.rs\", line 3\n"
+        );
+    }
+
+    #[test]
+    fn functions_keep_their_last_two_segments() {
+        assert_eq!(short_function("app::db::pool::grow"), "pool::grow");
+        assert_eq!(short_function("grow"), "grow");
+        assert_eq!(short_function("pool::grow"), "pool::grow");
+        assert_eq!(
+            short_function("<alloc::vec::Vec<T> as core::clone::Clone>::clone"),
+            "<alloc::vec::Vec<T> as core::clone::Clone>::clone"
+        );
+        assert_eq!(short_function("a::b::c<d::e>"), "b::c<d::e>");
+    }
+}

@@ -1,0 +1,166 @@
+//! The toolbar: Back and Forward, the snapshot pickers, the grouping, the
+//! switches, and the search box.
+
+use egui::ComboBox;
+use tracemalloc_format::KeyType;
+
+use crate::viewer::app::{AppState, UiBuffers};
+use crate::viewer::command::Command;
+
+/// The id of the search box, so Ctrl+F can focus it.
+pub fn search_id() -> egui::Id {
+    egui::Id::unique("source_search")
+}
+
+/// Back, Forward, "Snapshot", "compared to", "Group by", "Cumulative",
+/// "Hide Rust std frames".
+pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .add_enabled(state.history.can_go_back(), egui::Button::new("Back"))
+            .on_hover_text("Back to the previous grouping and filters (Alt+Left)")
+            .clicked()
+        {
+            commands.push(Command::Back);
+        }
+        if ui
+            .add_enabled(state.history.can_go_forward(), egui::Button::new("Forward"))
+            .on_hover_text("Forward again (Alt+Right)")
+            .clicked()
+        {
+            commands.push(Command::Forward);
+        }
+        ui.separator();
+        snapshot_pickers_ui(ui, state, commands);
+        ui.separator();
+        group_by_ui(ui, state, commands);
+    });
+}
+
+fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    let snapshots = state.session.snapshots();
+    let millis = state.session.needs_millis();
+    let current_name = state
+        .current_snapshot()
+        .map_or_else(|| "none".to_owned(), |s| s.name());
+    let label = ui.label("Snapshot");
+    ComboBox::from_id_salt("snapshot_picker")
+        .selected_text(current_name)
+        .width(210.0)
+        .show_ui(ui, |ui| {
+            for snapshot in snapshots {
+                if ui
+                    .selectable_label(state.current == Some(snapshot.id), snapshot.label(millis))
+                    .clicked()
+                {
+                    commands.push(Command::SelectSnapshot(snapshot.id));
+                }
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    let compare_name = state
+        .compare_snapshot()
+        .map_or_else(|| "none".to_owned(), |s| s.name());
+    let label = ui.label("compared to");
+    ComboBox::from_id_salt("compare_picker")
+        .selected_text(compare_name)
+        .width(210.0)
+        .show_ui(ui, |ui| {
+            if ui
+                .selectable_label(state.compare.is_none(), "none")
+                .clicked()
+            {
+                commands.push(Command::CompareTo(None));
+            }
+            for snapshot in snapshots.iter().filter(|s| Some(s.id) != state.current) {
+                if ui
+                    .selectable_label(state.compare == Some(snapshot.id), snapshot.label(millis))
+                    .clicked()
+                {
+                    commands.push(Command::CompareTo(Some(snapshot.id)));
+                }
+            }
+        })
+        .response
+        .labelled_by(label.id);
+}
+
+fn group_by_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    ui.label("Group by");
+    for (key_type, name, hint) in [
+        (
+            KeyType::Filename,
+            "Filename",
+            "One row per file (of the most recent frame)",
+        ),
+        (
+            KeyType::Lineno,
+            "Line",
+            "One row per line (of the most recent frame)",
+        ),
+        (KeyType::Traceback, "Traceback", "One row per traceback"),
+    ] {
+        if ui
+            .selectable_label(state.spec.key_type == key_type, name)
+            .on_hover_text(hint)
+            .clicked()
+            && state.spec.key_type != key_type
+        {
+            commands.push(Command::SetKeyType(key_type));
+        }
+    }
+    let per_frame = state.spec.key_type != KeyType::Traceback;
+    let mut cumulative = state.spec.cumulative && per_frame;
+    let response = ui
+        .add_enabled(
+            per_frame,
+            egui::Checkbox::new(&mut cumulative, "Cumulative"),
+        )
+        .on_hover_text(
+            "Count each block in every frame of its traceback, not only in the most recent one",
+        )
+        .on_disabled_hover_text(
+            "Cumulative needs one frame per row: group by Filename or Line \
+             (a traceback row already holds every frame)",
+        );
+    if response.changed() {
+        commands.push(Command::SetCumulative(cumulative));
+    }
+    if state.has_hideable_frames() {
+        let mut hide = state.settings.hide_std_frames;
+        if ui
+            .checkbox(&mut hide, "Hide Rust std frames")
+            .on_hover_text(
+                "Leave the Rust standard library's and the recorder's frames out of the \
+                 tracebacks, so that memory is attributed to your code as in a default recording",
+            )
+            .changed()
+        {
+            commands.push(Command::SetHideStdFrames(hide));
+        }
+    }
+}
+
+/// The search box, Ctrl+F.
+pub fn search_ui(ui: &mut egui::Ui, buffers: &mut UiBuffers, commands: &mut Vec<Command>) {
+    if !buffers.search.is_empty() && super::icon_button(ui, "×", "Clear the search").clicked() {
+        commands.push(Command::SetSearch(String::new()));
+    }
+    let response = ui.add(
+        egui::TextEdit::singleline(&mut buffers.search)
+            .id(search_id())
+            .hint_text("substring of the Source column (Ctrl+F)")
+            .desired_width(240.0),
+    );
+    // Right to left: the label lands before the box.
+    let label = ui.label("Search");
+    let response = response.labelled_by(label.id);
+    if buffers.focus_search {
+        buffers.focus_search = false;
+        response.request_focus();
+    }
+    if response.changed() {
+        commands.push(Command::SetSearch(buffers.search.clone()));
+    }
+}
