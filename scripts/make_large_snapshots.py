@@ -39,7 +39,10 @@ def make_tracebacks(rng, count, sites):
                 index = rng.randrange(pool)
             else:
                 index = int(rng.paretovariate(1.2) * 7) % pool
-            oldest_first.append(sites[index])
+            # A new tuple per frame, as CPython's traceback_to_pyobject()
+            # makes: the pickle then memoizes strings, not frames.
+            filename, lineno = sites[index]
+            oldest_first.append((filename, lineno))
         frames = tuple(reversed(oldest_first))
         if frames in seen:
             continue

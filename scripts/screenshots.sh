@@ -7,11 +7,17 @@
 # (apt-get install xvfb xdotool imagemagick) and Mesa's software OpenGL
 # (libgl1-mesa-dri), which Debian installs with Xvfb.
 #
-# Usage: scripts/screenshots.sh [OUT_DIR]   (default: screenshots/)
+# Usage: scripts/screenshots.sh [OUT_DIR] [SCENE...]
+#   (default: screenshots/, every scene)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/screenshots}"
+shift || true
+scenes=("$@")
+if [ ${#scenes[@]} -eq 0 ]; then
+    scenes=(compare filters traceback charts timeline growing flamegraph annotated)
+fi
 width=1600
 height=1000
 for tool in Xvfb xdotool import; do
@@ -48,7 +54,7 @@ done
 export XDG_DATA_HOME="$work/data"
 cd "$root"
 
-for scene in compare filters traceback charts; do
+for scene in "${scenes[@]}"; do
     TRACEMALLOC_VIEWER_SCENE=$scene "$bin" 2>"$work/$scene.log" &
     viewer=$!
     window=""
@@ -64,18 +70,26 @@ for scene in compare filters traceback charts; do
         sleep 0.1
     done
     grep -q "scene ready" "$work/$scene.log" || { echo "screenshots.sh: scene $scene never got ready" >&2; cat "$work/$scene.log" >&2; exit 1; }
-    if [ "$scene" = charts ]; then
-        # Make the charts taller by dragging their top edge up, as a user
-        # would (the edge is 250 pixels above the status bar).
+    case "$scene" in
+    charts | timeline | growing)
+        # Make the bottom panel taller by dragging its top edge up, as a
+        # user would (the edge is 250 pixels above the status bar).
         xdotool mousemove 700 $((height - 275)) sleep 0.3 mousedown 1 sleep 0.2 \
             mousemove 700 $((height - 420)) sleep 0.2 mousemove 700 $((height - 560)) \
             sleep 0.2 mouseup 1
-    fi
+        ;;
+    esac
     # Let the last frame settle (tooltips, scrolling).
     sleep 1
-    # The pointer out of the way: nothing hovered.
-    xdotool mousemove $((width - 3)) $((height - 3))
-    sleep 0.3
+    if [ "$scene" = flamegraph ]; then
+        # Hover the leak's tower, to show a frame's tooltip.
+        xdotool mousemove 330 258
+        sleep 1
+    else
+        # The pointer out of the way: nothing hovered.
+        xdotool mousemove $((width - 3)) $((height - 3))
+        sleep 0.3
+    fi
     import -window root "$out/$scene.png"
     echo "wrote $out/$scene.png"
     kill "$viewer"

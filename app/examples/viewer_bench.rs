@@ -141,6 +141,9 @@ fn scenario(name: &str, new: Snapshot, old: Snapshot, third: Snapshot) {
         search: String::new(),
         chart_top_n: 10,
         selected: None,
+        flame: None,
+        flame_search: String::new(),
+        annotate: None,
     };
     bench.run("open: group both by line, compare", first);
     for key_type in [KeyType::Traceback, KeyType::Filename, KeyType::Lineno] {

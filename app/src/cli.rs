@@ -11,9 +11,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 use serde_json::json;
+use tracemalloc_format::dhat::DhatPoint;
+use tracemalloc_format::export::{write_folded, write_folded_diff};
+use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::{
-    DomainFilter, Filter, Frame, KeyType, Snapshot, Statistic, StatisticDiff, TraceFilter,
-    Traceback, format_size,
+    DomainFilter, Error as FileError, Filter, Frame, KeyType, LoadOptions, Snapshot, Statistic,
+    StatisticDiff, TraceFilter, Traceback, detect_kind, format_size,
 };
 
 /// Command-line arguments of `tracemalloc-viewer`.
@@ -21,7 +24,8 @@ use tracemalloc_format::{
 #[command(
     name = "tracemalloc-viewer",
     version,
-    about = "View and compare tracemalloc snapshots (.tmsnap files and CPython tracemalloc pickles)",
+    about = "View and compare tracemalloc snapshots (.tmsnap files, CPython tracemalloc pickles \
+             and DHAT heap profiles)",
     args_conflicts_with_subcommands = true
 )]
 pub struct Args {
@@ -40,7 +44,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Print a snapshot's metadata, totals and table sizes.
     Info(InfoArgs),
-    /// Convert a snapshot (e.g. a CPython pickle) to a .tmsnap file.
+    /// Convert a snapshot (e.g. a CPython pickle or a DHAT profile) to a
+    /// .tmsnap file.
     Convert(ConvertArgs),
 }
 
@@ -74,12 +79,36 @@ pub enum OutputFormat {
     Json,
     /// One row per group (docs/FORMAT.md).
     Csv,
+    /// The traceback tree as folded stacks (flamegraph.pl, inferno), in
+    /// bytes; with --compare, two columns (old, new) for a differential
+    /// flame graph. Grouping and --limit do not apply.
+    Folded,
+}
+
+/// Which moment of a DHAT profile is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DhatPointArg {
+    /// t-gmax: the blocks live at the global peak.
+    Gmax,
+    /// t-end: the blocks live at the end (never freed).
+    End,
+}
+
+impl From<DhatPointArg> for LoadOptions {
+    fn from(point: DhatPointArg) -> LoadOptions {
+        LoadOptions {
+            dhat_point: match point {
+                DhatPointArg::Gmax => DhatPoint::GlobalPeak,
+                DhatPointArg::End => DhatPoint::End,
+            },
+        }
+    }
 }
 
 /// Arguments of `stats`.
 #[derive(Debug, ClapArgs)]
 pub struct StatsArgs {
-    /// The snapshot (.tmsnap or CPython pickle).
+    /// The snapshot (.tmsnap, CPython pickle or DHAT JSON).
     pub snapshot: PathBuf,
     /// An older snapshot to compare with.
     #[arg(long, value_name = "OLD")]
@@ -110,25 +139,34 @@ pub struct StatsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// For DHAT profiles: the blocks live at the global peak or at the end.
+    #[arg(long, value_enum, default_value_t = DhatPointArg::Gmax)]
+    pub dhat_point: DhatPointArg,
 }
 
 /// Arguments of `info`.
 #[derive(Debug, ClapArgs)]
 pub struct InfoArgs {
-    /// The snapshot (.tmsnap or CPython pickle).
+    /// The snapshot (.tmsnap, CPython pickle or DHAT JSON).
     pub snapshot: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// For DHAT profiles: the blocks live at the global peak or at the end.
+    #[arg(long, value_enum, default_value_t = DhatPointArg::Gmax)]
+    pub dhat_point: DhatPointArg,
 }
 
 /// Arguments of `convert`.
 #[derive(Debug, ClapArgs)]
 pub struct ConvertArgs {
-    /// The snapshot to read (.tmsnap or CPython pickle).
+    /// The snapshot to read (.tmsnap, CPython pickle or DHAT JSON).
     pub input: PathBuf,
     /// The .tmsnap file to write (replaced atomically).
     pub output: PathBuf,
+    /// For DHAT profiles: the blocks live at the global peak or at the end.
+    #[arg(long, value_enum, default_value_t = DhatPointArg::Gmax)]
+    pub dhat_point: DhatPointArg,
 }
 
 /// Runs a headless command, writing to `out`.
@@ -166,8 +204,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Loads a snapshot; the error names the file.
-fn load(path: &Path) -> Result<Snapshot> {
-    Ok(Snapshot::load(path)?)
+fn load(path: &Path, options: &LoadOptions) -> Result<Snapshot> {
+    Ok(Snapshot::load_with(path, options)?)
 }
 
 /// Parses `GLOB[:LINE]`: a trailing `:digits` is a line number; anything
@@ -298,13 +336,14 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         bail!("--cumulative works with --group-by filename or lineno, not traceback");
     }
     let filters = collect_filters(args)?;
+    let options = LoadOptions::from(args.dhat_point);
     // The two files are independent: load them side by side.
     let (new, old) = std::thread::scope(|s| {
         let old = args
             .compare
             .as_deref()
-            .map(|path| s.spawn(move || load(path)));
-        let new = load(&args.snapshot);
+            .map(|path| s.spawn(move || load(path, &options)));
+        let new = load(&args.snapshot, &options);
         let old = old.map(|handle| {
             handle
                 .join()
@@ -323,6 +362,9 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     };
     let new = filtered(new?);
     let old = old?.map(filtered);
+    if args.format == OutputFormat::Folded {
+        return write_folded_stacks(out, &new, old.as_ref());
+    }
 
     let totals = new.totals();
     let (rows, total) = match &old {
@@ -358,7 +400,22 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         OutputFormat::Text => write_text(out, key, args.cumulative, &rows, &total, limit),
         OutputFormat::Json => write_json(out, key, args.cumulative, &rows, &total, limit),
         OutputFormat::Csv => write_csv(out, &rows, limit),
+        OutputFormat::Folded => unreachable!("written above"),
     }
+}
+
+/// `--format folded`: the filtered traceback tree in bytes, or both
+/// snapshots' as differential folded stacks (old, new).
+fn write_folded_stacks(out: &mut dyn Write, new: &Snapshot, old: Option<&Snapshot>) -> Result<()> {
+    let new_tree = FlameTree::new(new, None, FlameWeight::Bytes)?;
+    match old {
+        None => write_folded(&new_tree, out)?,
+        Some(old) => {
+            let old_tree = FlameTree::new(old, None, FlameWeight::Bytes)?;
+            write_folded_diff(&old_tree, &new_tree, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn key_noun(key: KeyType) -> &'static str {
@@ -596,7 +653,13 @@ fn write_csv(out: &mut dyn Write, rows: &Rows, limit: usize) -> Result<()> {
 }
 
 fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
-    let snapshot = load(&args.snapshot)?;
+    // Read once: the kind and the snapshot come from the same bytes.
+    let path = &args.snapshot;
+    let bytes = std::fs::read(path)
+        .map_err(|e| FileError::new(path, tracemalloc_format::ErrorKind::Read(e)))?;
+    let kind = detect_kind(&bytes).map_err(|kind| FileError::new(path, kind))?;
+    let snapshot = Snapshot::from_bytes_with(&bytes, &LoadOptions::from(args.dhat_point))
+        .map_err(|kind| FileError::new(path, kind))?;
     let m = snapshot.metadata();
     let tables = snapshot.tables();
     let totals = snapshot.totals();
@@ -611,6 +674,7 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     if args.json {
         let doc = json!({
             "file": args.snapshot.display().to_string(),
+            "kind": kind.name(),
             "format_version": m.format_version,
             "producer": m.producer,
             "pid": m.pid,
@@ -642,7 +706,7 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
         "Format:             {}",
         match m.format_version {
             Some(v) => format!(".tmsnap version {v}"),
-            None => "CPython pickle".to_owned(),
+            None => kind.name().to_owned(),
         }
     )?;
     writeln!(out, "Producer:           {}", opt(m.producer.clone()))?;
@@ -695,7 +759,7 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
-    let snapshot = load(&args.input)?;
+    let snapshot = load(&args.input, &LoadOptions::from(args.dhat_point))?;
     snapshot.dump(&args.output)?;
     writeln!(
         out,

@@ -90,8 +90,13 @@ fn a_closed_stdout_is_not_an_error() {
     // 20,000 one-frame traces over 5,000 files: enough CSV output to fill
     // the pipe.
     let names: Vec<String> = (0..5000).map(|i| format!("file_{i}.py")).collect();
-    let frames: Vec<[(&str, u32); 1]> = (0..20_000u32).map(|i| [(names[i as usize % 5000].as_str(), i)]).collect();
-    let traces = frames.iter().enumerate().map(|(i, f)| (0, 8 + i as u64, &f[..], None));
+    let frames: Vec<[(&str, u32); 1]> = (0..20_000u32)
+        .map(|i| [(names[i as usize % 5000].as_str(), i)])
+        .collect();
+    let traces = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (0, 8 + i as u64, &f[..], None));
     tracemalloc_format::Snapshot::from_raw_traces(1, traces)
         .unwrap()
         .dump(&path)

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dhat::DhatError;
 use crate::model::BuildError;
 use crate::pickle::PickleError;
 use crate::tmsnap::TmsnapError;
@@ -49,6 +50,9 @@ pub enum ErrorKind {
     /// A pickle that is not a readable tracemalloc snapshot.
     #[error(transparent)]
     Pickle(#[from] PickleError),
+    /// A DHAT profile that cannot be read.
+    #[error(transparent)]
+    Dhat(#[from] DhatError),
     /// The content is valid but too large to hold.
     #[error(transparent)]
     Build(#[from] BuildError),

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::dhat::{self, DhatPoint};
 use crate::error::{Error, ErrorKind};
 use crate::model::Snapshot;
 use crate::{pickle, tmsnap};
@@ -17,6 +18,28 @@ pub enum SnapshotKind {
     /// A pickle (starts with the PROTO opcode), e.g. from CPython's
     /// `tracemalloc.Snapshot.dump()`.
     Pickle,
+    /// A DHAT heap profile (JSON with `dhatFileVersion`), from dhat-rs or
+    /// Valgrind's DHAT (see [`dhat`]).
+    Dhat,
+}
+
+impl SnapshotKind {
+    /// What the kind is called in messages: `.tmsnap`, `CPython pickle`,
+    /// `DHAT JSON`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotKind::Tmsnap => ".tmsnap",
+            SnapshotKind::Pickle => "CPython pickle",
+            SnapshotKind::Dhat => "DHAT JSON",
+        }
+    }
+}
+
+/// Choices for reading formats that hold more than one snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Which moment of a DHAT profile becomes the snapshot.
+    pub dhat_point: DhatPoint,
 }
 
 /// Tells the kind of a snapshot file from its first bytes.
@@ -25,31 +48,50 @@ pub fn detect_kind(bytes: &[u8]) -> Result<SnapshotKind, ErrorKind> {
         Ok(SnapshotKind::Tmsnap)
     } else if pickle::has_pickle_header(bytes) {
         Ok(SnapshotKind::Pickle)
+    } else if dhat::looks_like_dhat(bytes) {
+        Ok(SnapshotKind::Dhat)
+    } else if dhat::is_json_object(bytes) {
+        Err(ErrorKind::UnknownFormat(
+            "it is a JSON document, but not a DHAT profile (no \"dhatFileVersion\" near its start)"
+                .into(),
+        ))
     } else if bytes.is_empty() {
         Err(ErrorKind::UnknownFormat("the file is empty".into()))
     } else {
         let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Err(ErrorKind::UnknownFormat(format!(
-            "it is neither a .tmsnap file nor a pickle (it starts with bytes {})",
+            "it is neither a .tmsnap file nor a pickle nor a DHAT profile (it starts with bytes {})",
             head.join(" ")
         )))
     }
 }
 
 impl Snapshot {
-    /// Reads a snapshot file: a `.tmsnap` file or a CPython tracemalloc
-    /// pickle, whatever its extension (CPython's `Snapshot.load`).
+    /// Reads a snapshot file: a `.tmsnap` file, a CPython tracemalloc
+    /// pickle or a DHAT heap profile (at its global peak), whatever its
+    /// extension (CPython's `Snapshot.load`).
     pub fn load(path: impl AsRef<Path>) -> Result<Snapshot, Error> {
+        Snapshot::load_with(path, &LoadOptions::default())
+    }
+
+    /// [`Snapshot::load`] with choices for multi-snapshot formats.
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Snapshot, Error> {
         let path = path.as_ref();
         let bytes = fs::read(path).map_err(|e| Error::new(path, ErrorKind::Read(e)))?;
-        Snapshot::from_bytes(&bytes).map_err(|kind| Error::new(path, kind))
+        Snapshot::from_bytes_with(&bytes, options).map_err(|kind| Error::new(path, kind))
     }
 
     /// Decodes a snapshot from the bytes of a file (see [`Snapshot::load`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, ErrorKind> {
+        Snapshot::from_bytes_with(bytes, &LoadOptions::default())
+    }
+
+    /// [`Snapshot::from_bytes`] with choices for multi-snapshot formats.
+    pub fn from_bytes_with(bytes: &[u8], options: &LoadOptions) -> Result<Snapshot, ErrorKind> {
         match detect_kind(bytes)? {
             SnapshotKind::Tmsnap => Ok(tmsnap::decode(bytes)?),
             SnapshotKind::Pickle => Ok(pickle::decode(bytes)?),
+            SnapshotKind::Dhat => Ok(dhat::decode(bytes, options.dhat_point)?),
         }
     }
 
@@ -177,10 +219,30 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "{}: not a snapshot file: it is neither a .tmsnap file nor a pickle \
-                 (it starts with bytes 68 65 6c 6c 6f 20 77 6f)",
+                "{}: not a snapshot file: it is neither a .tmsnap file nor a pickle nor a \
+                 DHAT profile (it starts with bytes 68 65 6c 6c 6f 20 77 6f)",
                 text.display()
             )
+        );
+        let json = dir.path().join("other.json");
+        fs::write(&json, b" {\"pps\": []}").unwrap();
+        let err = Snapshot::load(&json).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "not a snapshot file: it is a JSON document, but not a DHAT profile \
+                 (no \"dhatFileVersion\" near its start)"
+            ),
+            "{err}"
+        );
+        let dhat = dir.path().join("dhat-heap.json");
+        fs::write(&dhat, b"{\"dhatFileVersion\":2,\"mode\":\"heap\",\"pps\":[").unwrap();
+        let err = Snapshot::load(&dhat).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: not a valid DHAT profile: EOF while parsing",
+                dhat.display()
+            )),
+            "{err}"
         );
         let empty = dir.path().join("empty");
         fs::write(&empty, b"").unwrap();

@@ -22,21 +22,26 @@
 //! This crate is pure data code: it has no UI, unwinding or symbolization
 //! dependency (see docs/ARCHITECTURE.md).
 
+pub mod annotate;
+pub mod dhat;
 mod error;
+pub mod export;
 mod filter;
+pub mod flame;
 pub mod fnmatch;
 mod io;
 mod model;
 pub mod pickle;
 mod size;
 mod stats;
+pub mod timeline;
 pub mod tmsnap;
 pub mod trim;
 pub mod view;
 
 pub use error::{Error, ErrorKind};
 pub use filter::{DomainFilter, Filter, TraceFilter};
-pub use io::{SnapshotKind, detect_kind, write_atomically};
+pub use io::{LoadOptions, SnapshotKind, detect_kind, write_atomically};
 pub use model::{
     BuildError, Frame, FrameId, FrameRef, Metadata, Snapshot, SnapshotBuilder, StringId, Tables,
     Timestamp, Trace, Traceback, TracebackId, UNKNOWN_FILENAME,

@@ -147,16 +147,40 @@ pub fn classify_frame(frame: FrameRef<'_>) -> FrameClass {
             {
                 return FrameClass::Std;
             }
+            // dhat-rs shortens every path to its last three components
+            // (`src/vec/mod.rs`), which no longer says whose file it is: for
+            // a relative path the function decides, as for an unknown file.
+            let relative = !path.starts_with('/') && path.get(1..3) != Some(":/");
+            if relative && frame.function.is_some_and(is_std_function) {
+                return FrameClass::Std;
+            }
         }
         None => {
-            if let Some(f) = frame.function
-                && STD_FUNCTIONS.iter().any(|p| f.starts_with(p))
-            {
+            if frame.function.is_some_and(is_std_function) {
                 return FrameClass::Std;
             }
         }
     }
     FrameClass::User
+}
+
+/// Whether a function is the standard library's: in one of its crates, or
+/// its implementation of one of its traits for a type without a crate path
+/// (a primitive or a generic parameter: `<u8 as alloc::vec::spec_from_elem
+/// ::SpecFromElem>::from_elem`), which only the standard library can write.
+fn is_std_function(function: &str) -> bool {
+    if STD_FUNCTIONS.iter().any(|p| function.starts_with(p)) {
+        return true;
+    }
+    function
+        .strip_prefix('<')
+        .and_then(|rest| rest.split_once(" as "))
+        .is_some_and(|(ty, tr)| {
+            !ty.contains("::")
+                && ["std::", "core::", "alloc::"]
+                    .iter()
+                    .any(|p| tr.starts_with(p))
+        })
 }
 
 /// Whether a frame has neither file nor function (where a frame-pointer
@@ -404,6 +428,31 @@ mod tests {
             Recorder
         );
         assert_eq!(c("/home/me/app/recorder/src/lib.rs", None), User);
+        // dhat-rs's shortened paths: the function decides.
+        assert_eq!(
+            c(
+                "src/raw_vec/mod.rs",
+                Some("alloc::raw_vec::RawVec<T,A>::grow_one")
+            ),
+            Std
+        );
+        assert_eq!(
+            c(
+                "src/vec/spec_from_elem.rs",
+                Some("<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem")
+            ),
+            Std
+        );
+        assert_eq!(c("src/main.rs", Some("make_dhat_rs::keep")), User);
+        assert_eq!(
+            c(
+                "src/main.rs",
+                Some("<app::Config as core::fmt::Display>::fmt")
+            ),
+            User
+        );
+        // An absolute path is trusted, whatever the function's name.
+        assert_eq!(c("/p/src/core/mod.rs", Some("core::helper")), User);
         assert_eq!(c("/home/me/tracemalloc-format/src/lib.rs", None), User);
     }
 

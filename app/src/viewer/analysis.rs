@@ -14,9 +14,14 @@
 //! | join | both groupings | `View::plain` / `View::compare` |
 //! | sort | view, column, direction | `View::sorted` |
 //! | search | sorted, needle | `View::search` |
+//! | flame tree | both filtered snapshots, weight | `FlameTree::new` |
+//! | flame search | tree, needle | `FlameTree::search` |
+//! | annotation | both `lineno` views, file | `FileAnnotation::new` |
 //!
 //! so that changing the comparison only rejoins, a new sort only sorts, and
-//! Back returns to a cached result at once.
+//! Back returns to a cached result at once. The flame tree is only built
+//! while the flame graph is shown, the annotation only while a source file
+//! is; both reuse the filtered snapshots and groupings of the table.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,6 +29,8 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use tracemalloc_format::annotate::FileAnnotation;
+use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
 use tracemalloc_format::view::{ChartMetric, Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
 
@@ -68,6 +75,13 @@ pub struct AnalysisRequest {
     pub chart_top_n: usize,
     /// The selected group, to find its row in the result.
     pub selected: Option<Traceback>,
+    /// Build the traceback tree, with this weight (the flame graph is
+    /// shown).
+    pub flame: Option<FlameWeight>,
+    /// Highlight the tree's frames containing this text.
+    pub flame_search: String,
+    /// Annotate this source file (as recorded) with its lines' memory.
+    pub annotate: Option<String>,
 }
 
 impl AnalysisRequest {
@@ -83,6 +97,9 @@ impl AnalysisRequest {
             && self.sort == other.sort
             && self.search == other.search
             && self.chart_top_n == other.chart_top_n
+            && self.flame == other.flame
+            && (self.flame.is_none() || self.flame_search.trim() == other.flame_search.trim())
+            && self.annotate == other.annotate
     }
 }
 
@@ -103,6 +120,10 @@ pub struct Timings {
     pub search: Duration,
     /// Ranking for the charts.
     pub charts: Duration,
+    /// Building the traceback tree and searching it.
+    pub flame: Duration,
+    /// Annotating the source file.
+    pub annotate: Duration,
     /// The whole request.
     pub total: Duration,
 }
@@ -133,8 +154,21 @@ pub struct AnalysisResult {
     pub top_count: Vec<u32>,
     /// Where the selected group is in `order`, if it is shown.
     pub selected_position: Option<usize>,
+    /// The traceback tree, when asked for.
+    pub flame: Option<FlameResult>,
+    /// The annotated source file, when asked for.
+    pub annotation: Option<Arc<FileAnnotation>>,
     /// How long it took.
     pub timings: Timings,
+}
+
+/// The traceback tree and the search over it.
+#[derive(Clone, Debug)]
+pub struct FlameResult {
+    /// The tree of the shown snapshot, with the compared one's amounts.
+    pub tree: Arc<FlameTree>,
+    /// The frames matching the flame graph's search, when there is one.
+    pub matches: Option<Arc<FlameMatches>>,
 }
 
 /// A request's outcome: a result, or why there is none.
@@ -385,6 +419,14 @@ impl GroupJob {
     }
 }
 
+/// What a traceback tree depends on.
+#[derive(Clone, Debug, PartialEq)]
+struct FlameKey {
+    new: FilterKey,
+    old: Option<FilterKey>,
+    weight: FlameWeight,
+}
+
 /// The analysis thread's caches.
 struct Worker {
     trimmed: Lru<SnapshotId, Arc<Snapshot>>,
@@ -393,6 +435,9 @@ struct Worker {
     views: Lru<ViewKey, Arc<View>>,
     sorted: Lru<(ViewKey, Sort), Arc<Vec<u32>>>,
     searched: Lru<(ViewKey, Sort, String), Arc<Vec<u32>>>,
+    flames: Lru<FlameKey, Arc<FlameTree>>,
+    flame_matches: Lru<(FlameKey, String), Arc<FlameMatches>>,
+    annotations: Lru<(ViewKey, ViewKey, String), Arc<FileAnnotation>>,
 }
 
 impl Default for Worker {
@@ -400,10 +445,13 @@ impl Default for Worker {
         Worker {
             trimmed: Lru::new(4),
             filtered: Lru::new(8),
-            grouped: Lru::new(12),
-            views: Lru::new(8),
+            grouped: Lru::new(16),
+            views: Lru::new(10),
             sorted: Lru::new(8),
             searched: Lru::new(4),
+            flames: Lru::new(4),
+            flame_matches: Lru::new(4),
+            annotations: Lru::new(8),
         }
     }
 }
@@ -412,7 +460,13 @@ impl Worker {
     /// What is left to do to group a snapshot: the stages already cached
     /// are looked up here, the rest is a [`GroupJob`] that needs no access
     /// to the caches, so that both snapshots can be grouped in parallel.
-    fn plan(&mut self, input: &Input, request: &AnalysisRequest) -> GroupJob {
+    fn plan(
+        &mut self,
+        input: &Input,
+        request: &AnalysisRequest,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> GroupJob {
         let hide = request.hide_std_frames && input.has_untrimmed_frames;
         let filter_key = FilterKey {
             id: input.id,
@@ -421,8 +475,8 @@ impl Worker {
         };
         let key = GroupKey {
             filtered: filter_key.clone(),
-            key_type: request.key_type,
-            cumulative: request.cumulative,
+            key_type,
+            cumulative,
         };
         let start = if let Some(g) = self.grouped.get(&key) {
             Stage::Grouped(g)
@@ -455,19 +509,72 @@ impl Worker {
             .insert(job_key.clone(), Arc::clone(&done.grouping));
     }
 
-    fn run(&mut self, request: AnalysisRequest) -> Result<AnalysisResult> {
+    /// A snapshot hidden and filtered as the request says, from the caches
+    /// where possible.
+    fn filtered(
+        &mut self,
+        input: &Input,
+        request: &AnalysisRequest,
+        t: &mut Timings,
+    ) -> Result<(FilterKey, Arc<Snapshot>)> {
+        let hide = request.hide_std_frames && input.has_untrimmed_frames;
+        let key = FilterKey {
+            id: input.id,
+            hide,
+            filters: request.filters.clone(),
+        };
+        if let Some(f) = self.filtered.get(&key) {
+            return Ok((key, f));
+        }
+        let source = if !hide {
+            Arc::clone(&input.snapshot)
+        } else if let Some(trimmed) = self.trimmed.get(&input.id) {
+            trimmed
+        } else {
+            let start = Instant::now();
+            let trimmed = Arc::new(
+                input
+                    .snapshot
+                    .with_default_trim()
+                    .context("cannot hide the standard library's and the recorder's frames")?,
+            );
+            t.trim += start.elapsed();
+            self.trimmed.insert(input.id, Arc::clone(&trimmed));
+            trimmed
+        };
         let start = Instant::now();
-        let mut t = Timings::default();
-        let new_job = self.plan(&request.new, &request);
-        let old_job = request.old.as_ref().map(|old| self.plan(old, &request));
+        let filtered = if request.filters.is_empty() {
+            source
+        } else {
+            Arc::new(source.filter_traces(&request.filters))
+        };
+        t.filter += start.elapsed();
+        self.filtered.insert(key.clone(), Arc::clone(&filtered));
+        Ok((key, filtered))
+    }
+
+    /// Both snapshots grouped by `key_type` and joined, from the caches
+    /// where possible; the two are grouped side by side.
+    fn view(
+        &mut self,
+        request: &AnalysisRequest,
+        key_type: KeyType,
+        cumulative: bool,
+        t: &mut Timings,
+    ) -> Result<(ViewKey, Arc<View>)> {
+        let new_job = self.plan(&request.new, request, key_type, cumulative);
+        let old_job = request
+            .old
+            .as_ref()
+            .map(|old| self.plan(old, request, key_type, cumulative));
         // The two snapshots are independent: group them side by side.
         let (new_done, old_done) = std::thread::scope(|s| {
             let old = old_job.as_ref().map(|job| {
                 std::thread::Builder::new()
                     .name("analysis-old".to_owned())
-                    .spawn_scoped(s, || job.run(request.key_type, request.cumulative))
+                    .spawn_scoped(s, || job.run(key_type, cumulative))
             });
-            let new = new_job.run(request.key_type, request.cumulative);
+            let new = new_job.run(key_type, cumulative);
             let old = old.map(|spawned| match spawned {
                 Ok(handle) => handle.join().unwrap_or_else(|_| {
                     Err(anyhow::anyhow!("the analysis of the old snapshot crashed"))
@@ -475,7 +582,7 @@ impl Worker {
                 // No thread: do it here.
                 Err(_) => old_job.as_ref().map_or_else(
                     || Err(anyhow::anyhow!("no old snapshot")),
-                    |job| job.run(request.key_type, request.cumulative),
+                    |job| job.run(key_type, cumulative),
                 ),
             });
             (new, old.transpose())
@@ -504,6 +611,67 @@ impl Worker {
                 None => View::plain(&new_grouping),
             }))
         })?;
+        Ok((view_key, view))
+    }
+
+    /// The traceback tree of the shown snapshot (with the compared one's
+    /// amounts), and the search over it.
+    fn flame(
+        &mut self,
+        request: &AnalysisRequest,
+        weight: FlameWeight,
+        t: &mut Timings,
+    ) -> Result<FlameResult> {
+        let (new_key, new) = self.filtered(&request.new, request, t)?;
+        let old = match &request.old {
+            Some(old) => Some(self.filtered(old, request, t)?),
+            None => None,
+        };
+        let key = FlameKey {
+            new: new_key,
+            old: old.as_ref().map(|(k, _)| k.clone()),
+            weight,
+        };
+        let tree = self.flames.get_or_try(key.clone(), &mut t.flame, || {
+            FlameTree::new(&new, old.as_ref().map(|(_, s)| &**s), weight)
+                .map(Arc::new)
+                .context("cannot build the traceback tree")
+        })?;
+        let needle = request.flame_search.trim().to_owned();
+        let matches = if needle.is_empty() {
+            None
+        } else {
+            Some(
+                self.flame_matches
+                    .get_or_try((key, needle.clone()), &mut t.flame, || {
+                        Ok::<_, anyhow::Error>(Arc::new(tree.search(&needle)))
+                    })?,
+            )
+        };
+        Ok(FlameResult { tree, matches })
+    }
+
+    /// A source file's lines with their memory: from the plain and the
+    /// cumulative `lineno` views of the request's snapshots.
+    fn annotate(
+        &mut self,
+        request: &AnalysisRequest,
+        filename: &str,
+        t: &mut Timings,
+    ) -> Result<Arc<FileAnnotation>> {
+        let (here_key, here) = self.view(request, KeyType::Lineno, false, t)?;
+        let (through_key, through) = self.view(request, KeyType::Lineno, true, t)?;
+        self.annotations.get_or_try(
+            (here_key, through_key, filename.to_owned()),
+            &mut t.annotate,
+            || Ok::<_, anyhow::Error>(Arc::new(FileAnnotation::new(&here, &through, filename))),
+        )
+    }
+
+    fn run(&mut self, request: AnalysisRequest) -> Result<AnalysisResult> {
+        let start = Instant::now();
+        let mut t = Timings::default();
+        let (view_key, view) = self.view(&request, request.key_type, request.cumulative, &mut t)?;
         let sort = request.sort;
         let sorted = self
             .sorted
@@ -532,6 +700,14 @@ impl Worker {
             let row = view.position_of(tb)? as u32;
             order.iter().position(|&i| i == row)
         });
+        let flame = match request.flame {
+            Some(weight) => Some(self.flame(&request, weight, &mut t)?),
+            None => None,
+        };
+        let annotation = match &request.annotate {
+            Some(filename) => Some(self.annotate(&request, filename, &mut t)?),
+            None => None,
+        };
         t.total = start.elapsed();
         Ok(AnalysisResult {
             generation: request.generation,
@@ -541,6 +717,8 @@ impl Worker {
             top_size,
             top_count,
             selected_position,
+            flame,
+            annotation,
             timings: t,
         })
     }
@@ -575,6 +753,9 @@ mod tests {
             search: String::new(),
             chart_top_n: 10,
             selected: None,
+            flame: None,
+            flame_search: String::new(),
+            annotate: None,
         }
     }
 
@@ -618,6 +799,45 @@ mod tests {
         assert_eq!(searched.order.len(), 1);
         // The charts rank every row, whatever the search.
         assert_eq!(searched.top_size.len(), 2);
+    }
+
+    #[test]
+    fn the_flame_tree_and_annotation_come_on_request() {
+        let mut w = Worker::default();
+        let new = input(
+            1,
+            &[
+                (30, &[("a.rs", 1), ("m.rs", 9)]),
+                (10, &[("b.rs", 2), ("m.rs", 9)]),
+            ],
+        );
+        let old = input(2, &[(10, &[("a.rs", 1), ("m.rs", 9)])]);
+        let mut req = request(new, Some(old));
+        let plain = w.run(req.clone()).unwrap();
+        assert!(plain.flame.is_none() && plain.annotation.is_none());
+
+        req.flame = Some(FlameWeight::Bytes);
+        req.annotate = Some("m.rs".to_owned());
+        let first = w.run(req.clone()).unwrap();
+        let flame = first.flame.unwrap();
+        assert_eq!(flame.tree.label(1), "m.rs:9");
+        assert_eq!((flame.tree.value(2), flame.tree.old_value(2)), (30, 10));
+        assert!(flame.matches.is_none());
+        let annotation = first.annotation.unwrap();
+        let line = annotation.line(9).unwrap();
+        assert_eq!(
+            (line.here.size, line.through.size, line.through.size_diff),
+            (0, 40, 30)
+        );
+
+        // A search only searches; the tree is cached.
+        req.flame_search = "b.rs".to_owned();
+        let searched = w.run(req.clone()).unwrap();
+        let flame2 = searched.flame.unwrap();
+        assert!(Arc::ptr_eq(&flame.tree, &flame2.tree));
+        let matches = flame2.matches.unwrap();
+        assert_eq!((matches.nodes, matches.total.size), (1, 10));
+        assert!(Arc::ptr_eq(&annotation, &searched.annotation.unwrap()));
     }
 
     #[test]

@@ -6,20 +6,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::{Event, Key, KeyboardShortcut, Modifiers, PointerButton};
-use tracemalloc_format::{Filter, KeyType, TraceFilter};
+use tracemalloc_format::view::View;
+use tracemalloc_format::{Filter, KeyType, LoadOptions, TraceFilter, Traceback};
 
 use super::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
 use super::command::Command;
 use super::demo;
 use super::editor;
-use super::file_dialog::{DialogKind, FileDialogs};
+use super::export::{ExportJob, ExportKind, Exports, TreeInput};
+use super::file_dialog::{DialogKind, DialogPurpose, FileDialogs};
 use super::loader::{LoadEvent, LoadSource, Loader, Notify};
 use super::scene::{Scene, SceneRunner};
 use super::session::{LoadError, LoadedSnapshot, Session, SnapshotId};
 use super::source::{SourceState, Sources};
-use super::state::{History, Settings, Sort, TableState, ViewSpec};
+use super::state::{
+    BottomTab, CentralTab, FlameState, History, Settings, Sort, TableState, ViewSpec,
+};
 use super::text;
+use super::timeline::{TimelinePoint, TimelineRequest, TimelineResult, TimelineService};
 use super::ui;
+use super::watch::FolderWatch;
+
+/// The fewest snapshots the timeline is shown for: with two, the table's
+/// comparison already says everything.
+pub const TIMELINE_MIN_SNAPSHOTS: usize = 3;
 
 /// The key of the settings in eframe's storage.
 const SETTINGS_KEY: &str = "tracemalloc-viewer/settings";
@@ -35,6 +45,8 @@ pub struct StartupOptions {
     pub scene: Option<Scene>,
     /// Print frame times to stderr every two seconds.
     pub frame_stats: bool,
+    /// How often a watched folder is looked at.
+    pub watch_interval: Duration,
 }
 
 impl Default for StartupOptions {
@@ -44,6 +56,7 @@ impl Default for StartupOptions {
             dialog: DialogKind::Native,
             scene: None,
             frame_stats: false,
+            watch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -133,6 +146,8 @@ pub struct UiBuffers {
     pub show_filter_editor: bool,
     /// Move the keyboard focus to the search box on the next frame.
     pub focus_search: bool,
+    /// The flame graph's search box.
+    pub flame_search: String,
 }
 
 /// Everything the drawing code reads.
@@ -166,6 +181,24 @@ pub struct AppState {
     pub show_shortcuts: bool,
     /// Whether a native file dialog is open.
     pub waiting_for_dialog: bool,
+    /// What the central panel shows.
+    pub central_tab: CentralTab,
+    /// What the bottom panel shows.
+    pub bottom_tab: BottomTab,
+    /// The flame graph's zoom and search.
+    pub flame: FlameState,
+    /// The last timeline computed.
+    pub timeline: Option<TimelineResult>,
+    /// Why the last timeline failed.
+    pub timeline_error: Option<String>,
+    /// Snapshots grouped and to group while a timeline is computed.
+    pub timeline_progress: Option<(usize, usize)>,
+    /// The folder opened last, which can be watched.
+    pub folder: Option<PathBuf>,
+    /// Whether that folder is watched for new snapshots.
+    pub watching: bool,
+    /// Whether an export is being written.
+    pub exporting: bool,
 }
 
 impl AppState {
@@ -191,6 +224,34 @@ impl AppState {
     /// still is about the selected group.
     pub fn selected_position(&self) -> Option<usize> {
         self.result.as_ref()?.selected_position
+    }
+
+    /// Whether the timeline tab is offered: enough snapshots are open.
+    pub fn timeline_available(&self) -> bool {
+        self.session.snapshots().len() >= TIMELINE_MIN_SNAPSHOTS
+    }
+
+    /// Whether the timeline is on screen.
+    pub fn timeline_shown(&self) -> bool {
+        self.settings.show_charts
+            && self.bottom_tab == BottomTab::Timeline
+            && self.timeline_available()
+    }
+
+    /// The source file the details panel shows (the selected frame's), as
+    /// recorded, if it can be a file.
+    pub fn shown_source_file(&self) -> Option<&str> {
+        if !self.settings.show_details {
+            return None;
+        }
+        let tb = self.table.selected.as_ref()?;
+        let index = self
+            .table
+            .selected_frame
+            .min(tb.frames.len().checked_sub(1)?);
+        let name: &str = &tb.frames[index].filename;
+        let pseudo = name.is_empty() || (name.starts_with('<') && name.ends_with('>'));
+        (!pseudo).then_some(name)
     }
 }
 
@@ -276,6 +337,10 @@ pub struct ViewerApp {
     scene: Option<SceneRunner>,
     frame_stats: Option<FrameStats>,
     title: String,
+    timeline_service: Option<TimelineService>,
+    watcher: Option<FolderWatch>,
+    watch_interval: Duration,
+    exports: Exports,
 }
 
 impl std::fmt::Debug for ViewerApp {
@@ -317,6 +382,15 @@ impl ViewerApp {
                 })
             })
             .ok();
+        let timeline_service = TimelineService::start(Arc::clone(&notify))
+            .map_err(|e| {
+                message = Some(StatusMessage {
+                    text: format!("{e:#}"),
+                    is_error: true,
+                    shown_at: Instant::now(),
+                })
+            })
+            .ok();
         let spec = ViewSpec {
             key_type: settings.key_type,
             cumulative: settings.cumulative,
@@ -338,6 +412,15 @@ impl ViewerApp {
                 message,
                 show_shortcuts: false,
                 waiting_for_dialog: false,
+                central_tab: CentralTab::Table,
+                bottom_tab: BottomTab::Charts,
+                flame: FlameState::default(),
+                timeline: None,
+                timeline_error: None,
+                timeline_progress: None,
+                folder: None,
+                watching: false,
+                exporting: false,
             },
             buffers: UiBuffers::default(),
             analysis,
@@ -350,6 +433,10 @@ impl ViewerApp {
             scene: options.scene.map(SceneRunner::new),
             frame_stats: options.frame_stats.then(FrameStats::default),
             title: String::new(),
+            timeline_service,
+            watcher: None,
+            watch_interval: options.watch_interval,
+            exports: Exports::default(),
         };
         if options.files.is_empty() {
             app.apply(Command::OpenDemo);
@@ -365,6 +452,8 @@ impl ViewerApp {
         self.state.loader.is_busy()
             || self.state.analysis_pending
             || self.sources.as_ref().is_some_and(Sources::is_busy)
+            || self.state.timeline_progress.is_some()
+            || self.exports.is_busy()
     }
 
     fn set_message(&mut self, text: impl Into<String>, is_error: bool) {
@@ -377,7 +466,14 @@ impl ViewerApp {
     }
 
     fn start_loading(&mut self, sources: Vec<LoadSource>) {
-        if let Err(err) = self.state.loader.start(sources, Arc::clone(&self.notify)) {
+        let options = LoadOptions {
+            dhat_point: self.state.settings.dhat_point(),
+        };
+        if let Err(err) = self
+            .state
+            .loader
+            .start(sources, options, Arc::clone(&self.notify))
+        {
             self.set_message(format!("{err:#}"), true);
         }
     }
@@ -391,6 +487,14 @@ impl ViewerApp {
                 }
             }
             Command::OpenBrowser => self.dialogs.open_browser(),
+            Command::OpenFolderDialog => {
+                if let Err(err) = self
+                    .dialogs
+                    .show(DialogPurpose::OpenFolder, Arc::clone(&self.notify))
+                {
+                    self.set_message(format!("{err:#}"), true);
+                }
+            }
             Command::OpenPaths(paths) => {
                 if self.state.session.showing_demo {
                     // Your own files replace the demo.
@@ -398,17 +502,37 @@ impl ViewerApp {
                     self.state.current = None;
                     self.state.compare = None;
                 }
-                for path in &paths {
+                let mut sources = Vec::new();
+                for path in paths {
                     self.state.settings.remember_file(path.clone());
-                    if let Some(dir) = path.parent()
-                        && let Some(sources) = &mut self.sources
-                        && !sources.roots.iter().any(|r| r == dir)
+                    let is_folder = path.is_dir();
+                    // Sources are looked for next to the snapshots.
+                    let root = if is_folder {
+                        Some(path.clone())
+                    } else {
+                        path.parent().map(|p| p.to_owned())
+                    };
+                    if let Some(root) = root
+                        && let Some(files) = &mut self.sources
+                        && !files.roots.contains(&root)
                     {
-                        sources.roots.push(dir.to_owned());
+                        files.roots.push(root);
+                    }
+                    if is_folder {
+                        if self.state.folder.as_ref() != Some(&path) {
+                            // A new folder: the old one is no longer watched.
+                            self.watcher = None;
+                            self.state.watching = false;
+                        }
+                        self.state.folder = Some(path.clone());
+                        sources.push(LoadSource::Folder(path));
+                    } else {
+                        sources.push(LoadSource::Path(path));
                     }
                 }
-                self.start_loading(paths.into_iter().map(LoadSource::Path).collect());
+                self.start_loading(sources);
             }
+            Command::SetWatch(on) => self.set_watch(on),
             Command::OpenBytes { name, bytes } => {
                 self.start_loading(vec![LoadSource::Bytes {
                     origin: super::session::Origin::Dropped(name),
@@ -533,12 +657,16 @@ impl ViewerApp {
                 self.state.table.search = text;
             }
             Command::SelectRow(position) => self.select_position(position),
-            Command::SelectGroup(tb) => {
+            Command::SelectGroup(mut tb) => {
                 if let Some(result) = &mut self.state.result {
-                    result.selected_position = result
-                        .view
-                        .position_of(&tb)
-                        .and_then(|row| result.order.iter().position(|&i| i as usize == row));
+                    let row = find_row(&result.view, &tb);
+                    if let Some(row) = row {
+                        // The table's own key (a line's function may differ
+                        // between a chart's and the table's snapshots).
+                        tb = result.view.traceback(row);
+                    }
+                    result.selected_position =
+                        row.and_then(|row| result.order.iter().position(|&i| i as usize == row));
                     self.state.table.scroll_to_selected = result.selected_position.is_some();
                 }
                 if self.state.table.selected.as_ref() != Some(&tb) {
@@ -596,7 +724,112 @@ impl ViewerApp {
             Command::FocusSearch => self.buffers.focus_search = true,
             Command::ShowShortcuts(on) => self.state.show_shortcuts = on,
             Command::ShowError(text) => self.set_message(text, true),
+            Command::ShowCentralTab(tab) => self.state.central_tab = tab,
+            Command::ShowBottomTab(tab) => {
+                self.state.bottom_tab = tab;
+                self.state.settings.show_charts = true;
+            }
+            Command::SetFlameWeight(weight) => self.state.settings.flame_weight = weight,
+            Command::FlameZoom(path) => {
+                self.state.flame.zoom = path.filter(|p| !p.is_empty());
+            }
+            Command::SetFlameSearch(text) => {
+                self.buffers.flame_search.clone_from(&text);
+                self.state.flame.search = text;
+            }
+            Command::SelectGrowing(position) => {
+                let tb = self.state.timeline.as_ref().and_then(|t| {
+                    let growth = t.timeline.ranking().get(position)?;
+                    Some(t.timeline.traceback(growth.group))
+                });
+                if let Some(tb) = tb {
+                    self.apply(Command::SelectGroup(tb));
+                }
+            }
+            Command::SetDhatPoint(point) => {
+                let at_end = point == tracemalloc_format::dhat::DhatPoint::End;
+                if self.state.settings.dhat_at_end != at_end {
+                    self.state.settings.dhat_at_end = at_end;
+                    // Read the DHAT profiles again at the other moment.
+                    let paths: Vec<LoadSource> = self
+                        .state
+                        .session
+                        .snapshots()
+                        .iter()
+                        .filter(|s| s.info.dhat_point.is_some())
+                        .filter_map(|s| s.origin.path().cloned())
+                        .map(LoadSource::Path)
+                        .collect();
+                    self.start_loading(paths);
+                }
+            }
+            Command::ExportDialog(kind) => {
+                if let Err(err) = self
+                    .dialogs
+                    .show(DialogPurpose::Save(kind), Arc::clone(&self.notify))
+                {
+                    self.set_message(format!("{err:#}"), true);
+                }
+            }
+            Command::Export { kind, path } => self.export(kind, path),
             Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+        }
+    }
+
+    /// Starts or stops watching the opened folder.
+    fn set_watch(&mut self, on: bool) {
+        if !on {
+            self.watcher = None;
+            self.state.watching = false;
+            return;
+        }
+        let Some(dir) = self.state.folder.clone() else {
+            self.set_message("Open a folder first (File > Open folder)", true);
+            return;
+        };
+        match FolderWatch::start(dir, self.watch_interval, Arc::clone(&self.notify)) {
+            Ok(watch) => {
+                self.watcher = Some(watch);
+                self.state.watching = true;
+            }
+            Err(err) => self.set_message(format!("{err:#}"), true),
+        }
+    }
+
+    /// Writes an export of what the window shows.
+    fn export(&mut self, kind: ExportKind, path: PathBuf) {
+        let job = match kind {
+            ExportKind::TableCsv => match &self.state.result {
+                Some(result) => ExportJob::Csv {
+                    view: Arc::clone(&result.view),
+                    order: Arc::clone(&result.order),
+                },
+                None => {
+                    self.set_message("Nothing to export: no snapshot is shown", true);
+                    return;
+                }
+            },
+            ExportKind::FoldedStacks => {
+                let tree_input = |s: &LoadedSnapshot| TreeInput {
+                    snapshot: Arc::clone(&s.snapshot),
+                    has_untrimmed_frames: s.info.has_hideable_frames,
+                };
+                let Some(new) = self.state.current_snapshot().map(tree_input) else {
+                    self.set_message("Nothing to export: no snapshot is shown", true);
+                    return;
+                };
+                ExportJob::Folded {
+                    new,
+                    old: self.state.compare_snapshot().map(tree_input),
+                    hide_std_frames: self.state.settings.hide_std_frames,
+                    filters: self.state.spec.filters.clone(),
+                    weight: self.state.settings.flame_weight,
+                }
+            }
+        };
+        match self.exports.start(job, path, Arc::clone(&self.notify)) {
+            Ok(()) => self.state.exporting = true,
+            Err(err) => self.set_message(format!("{err:#}"), true),
         }
     }
 
@@ -698,6 +931,53 @@ impl ViewerApp {
 
     /// Takes what the background threads produced.
     fn poll_background(&mut self) {
+        if let Some(watch) = &self.watcher {
+            let found = watch.poll();
+            if !found.is_empty() {
+                let n = found.len();
+                self.start_loading(found.into_iter().map(LoadSource::Path).collect());
+                self.set_message(
+                    format!(
+                        "{n} new snapshot{} in the watched folder",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
+            }
+        }
+        for outcome in self.exports.poll() {
+            match outcome {
+                Ok(said) => self.set_message(said, false),
+                Err(err) => self.set_message(err, true),
+            }
+        }
+        self.state.exporting = self.exports.is_busy();
+        if let Some(service) = &mut self.timeline_service {
+            if let Some(outcome) = service.poll() {
+                match outcome {
+                    Ok(result) => {
+                        if result.generation == service.generation {
+                            self.state.timeline_progress = None;
+                        }
+                        self.state.timeline_error = None;
+                        self.state.timeline = Some(result);
+                    }
+                    Err((generation, message)) => {
+                        if generation == service.generation {
+                            self.state.timeline_progress = None;
+                        }
+                        self.state.timeline_error = Some(message);
+                    }
+                }
+            }
+            if self.state.timeline_progress.is_some() {
+                let p = &service.progress;
+                self.state.timeline_progress = Some((
+                    p.done.load(std::sync::atomic::Ordering::Relaxed),
+                    p.total.load(std::sync::atomic::Ordering::Relaxed),
+                ));
+            }
+        }
         for event in self.state.loader.poll() {
             match event {
                 LoadEvent::Loaded(loaded) => {
@@ -801,9 +1081,52 @@ impl ViewerApp {
             search: self.state.table.search.clone(),
             chart_top_n: self.state.settings.chart_top_n,
             selected: self.state.table.selected.clone(),
+            flame: (self.state.central_tab == CentralTab::Flamegraph)
+                .then_some(self.state.settings.flame_weight),
+            flame_search: self.state.flame.search.clone(),
+            annotate: self.state.shown_source_file().map(str::to_owned),
         };
         if analysis.request(request) {
             self.state.analysis_pending = true;
+        }
+    }
+
+    /// Sends the timeline request for what is shown now, if it changed.
+    fn request_timeline(&mut self) {
+        let Some(service) = &mut self.timeline_service else {
+            return;
+        };
+        if !self.state.timeline_shown() {
+            // Hidden: nothing to compute, and the next showing asks again.
+            service.reset();
+            self.state.timeline_progress = None;
+            return;
+        }
+        let points = self
+            .state
+            .session
+            .snapshots()
+            .iter()
+            .map(|s| TimelinePoint {
+                id: s.id,
+                snapshot: Arc::clone(&s.snapshot),
+                has_untrimmed_frames: s.info.has_hideable_frames,
+                time: s
+                    .time_micros()
+                    .map(|unix_micros| tracemalloc_format::Timestamp { unix_micros }),
+            })
+            .collect();
+        let request = TimelineRequest {
+            generation: 0,
+            points,
+            hide_std_frames: self.state.settings.hide_std_frames,
+            filters: self.state.spec.filters.clone(),
+            key_type: self.state.spec.key_type,
+            cumulative: self.state.spec.effective_cumulative(),
+        };
+        if service.request(request) {
+            let total = self.state.session.snapshots().len();
+            self.state.timeline_progress = Some((0, total));
         }
     }
 
@@ -893,6 +1216,24 @@ impl ViewerApp {
     }
 }
 
+/// The row of `view` whose key is `key`: the same frames, or for file and
+/// line groupings the same file and line (a line's shown function can
+/// differ between two computations of the same group).
+fn find_row(view: &View, key: &Traceback) -> Option<usize> {
+    if let Some(row) = view.position_of(key) {
+        return Some(row);
+    }
+    if view.key_type() == KeyType::Traceback {
+        return None;
+    }
+    let wanted = key.frames.first()?;
+    (0..view.len()).find(|&i| {
+        view.frames(i)
+            .next()
+            .is_some_and(|f| f.filename == &*wanted.filename && f.lineno == wanted.lineno)
+    })
+}
+
 impl eframe::App for ViewerApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let frame_start = Instant::now();
@@ -909,9 +1250,12 @@ impl eframe::App for ViewerApp {
         let mut commands = Vec::new();
         self.handle_input(&ctx, &mut commands);
         self.state.waiting_for_dialog = self.dialogs.waiting_for_native();
-        let chosen = self.dialogs.ui(&ctx).chosen;
-        if !chosen.is_empty() {
-            commands.push(Command::OpenPaths(chosen));
+        let dialogs = self.dialogs.ui(&ctx);
+        if !dialogs.chosen.is_empty() {
+            commands.push(Command::OpenPaths(dialogs.chosen));
+        }
+        if let Some((kind, path)) = dialogs.save {
+            commands.push(Command::Export { kind, path });
         }
         ui::viewer_ui(
             ui,
@@ -923,6 +1267,7 @@ impl eframe::App for ViewerApp {
         if let Some(scene) = &mut self.scene {
             let idle = !self.state.loader.is_busy()
                 && !self.state.analysis_pending
+                && self.state.timeline_progress.is_none()
                 && !self.sources.as_ref().is_some_and(Sources::is_busy);
             commands.extend(scene.next(idle, &self.state));
         }
@@ -930,12 +1275,13 @@ impl eframe::App for ViewerApp {
             self.apply(command);
         }
         self.request_analysis();
+        self.request_timeline();
         self.update_title(&ctx);
         if self.scene.as_ref().is_some_and(SceneRunner::is_playing) {
             // The scene's next step waits for an idle frame.
             ctx.request_repaint_after(Duration::from_millis(50));
         }
-        if self.state.loader.is_busy() {
+        if self.state.loader.is_busy() || self.state.timeline_progress.is_some() {
             // Progress bars move without news from the threads too.
             ctx.request_repaint_after(Duration::from_millis(100));
         }

@@ -5,10 +5,14 @@
 
 use std::path::PathBuf;
 
+use tracemalloc_format::dhat::DhatPoint;
+use tracemalloc_format::flame::FlameWeight;
 use tracemalloc_format::view::SortColumn;
-use tracemalloc_format::{KeyType, TraceFilter};
+use tracemalloc_format::{Frame, KeyType, TraceFilter};
 
+use super::export::ExportKind;
 use super::session::SnapshotId;
+use super::state::{BottomTab, CentralTab};
 
 /// One user action.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,8 +21,13 @@ pub enum Command {
     OpenDialog,
     /// File > Open with the built-in browser.
     OpenBrowser,
-    /// Open these files (command line, dialogs, drag-and-drop, recent).
+    /// File > Open folder: a dialog to choose a folder of snapshots.
+    OpenFolderDialog,
+    /// Open these files, and every snapshot of these folders (command
+    /// line, dialogs, drag-and-drop, recent).
     OpenPaths(Vec<PathBuf>),
+    /// Watch the last opened folder for new snapshots, or stop.
+    SetWatch(bool),
     /// Open bytes dropped without a path.
     OpenBytes {
         /// The dropped file's name.
@@ -96,6 +105,30 @@ pub enum Command {
     ShowError(String),
     /// Show the keyboard shortcuts.
     ShowShortcuts(bool),
+    /// Show the table or the flame graph.
+    ShowCentralTab(CentralTab),
+    /// Show the charts or the timeline.
+    ShowBottomTab(BottomTab),
+    /// Flame graph widths by bytes or blocks.
+    SetFlameWeight(FlameWeight),
+    /// Zoom the flame graph on the node reached through these frames
+    /// (oldest first), or show the whole tree.
+    FlameZoom(Option<Vec<Frame>>),
+    /// Highlight the flame graph's frames that contain this text.
+    SetFlameSearch(String),
+    /// Select the group at this position of the growth ranking.
+    SelectGrowing(usize),
+    /// Read DHAT profiles at this moment (reloads them).
+    SetDhatPoint(DhatPoint),
+    /// Ask where to save an export.
+    ExportDialog(ExportKind),
+    /// Save an export.
+    Export {
+        /// What to save.
+        kind: ExportKind,
+        /// Where.
+        path: PathBuf,
+    },
     /// Quit.
     Quit,
 }

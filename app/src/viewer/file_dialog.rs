@@ -1,6 +1,6 @@
-//! File > Open: the desktop's native dialog (rfd, through the XDG portal on
-//! Linux) on a background thread, and an in-app file browser (egui_file)
-//! where there is no native dialog.
+//! File > Open, Open folder and the exports' Save: the desktop's native
+//! dialog (rfd, through the XDG portal on Linux) on a background thread,
+//! and an in-app file browser (egui_file) where there is no native dialog.
 //!
 //! rfd answers "no file" both when the user cancels and when no dialog
 //! could be shown (no portal, a bare X server): an answer faster than a
@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
+use super::export::ExportKind;
 use super::loader::Notify;
 
 /// A native dialog that answers "nothing" faster than this did not show.
 const NO_DIALOG_THRESHOLD: Duration = Duration::from_millis(400);
 
 /// Extensions the dialogs offer first.
-pub const SNAPSHOT_EXTENSIONS: &[&str] = &["tmsnap", "pickle", "pkl"];
+pub const SNAPSHOT_EXTENSIONS: &[&str] = &["tmsnap", "pickle", "pkl", "json"];
 
 /// Which dialog File > Open uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,18 +32,35 @@ pub enum DialogKind {
     InApp,
 }
 
+/// What a dialog is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialogPurpose {
+    /// Choose snapshot files to open.
+    Open,
+    /// Choose a folder of snapshots.
+    OpenFolder,
+    /// Choose where to save an export.
+    Save(ExportKind),
+}
+
 /// What the dialogs produced this frame.
 #[derive(Debug, Default)]
 pub struct DialogOutput {
-    /// Files the user chose.
+    /// Files or a folder the user chose to open.
     pub chosen: Vec<PathBuf>,
+    /// Where the user chose to save an export.
+    pub save: Option<(ExportKind, PathBuf)>,
 }
+
+/// A native dialog being shown: when it opened, what for, and where its
+/// answer (the chosen paths, or none) arrives.
+type NativeDialog = (Instant, DialogPurpose, Receiver<Option<Vec<PathBuf>>>);
 
 /// The open dialogs.
 pub struct FileDialogs {
     kind: DialogKind,
-    native: Option<(Instant, Receiver<Option<Vec<PathBuf>>>)>,
-    browser: Option<egui_file::FileDialog>,
+    native: Option<NativeDialog>,
+    browser: Option<(DialogPurpose, egui_file::FileDialog)>,
     /// Where the in-app browser starts: the folder of the last opened file.
     pub start_dir: Option<PathBuf>,
 }
@@ -80,12 +98,17 @@ impl FileDialogs {
 
     /// Shows a dialog to open snapshots.
     pub fn open(&mut self, notify: Notify) -> Result<()> {
+        self.show(DialogPurpose::Open, notify)
+    }
+
+    /// Shows a dialog for `purpose`: the native one, or the in-app browser.
+    pub fn show(&mut self, purpose: DialogPurpose, notify: Notify) -> Result<()> {
         if self.native.is_some() || self.browser.is_some() {
             return Ok(());
         }
         match self.kind {
             DialogKind::InApp => {
-                self.open_browser();
+                self.open_browser_for(purpose);
                 Ok(())
             }
             DialogKind::Native => {
@@ -94,41 +117,76 @@ impl FileDialogs {
                 std::thread::Builder::new()
                     .name("file-dialog".to_owned())
                     .spawn(move || {
-                        let mut dialog = rfd::FileDialog::new()
-                            .set_title("Open snapshots")
-                            .add_filter("Snapshots (.tmsnap, .pickle)", SNAPSHOT_EXTENSIONS)
-                            .add_filter("tracemalloc-rs snapshots (.tmsnap)", &["tmsnap"])
-                            .add_filter("CPython tracemalloc pickles (.pickle)", &["pickle", "pkl"])
-                            .add_filter("All files", &["*"]);
+                        let mut dialog = rfd::FileDialog::new();
                         if let Some(dir) = start_dir {
                             dialog = dialog.set_directory(dir);
                         }
-                        let _ = tx.send(dialog.pick_files());
+                        let answer = match purpose {
+                            DialogPurpose::Open => dialog
+                                .set_title("Open snapshots")
+                                .add_filter(
+                                    "Snapshots (.tmsnap, .pickle, DHAT .json)",
+                                    SNAPSHOT_EXTENSIONS,
+                                )
+                                .add_filter("tracemalloc-rs snapshots (.tmsnap)", &["tmsnap"])
+                                .add_filter(
+                                    "CPython tracemalloc pickles (.pickle)",
+                                    &["pickle", "pkl"],
+                                )
+                                .add_filter("DHAT heap profiles (.json)", &["json"])
+                                .add_filter("All files", &["*"])
+                                .pick_files(),
+                            DialogPurpose::OpenFolder => dialog
+                                .set_title("Open a folder of snapshots")
+                                .pick_folder()
+                                .map(|p| vec![p]),
+                            DialogPurpose::Save(kind) => dialog
+                                .set_title(kind.title())
+                                .set_file_name(kind.default_file_name())
+                                .add_filter(kind.filter_name(), &[kind.extension()])
+                                .save_file()
+                                .map(|p| vec![p]),
+                        };
+                        let _ = tx.send(answer);
                         notify();
                     })
                     .context("cannot start a thread for the file dialog")?;
-                self.native = Some((Instant::now(), rx));
+                self.native = Some((Instant::now(), purpose, rx));
                 Ok(())
             }
         }
     }
 
-    /// Shows the in-app browser, whatever the kind.
+    /// Shows the in-app browser to open snapshots, whatever the kind.
     pub fn open_browser(&mut self) {
+        self.open_browser_for(DialogPurpose::Open);
+    }
+
+    /// Shows the in-app browser for `purpose`.
+    fn open_browser_for(&mut self, purpose: DialogPurpose) {
         let start = self
             .start_dir
             .clone()
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
-        let mut browser = egui_file::FileDialog::open_file()
+        let browser = match purpose {
+            DialogPurpose::Open => egui_file::FileDialog::open_file()
+                .title("Open snapshots")
+                .multi_select(true),
+            DialogPurpose::OpenFolder => {
+                egui_file::FileDialog::select_folder().title("Open a folder of snapshots")
+            }
+            DialogPurpose::Save(kind) => egui_file::FileDialog::save_file()
+                .title(kind.title())
+                .default_filename(kind.default_file_name()),
+        };
+        let mut browser = browser
             .initial_path(start)
-            .title("Open snapshots")
-            .multi_select(true)
             .show_new_folder(false)
             .show_rename(false)
             .default_size([640.0, 480.0]);
         browser.open();
-        self.browser = Some(browser);
+        self.browser = Some((purpose, browser));
         self.native = None;
     }
 
@@ -140,22 +198,24 @@ impl FileDialogs {
     /// Polls the native dialog and draws the in-app browser.
     pub fn ui(&mut self, ctx: &egui::Context) -> DialogOutput {
         let mut output = DialogOutput::default();
-        if let Some((started, rx)) = &self.native
+        let mut answered: Option<(DialogPurpose, Vec<PathBuf>)> = None;
+        if let Some((started, purpose, rx)) = &self.native
             && let Ok(answer) = rx.try_recv()
         {
             let quick = started.elapsed() < NO_DIALOG_THRESHOLD;
+            let purpose = *purpose;
             self.native = None;
             match answer {
-                Some(paths) => output.chosen = paths,
+                Some(paths) => answered = Some((purpose, paths)),
                 None if quick => {
                     // No native dialog here: use the browser from now on.
                     self.kind = DialogKind::InApp;
-                    self.open_browser();
+                    self.open_browser_for(purpose);
                 }
                 None => {}
             }
         }
-        if let Some(browser) = &mut self.browser {
+        if let Some((purpose, browser)) = &mut self.browser {
             browser.show(ctx);
             if browser.selected() {
                 let mut chosen: Vec<PathBuf> = browser
@@ -168,13 +228,24 @@ impl FileDialogs {
                 {
                     chosen.push(path.to_owned());
                 }
-                output.chosen = chosen;
+                answered = Some((*purpose, chosen));
                 self.browser = None;
             } else if !browser.visible() {
                 self.browser = None;
             }
         }
-        if let Some(dir) = output.chosen.first().and_then(|p| p.parent()) {
+        match answered {
+            Some((DialogPurpose::Save(kind), paths)) => {
+                output.save = paths.into_iter().next().map(|p| (kind, p));
+            }
+            Some((_, paths)) => output.chosen = paths,
+            None => {}
+        }
+        let remembered = output
+            .chosen
+            .first()
+            .or(output.save.as_ref().map(|(_, p)| p));
+        if let Some(dir) = remembered.and_then(|p| p.parent()) {
             self.start_dir = Some(dir.to_owned());
         }
         output

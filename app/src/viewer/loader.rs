@@ -1,11 +1,12 @@
 //! Loading snapshot files off the UI thread, with progress and cancel.
 //!
 //! Every way of opening a snapshot (command line, dialogs, drag-and-drop,
-//! Reload, the demo) makes a [`LoadSource`] and goes through
-//! [`Loader::start`]: one `open_path` / `open_bytes` path, as in
-//! puffin_viewer. Each request runs on its own named thread, which reads
-//! each file in chunks (reporting progress, checking for cancel between
-//! chunks), decodes it, and summarizes it for the lists.
+//! Reload, the demo, a watched folder) makes a [`LoadSource`] and goes
+//! through [`Loader::start`]: one `open_path` / `open_bytes` path, as in
+//! puffin_viewer. Each request runs on its own named thread, which lists
+//! the snapshots of the folders it was given, reads each file in chunks
+//! (reporting progress, checking for cancel between chunks), decodes it,
+//! and summarizes it for the lists.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,18 +16,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
-use tracemalloc_format::Snapshot;
+use tracemalloc_format::dhat::looks_like_dhat;
+use tracemalloc_format::{LoadOptions, Snapshot, SnapshotKind, detect_kind};
 
 use super::session::{Origin, SnapshotInfo};
 
 /// Bytes read between two progress reports and cancel checks.
 const CHUNK: usize = 1 << 20;
 
+/// File extensions of snapshots in a folder; `.json` files count when
+/// their content is a DHAT profile.
+pub const FOLDER_EXTENSIONS: &[&str] = &["tmsnap", "pickle", "pkl"];
+
 /// Something to open.
 #[derive(Clone, Debug)]
 pub enum LoadSource {
     /// A file.
     Path(PathBuf),
+    /// Every snapshot file of a folder ([`snapshot_files`]).
+    Folder(PathBuf),
     /// Bytes already in memory: a bundled demo snapshot or a dropped file.
     Bytes {
         /// Where they came from.
@@ -40,7 +48,7 @@ impl LoadSource {
     /// The name shown while loading.
     pub fn name(&self) -> String {
         match self {
-            LoadSource::Path(path) => super::text::file_name(path),
+            LoadSource::Path(path) | LoadSource::Folder(path) => super::text::file_name(path),
             LoadSource::Bytes { origin, .. } => origin.name(),
         }
     }
@@ -134,9 +142,14 @@ pub struct Loader {
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 impl Loader {
-    /// Starts loading `sources` on a new thread; events arrive through
-    /// [`Loader::poll`].
-    pub fn start(&mut self, sources: Vec<LoadSource>, notify: Notify) -> Result<()> {
+    /// Starts loading `sources` on a new thread, reading multi-snapshot
+    /// formats as `options` says; events arrive through [`Loader::poll`].
+    pub fn start(
+        &mut self,
+        sources: Vec<LoadSource>,
+        options: LoadOptions,
+        notify: Notify,
+    ) -> Result<()> {
         if sources.is_empty() {
             return Ok(());
         }
@@ -157,7 +170,7 @@ impl Loader {
         };
         std::thread::Builder::new()
             .name("snapshot-loader".to_owned())
-            .spawn(move || load_all(sources, &tx, &cancel, &progress, &*notify))
+            .spawn(move || load_all(sources, options, &tx, &cancel, &progress, &*notify))
             .context("cannot start a thread to load snapshots")?;
         self.jobs.push(job);
         Ok(())
@@ -205,18 +218,99 @@ impl Loader {
     }
 }
 
+/// The snapshot files of a folder, sorted by path: files named `*.tmsnap`,
+/// `*.pickle`, `*.pkl`, and `*.json` files that are DHAT profiles. Hidden
+/// files (a writer's temporary files) are left out.
+pub fn snapshot_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: cannot list", dir.display()))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // Follows symbolic links: a link to a snapshot is a snapshot.
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if FOLDER_EXTENSIONS.contains(&extension.as_str())
+            || (extension == "json" && is_dhat_file(&path))
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Whether a file starts like a DHAT profile (only its head is read).
+fn is_dhat_file(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .is_ok_and(|_| looks_like_dhat(&head))
+}
+
+/// Replaces each folder by its snapshot files; a folder that cannot be
+/// listed, or has no snapshot, is reported as failed.
+fn expand_folders(
+    sources: Vec<LoadSource>,
+    tx: &Sender<LoadEvent>,
+    notify: &(dyn Fn() + Send + Sync),
+) -> Vec<LoadSource> {
+    let mut out = Vec::new();
+    for source in sources {
+        let LoadSource::Folder(dir) = source else {
+            out.push(source);
+            continue;
+        };
+        match snapshot_files(&dir) {
+            Ok(files) if files.is_empty() => {
+                let _ = tx.send(LoadEvent::Failed {
+                    name: super::text::file_name(&dir),
+                    message: format!(
+                        "{}: no snapshot in this folder (.tmsnap, .pickle, .pkl or DHAT .json)",
+                        dir.display()
+                    ),
+                });
+                notify();
+            }
+            Ok(files) => out.extend(files.into_iter().map(LoadSource::Path)),
+            Err(err) => {
+                let _ = tx.send(LoadEvent::Failed {
+                    name: super::text::file_name(&dir),
+                    message: format!("{err:#}"),
+                });
+                notify();
+            }
+        }
+    }
+    out
+}
+
 /// The loader thread: each source in turn.
 fn load_all(
     sources: Vec<LoadSource>,
+    options: LoadOptions,
     tx: &Sender<LoadEvent>,
     cancel: &AtomicBool,
     progress: &Progress,
     notify: &(dyn Fn() + Send + Sync),
 ) {
+    let sources = expand_folders(sources, tx, notify);
     let total: u64 = sources
         .iter()
         .map(|s| match s {
-            LoadSource::Path(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            LoadSource::Path(path) | LoadSource::Folder(path) => {
+                std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+            }
             LoadSource::Bytes { bytes, .. } => bytes.len() as u64,
         })
         .sum();
@@ -228,7 +322,7 @@ fn load_all(
             break;
         }
         let name = source.name();
-        let event = match load_one(source, cancel, progress, notify) {
+        let event = match load_one(source, &options, cancel, progress, notify) {
             Ok(Some(loaded)) => LoadEvent::Loaded(Box::new(loaded)),
             // Cancelled.
             Ok(None) => break,
@@ -256,13 +350,14 @@ fn set_phase(progress: &Progress, phase: String) {
 /// Reads, decodes and summarizes one snapshot; `None` when cancelled.
 fn load_one(
     source: LoadSource,
+    options: &LoadOptions,
     cancel: &AtomicBool,
     progress: &Progress,
     notify: &(dyn Fn() + Send + Sync),
 ) -> Result<Option<Loaded>> {
     let name = source.name();
     let (origin, bytes, modified) = match source {
-        LoadSource::Path(path) => {
+        LoadSource::Path(path) | LoadSource::Folder(path) => {
             set_phase(progress, format!("Reading {name}"));
             let Some((bytes, modified)) = read_file(&path, cancel, progress, notify)? else {
                 return Ok(None);
@@ -278,8 +373,9 @@ fn load_one(
     };
     set_phase(progress, format!("Decoding {name}"));
     notify();
-    let snapshot = Snapshot::from_bytes(&bytes)
-        .map_err(|kind| anyhow::anyhow!("{}: {kind}", origin_label(&origin)))?;
+    let failed = |kind| anyhow::anyhow!("{}: {kind}", origin_label(&origin));
+    let kind = detect_kind(&bytes).map_err(failed)?;
+    let snapshot = Snapshot::from_bytes_with(&bytes, options).map_err(failed)?;
     progress
         .done
         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -292,6 +388,8 @@ fn load_one(
         timestamp: snapshot.metadata().timestamp,
         modified,
         has_hideable_frames: snapshot.has_untrimmed_frames(),
+        kind,
+        dhat_point: (kind == SnapshotKind::Dhat).then_some(options.dhat_point),
     };
     Ok(Some(Loaded {
         origin,
@@ -386,6 +484,7 @@ mod tests {
                     LoadSource::Path(missing.clone()),
                     LoadSource::Path(dir.path().to_owned()),
                 ],
+                LoadOptions::default(),
                 noop(),
             )
             .unwrap();
@@ -417,6 +516,75 @@ mod tests {
     }
 
     #[test]
+    fn folders_open_their_snapshots_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = |size| Snapshot::from_raw_traces(1, [(0, size, &[("a.py", 2)][..], None)]);
+        snap(20)
+            .unwrap()
+            .dump(dir.path().join("s-0002.tmsnap"))
+            .unwrap();
+        snap(10)
+            .unwrap()
+            .dump(dir.path().join("s-0001.TMSNAP"))
+            .unwrap();
+        // Not snapshots: a hidden temporary file, notes, another JSON, a folder.
+        snap(30)
+            .unwrap()
+            .dump(dir.path().join(".s-0003.tmsnap.1.tmp"))
+            .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+        std::fs::write(dir.path().join("other.json"), b"{\"a\": 1}").unwrap();
+        std::fs::create_dir(dir.path().join("sub.tmsnap")).unwrap();
+        // A DHAT profile is one, whatever its name.
+        let dhat = include_bytes!("../../../format/tests/data/dhat/valgrind-dhat.json");
+        std::fs::write(dir.path().join("dhat-out.json"), dhat).unwrap();
+        let names: Vec<String> = snapshot_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| super::super::text::file_name(p))
+            .collect();
+        assert_eq!(names, ["dhat-out.json", "s-0001.TMSNAP", "s-0002.tmsnap"]);
+
+        let empty = tempfile::tempdir().unwrap();
+        let mut loader = Loader::default();
+        let options = LoadOptions {
+            dhat_point: tracemalloc_format::dhat::DhatPoint::End,
+        };
+        loader
+            .start(
+                vec![
+                    LoadSource::Folder(dir.path().to_owned()),
+                    LoadSource::Folder(empty.path().to_owned()),
+                ],
+                options,
+                noop(),
+            )
+            .unwrap();
+        let mut sizes = Vec::new();
+        let mut failures = Vec::new();
+        for event in wait(&mut loader) {
+            match event {
+                LoadEvent::Loaded(l) => sizes.push((l.info.total.size, l.info.dhat_point)),
+                LoadEvent::Failed { message, .. } => failures.push(message),
+                LoadEvent::Finished => {}
+            }
+        }
+        assert_eq!(
+            sizes,
+            [
+                (3000, Some(tracemalloc_format::dhat::DhatPoint::End)),
+                (10, None),
+                (20, None)
+            ]
+        );
+        assert_eq!(failures.len(), 1);
+        assert!(
+            failures[0]
+                .ends_with("no snapshot in this folder (.tmsnap, .pickle, .pkl or DHAT .json)")
+        );
+    }
+
+    #[test]
     fn cancelled_requests_report_nothing() {
         let mut loader = Loader::default();
         let bytes: Arc<[u8]> = Arc::from(
@@ -430,6 +598,7 @@ mod tests {
                     origin: Origin::Dropped("x.tmsnap".into()),
                     bytes,
                 }],
+                LoadOptions::default(),
                 noop(),
             )
             .unwrap();

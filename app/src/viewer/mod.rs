@@ -9,8 +9,10 @@
 //! - [`state`]: the view spec with Back/Forward, the persisted settings,
 //!   the table's state;
 //! - [`session`]: the open snapshots, listed by time;
-//! - [`loader`], [`analysis`], [`source`]: the background threads (loading
-//!   files, analysing, reading source files);
+//! - [`loader`], [`analysis`], [`timeline`], [`source`], [`watch`],
+//!   [`export`]: the background threads (loading files and folders,
+//!   analysing, the timeline of every snapshot, reading source files,
+//!   watching a folder, writing exports);
 //! - [`file_dialog`], [`editor`], [`demo`], [`scene`]: File > Open, "Open in
 //!   editor", the bundled demo, scripted screenshot scenes;
 //! - [`ui`]: drawing, `*_ui` functions that read the state and return
@@ -22,6 +24,7 @@ pub mod app;
 pub mod command;
 pub mod demo;
 pub mod editor;
+pub mod export;
 pub mod file_dialog;
 pub mod loader;
 pub mod scene;
@@ -29,7 +32,9 @@ pub mod session;
 pub mod source;
 pub mod state;
 pub mod text;
+pub mod timeline;
 pub mod ui;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -69,6 +74,7 @@ pub fn main(files: Vec<PathBuf>) -> i32 {
         dialog,
         scene,
         frame_stats: std::env::var_os(FRAME_STATS_VAR).is_some(),
+        ..StartupOptions::default()
     };
     let native_options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -1,6 +1,7 @@
 //! Scripted scenes for the README's screenshots
-//! (`TRACEMALLOC_VIEWER_SCENE=compare|filters|traceback|charts`, used by
-//! scripts/screenshots.sh): the real viewer on the demo snapshots, driven
+//! (`TRACEMALLOC_VIEWER_SCENE=compare|filters|traceback|charts|timeline|
+//! growing|flamegraph|annotated`, used by scripts/screenshots.sh): the real
+//! viewer on the demo snapshots (or the files given), driven
 //! by the same commands a user's clicks send, one step each time the
 //! viewer is idle. When the last step is done the viewer prints
 //! `tracemalloc-viewer: scene ready` on stderr, and the script takes the
@@ -13,6 +14,7 @@ use tracemalloc_format::{Filter, KeyType};
 
 use super::app::AppState;
 use super::command::Command;
+use super::state::{BottomTab, CentralTab};
 
 /// A screenshot scene.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,15 @@ pub enum Scene {
     Traceback,
     /// The delta charts.
     Charts,
+    /// The timeline of every snapshot, the steadiest leak selected.
+    Timeline,
+    /// The growth ranking by traceback, tall, with the selected group's
+    /// traceback and source.
+    Growing,
+    /// The diff flame graph of the newest snapshot against the oldest.
+    Flamegraph,
+    /// The top line selected, its source annotated with memory.
+    Annotated,
 }
 
 impl FromStr for Scene {
@@ -39,8 +50,13 @@ impl FromStr for Scene {
             "filters" => Ok(Scene::Filters),
             "traceback" => Ok(Scene::Traceback),
             "charts" => Ok(Scene::Charts),
+            "timeline" => Ok(Scene::Timeline),
+            "growing" => Ok(Scene::Growing),
+            "flamegraph" => Ok(Scene::Flamegraph),
+            "annotated" => Ok(Scene::Annotated),
             other => Err(format!(
-                "unknown scene {other:?} (expected compare, filters, traceback or charts)"
+                "unknown scene {other:?} (expected compare, filters, traceback, charts, \
+                 timeline, growing, flamegraph or annotated)"
             )),
         }
     }
@@ -93,6 +109,30 @@ impl SceneRunner {
             Scene::Charts => vec![
                 ShowCharts(true),
                 ShowDetails(false),
+                SetKeyType(KeyType::Lineno),
+                SelectRow(0),
+            ],
+            Scene::Timeline => vec![
+                ShowDetails(false),
+                SetKeyType(KeyType::Lineno),
+                ShowBottomTab(BottomTab::Timeline),
+                SelectGrowing(0),
+            ],
+            Scene::Growing => vec![
+                ShowDetails(true),
+                SetKeyType(KeyType::Traceback),
+                ShowBottomTab(BottomTab::Timeline),
+                SelectGrowing(0),
+            ],
+            Scene::Flamegraph => vec![
+                ShowCharts(false),
+                ShowDetails(false),
+                SetKeyType(KeyType::Lineno),
+                ShowCentralTab(CentralTab::Flamegraph),
+            ],
+            Scene::Annotated => vec![
+                ShowCharts(false),
+                ShowDetails(true),
                 SetKeyType(KeyType::Lineno),
                 SelectRow(0),
             ],

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tracemalloc_format::{Snapshot, Timestamp, Totals};
+use tracemalloc_format::dhat::DhatPoint;
+use tracemalloc_format::{Snapshot, SnapshotKind, Timestamp, Totals};
 
 use super::text;
 
@@ -58,6 +59,10 @@ pub struct SnapshotInfo {
     /// Whether it was recorded with frames a default recording leaves out
     /// (the standard library's, the recorder's), which the viewer can hide.
     pub has_hideable_frames: bool,
+    /// The file's format.
+    pub kind: SnapshotKind,
+    /// For a DHAT profile, the moment it was read at.
+    pub dhat_point: Option<DhatPoint>,
 }
 
 /// One open snapshot.
@@ -86,9 +91,13 @@ impl LoadedSnapshot {
         })
     }
 
-    /// The snapshot's name.
+    /// The snapshot's name: the file's, with the moment read for a DHAT
+    /// profile (`dhat-heap.json (t-gmax)`).
     pub fn name(&self) -> String {
-        self.origin.name()
+        match self.info.dhat_point {
+            Some(point) => format!("{} ({point})", self.origin.name()),
+            None => self.origin.name(),
+        }
     }
 
     /// When the snapshot was taken, as `2026-11-23 19:41:00`, with
@@ -213,6 +222,11 @@ impl Session {
             .any(|w| seconds(&w[0]).is_some() && seconds(&w[0]) == seconds(&w[1]))
     }
 
+    /// Whether any open snapshot is a DHAT profile.
+    pub fn has_dhat(&self) -> bool {
+        self.snapshots.iter().any(|s| s.info.dhat_point.is_some())
+    }
+
     /// The position of a snapshot in the time order.
     pub fn position(&self, id: SnapshotId) -> Option<usize> {
         self.snapshots.iter().position(|s| s.id == id)
@@ -239,6 +253,8 @@ mod tests {
                 timestamp: micros.map(|unix_micros| Timestamp { unix_micros }),
                 modified: None,
                 has_hideable_frames: false,
+                kind: SnapshotKind::Tmsnap,
+                dhat_point: None,
             },
             opened: 0,
         }
@@ -290,6 +306,7 @@ mod tests {
         );
         s.insert(l);
         assert!(!s.needs_millis());
+        assert!(!s.has_dhat());
         let other = loaded(&mut s, "y.tmsnap", Some(1_795_462_860_923_456));
         s.insert(other);
         assert!(s.needs_millis());

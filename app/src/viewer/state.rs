@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use tracemalloc_format::dhat::DhatPoint;
+use tracemalloc_format::flame::FlameWeight;
 use tracemalloc_format::view::SortColumn;
-use tracemalloc_format::{KeyType, TraceFilter, Traceback};
+use tracemalloc_format::{Frame, KeyType, TraceFilter, Traceback};
 
 /// How many recent files File > Open Recent remembers.
 pub const MAX_RECENT_FILES: usize = 10;
@@ -89,6 +91,11 @@ pub struct Settings {
     pub chart_top_n: usize,
     /// Files opened recently, most recent first, without duplicates.
     pub recent_files: Vec<PathBuf>,
+    /// What the flame graph's widths measure.
+    pub flame_weight: FlameWeight,
+    /// Read DHAT profiles at their end (`t-end`) instead of their global
+    /// peak (`t-gmax`).
+    pub dhat_at_end: bool,
 }
 
 impl Default for Settings {
@@ -101,6 +108,8 @@ impl Default for Settings {
             show_details: true,
             chart_top_n: 10,
             recent_files: Vec::new(),
+            flame_weight: FlameWeight::Bytes,
+            dhat_at_end: false,
         }
     }
 }
@@ -112,6 +121,45 @@ impl Settings {
         self.recent_files.insert(0, path);
         self.recent_files.truncate(MAX_RECENT_FILES);
     }
+
+    /// Which moment of a DHAT profile is read.
+    pub fn dhat_point(&self) -> DhatPoint {
+        if self.dhat_at_end {
+            DhatPoint::End
+        } else {
+            DhatPoint::GlobalPeak
+        }
+    }
+}
+
+/// What the central panel shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CentralTab {
+    /// The table of groups.
+    #[default]
+    Table,
+    /// The traceback tree as an icicle graph.
+    Flamegraph,
+}
+
+/// What the bottom panel shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BottomTab {
+    /// The top groups as bars.
+    #[default]
+    Charts,
+    /// Every snapshot's totals over time, and the growing groups.
+    Timeline,
+}
+
+/// The flame graph's own state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlameState {
+    /// The zoomed node, as its frames from the root (oldest first), so that
+    /// it is found again in a recomputed tree; `None` for the whole tree.
+    pub zoom: Option<Vec<Frame>>,
+    /// Text whose frames are highlighted.
+    pub search: String,
 }
 
 /// The order of the table: a column and a direction.

@@ -1,11 +1,15 @@
 //! The details of the selected row: its traceback, every frame with its
 //! function, most recent first; and the selected frame's source, the line
-//! highlighted and scrolled into view.
+//! highlighted and scrolled into view, every line annotated with the
+//! memory allocated at it and through it (and its change when comparing),
+//! in a heat colour.
 
-use egui::{Color32, RichText};
+use egui::{Color32, Layout, RichText};
 use egui_extras::syntax_highlighting::{CodeTheme, highlight};
+use tracemalloc_format::annotate::{FileAnnotation, LineAnnotation};
 use tracemalloc_format::{Frame, KeyType};
 
+use super::{diff_color, growth_color};
 use crate::viewer::app::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::source::{SourceFile, SourceState, Sources};
@@ -54,7 +58,14 @@ pub fn details_ui(
         });
     ui.separator();
     if let Some(frame) = tb.frames.get(selected_frame) {
-        source_ui(ui, frame, key_type, sources, commands);
+        // The analysis annotates the file the request named: only show it
+        // for that file.
+        let annotation = state
+            .result
+            .as_ref()
+            .and_then(|r| r.annotation.as_deref())
+            .filter(|a| a.filename() == &*frame.filename);
+        source_ui(ui, frame, key_type, annotation, sources, commands);
     }
 }
 
@@ -93,6 +104,7 @@ fn source_ui(
     ui: &mut egui::Ui,
     frame: &Frame,
     key_type: KeyType,
+    annotation: Option<&FileAnnotation>,
     sources: Option<&mut Sources>,
     commands: &mut Vec<Command>,
 ) {
@@ -109,6 +121,13 @@ fn source_ui(
             });
         }
     });
+    if let Some(annotation) = annotation {
+        ui.label(file_summary(annotation)).on_hover_text(
+            "Memory allocated at this file's lines (they are the most recent frame). \
+             Each line shows it, its blocks, its change when comparing, and the memory \
+             allocated through it (any frame: what its calls allocated).",
+        );
+    }
     let Some(sources) = sources else {
         return;
     };
@@ -126,14 +145,117 @@ fn source_ui(
             } else {
                 frame.lineno
             };
-            code_ui(ui, &file, line);
+            code_ui(ui, &file, line, annotation);
         }
     }
 }
 
+/// The file's total, e.g. `In this file: 360 KiB in 90 blocks (+320 KiB)`.
+pub fn file_summary(annotation: &FileAnnotation) -> String {
+    let total = annotation.here_total();
+    let mut out = format!(
+        "In this file: {} in {} blocks",
+        text::size(total.size),
+        text::thousands(total.count)
+    );
+    if annotation.is_comparison() {
+        out.push_str(&format!(
+            " ({}, {} blocks)",
+            text::size_diff(total.size_diff),
+            text::signed_thousands(total.count_diff)
+        ));
+    }
+    out
+}
+
+/// What a screen reader (and the UI tests) hear for an annotated line:
+/// `line 8: 360 KiB in 90 blocks here (+320 KiB); 360 KiB through`.
+pub fn line_summary(lineno: u32, line: &LineAnnotation, comparing: bool) -> String {
+    let mut out = format!(
+        "line {lineno}: {} in {} blocks here",
+        text::size(line.here.size),
+        text::thousands(line.here.count)
+    );
+    if comparing {
+        out.push_str(&format!(" ({})", text::size_diff(line.here.size_diff)));
+    }
+    out.push_str(&format!("; {} through", text::size(line.through.size)));
+    if comparing {
+        out.push_str(&format!(" ({})", text::size_diff(line.through.size_diff)));
+    }
+    out
+}
+
+/// Widths of the annotation columns.
+const BYTES_WIDTH: f32 = 64.0;
+const BLOCKS_WIDTH: f32 = 44.0;
+
+/// A right-aligned number in a fixed-width cell.
+fn cell_ui(
+    ui: &mut egui::Ui,
+    width: f32,
+    height: f32,
+    value: String,
+    color: Option<Color32>,
+) -> egui::Response {
+    ui.allocate_ui_with_layout(
+        egui::vec2(width, height),
+        Layout::right_to_left(egui::Align::Center),
+        |ui| {
+            let mut text = RichText::new(value).monospace();
+            if let Some(color) = color {
+                text = text.color(color);
+            }
+            ui.add(egui::Label::new(text).selectable(false))
+        },
+    )
+    .inner
+}
+
+/// The annotation columns' header, over the code.
+fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool) {
+    let height = ui.text_style_height(&egui::TextStyle::Small) + 2.0;
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 8.0;
+        let weak = ui.visuals().weak_text_color();
+        let head = |ui: &mut egui::Ui, width: f32, name: &str, hint: &str| {
+            ui.allocate_ui_with_layout(
+                egui::vec2(width, height),
+                Layout::right_to_left(egui::Align::Center),
+                |ui| {
+                    ui.label(RichText::new(name).small().color(weak))
+                        .on_hover_text(hint);
+                },
+            );
+        };
+        head(
+            ui,
+            BYTES_WIDTH,
+            "here",
+            "Bytes allocated at the line (most recent frame)",
+        );
+        head(ui, BLOCKS_WIDTH, "blocks", "Blocks allocated at the line");
+        if comparing {
+            head(
+                ui,
+                BYTES_WIDTH,
+                "Δ here",
+                "Change of the bytes allocated at the line",
+            );
+        }
+        head(
+            ui,
+            BYTES_WIDTH,
+            "through",
+            "Bytes allocated through the line (any frame: what its calls allocated)",
+        );
+    });
+}
+
 /// The file's lines with numbers, `line` highlighted and scrolled into view
-/// when it changes; only the visible lines are laid out.
-fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32) {
+/// when it changes, each annotated with its memory when `annotation` is
+/// given; only the visible lines are laid out.
+fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&FileAnnotation>) {
     let language = file
         .path
         .extension()
@@ -155,6 +277,11 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32) {
         ui.data_mut(|d| d.insert_temp(scroll_key, target));
     }
     let highlight_fill = ui.visuals().selection.bg_fill.gamma_multiply(0.5);
+    let comparing = annotation.is_some_and(FileAnnotation::is_comparison);
+    if annotation.is_some() {
+        annotation_header_ui(ui, comparing);
+    }
+    let heat_color = growth_color(ui);
     area.show_rows(ui, row_height, file.lines.len(), |ui, range| {
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
         for index in range {
@@ -162,9 +289,21 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32) {
             let code = &file.lines[index];
             // A slot under the line's text, for the highlight.
             let background = ui.painter().add(egui::Shape::Noop);
+            let memory = annotation.and_then(|a| a.line(number));
+            let heat = annotation.map_or(0.0, |a| a.heat(number)) as f32;
             let response = ui
                 .horizontal(|ui| {
                     ui.spacing_mut().item_spacing.x = 8.0;
+                    if annotation.is_some() {
+                        annotation_cells_ui(
+                            ui,
+                            number,
+                            memory,
+                            comparing,
+                            (heat, heat_color),
+                            row_height,
+                        );
+                    }
                     ui.label(
                         RichText::new(format!("{number:>digits$}"))
                             .monospace()
@@ -174,6 +313,15 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32) {
                     ui.add(egui::Label::new(job).selectable(true));
                 })
                 .response;
+            if heat > 0.0 && number != line {
+                // The whole line warms up a little, so hot lines stand out
+                // when scrolling.
+                let rect = response.rect.expand2(egui::vec2(4.0, 1.0));
+                ui.painter().set(
+                    background,
+                    egui::Shape::rect_filled(rect, 2.0, heat_color.gamma_multiply(0.10 * heat)),
+                );
+            }
             if number == line {
                 let rect = response.rect.expand2(egui::vec2(4.0, 1.0));
                 ui.painter().set(
@@ -189,4 +337,99 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32) {
             }
         }
     });
+}
+
+/// A line's annotation cells: bytes and blocks allocated here (on a heat
+/// background), their change, and the bytes allocated through it (`=` when
+/// the same); empty cells for a line without memory.
+fn annotation_cells_ui(
+    ui: &mut egui::Ui,
+    number: u32,
+    memory: Option<&LineAnnotation>,
+    comparing: bool,
+    (heat, heat_color): (f32, Color32),
+    height: f32,
+) {
+    let columns = if comparing { 3.0 } else { 2.0 };
+    let Some(m) = memory else {
+        ui.add_space(BYTES_WIDTH * columns + BLOCKS_WIDTH + ui.spacing().item_spacing.x * columns);
+        return;
+    };
+    let weak = ui.visuals().weak_text_color();
+    let here_text = if m.here.count > 0 || m.here.size > 0 {
+        text::size(m.here.size)
+    } else {
+        String::new()
+    };
+    if heat > 0.0 {
+        // Painted first, under the number: the cell's future place.
+        let at = ui.cursor().min;
+        let rect = egui::Rect::from_min_size(at, egui::vec2(BYTES_WIDTH, height))
+            .expand2(egui::vec2(3.0, 0.0));
+        ui.painter()
+            .rect_filled(rect, 2.0, heat_color.gamma_multiply(0.15 + 0.55 * heat));
+    }
+    let here = cell_ui(ui, BYTES_WIDTH, height, here_text, None);
+    here.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Label, true, line_summary(number, m, comparing))
+    });
+    let blocks = if m.here.count > 0 {
+        format!("×{}", text::thousands(m.here.count))
+    } else {
+        String::new()
+    };
+    cell_ui(ui, BLOCKS_WIDTH, height, blocks, Some(weak));
+    if comparing {
+        let diff = if m.here.size_diff != 0 {
+            text::size_diff(m.here.size_diff)
+        } else {
+            String::new()
+        };
+        cell_ui(
+            ui,
+            BYTES_WIDTH,
+            height,
+            diff,
+            diff_color(ui, m.here.size_diff),
+        );
+    }
+    let through = if m.through.size != m.here.size || m.here.size == 0 {
+        text::size(m.through.size)
+    } else {
+        "=".to_owned()
+    };
+    cell_ui(ui, BYTES_WIDTH, height, through, Some(weak));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracemalloc_format::annotate::LineMemory;
+
+    #[test]
+    fn line_summaries_read_well() {
+        let line = LineAnnotation {
+            lineno: 8,
+            here: LineMemory {
+                size: 368_640,
+                count: 90,
+                size_diff: 327_680,
+                count_diff: 80,
+            },
+            through: LineMemory {
+                size: 368_640,
+                count: 90,
+                size_diff: 327_680,
+                count_diff: 80,
+            },
+        };
+        assert_eq!(
+            line_summary(8, &line, true),
+            "line 8: 360 KiB in 90 blocks here (+320 KiB); 360 KiB through (+320 KiB)"
+        );
+        assert_eq!(
+            line_summary(8, &line, false),
+            "line 8: 360 KiB in 90 blocks here; 360 KiB through"
+        );
+    }
 }

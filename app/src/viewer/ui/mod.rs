@@ -4,16 +4,20 @@
 pub mod charts;
 pub mod details;
 pub mod filters;
+pub mod flame;
 pub mod snapshots;
 pub mod status;
 pub mod table;
+pub mod timeline;
 pub mod toolbar;
 
 use egui::{Color32, RichText};
 
 use super::app::{AppState, UiBuffers};
 use super::command::Command;
+use super::export::ExportKind;
 use super::source::Sources;
+use super::state::{BottomTab, CentralTab};
 
 /// Colour of growth (more memory: the thing to look at).
 pub fn growth_color(ui: &egui::Ui) -> Color32 {
@@ -74,7 +78,7 @@ pub fn viewer_ui(
     if state.settings.show_details {
         egui::Panel::right("details")
             .resizable(true)
-            .default_size(440.0)
+            .default_size(480.0)
             .size_range(240.0..=1200.0)
             .show(ui, |ui| {
                 details::details_ui(ui, state, sources.as_deref_mut(), commands);
@@ -87,15 +91,84 @@ pub fn viewer_ui(
             .size_range(120.0..=900.0)
             .show(ui, |ui| {
                 ui.set_min_height(ui.available_height());
-                charts::charts_ui(ui, state, commands);
+                let tab = if state.timeline_available() {
+                    bottom_tabs_ui(ui, state, commands);
+                    state.bottom_tab
+                } else {
+                    BottomTab::Charts
+                };
+                match tab {
+                    BottomTab::Charts => charts::charts_ui(ui, state, commands),
+                    BottomTab::Timeline => timeline::timeline_ui(ui, state, commands),
+                }
             });
     }
     egui::CentralPanel::default().show(ui, |ui| {
-        table::table_ui(ui, state, sources, commands);
+        if state.result.is_some() {
+            central_tabs_ui(ui, state, commands);
+        }
+        match state.central_tab {
+            CentralTab::Flamegraph if state.result.is_some() => {
+                flame::flame_ui(ui, state, buffers, commands);
+            }
+            _ => table::table_ui(ui, state, sources, commands),
+        }
     });
     filters::filter_editor_ui(ui.ctx(), state, buffers, commands);
     shortcuts_window_ui(ui.ctx(), state, commands);
     drop_overlay_ui(ui.ctx());
+}
+
+/// A tab button: selected when `on`; `name` is what screen readers (and
+/// the UI tests) know it by.
+fn tab_ui(ui: &mut egui::Ui, on: bool, name: &str, hint: &str) -> bool {
+    ui.selectable_label(on, RichText::new(name).strong())
+        .on_hover_text(hint)
+        .clicked()
+        && !on
+}
+
+/// "Table | Flame graph" over the central panel.
+fn central_tabs_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        for (tab, name, hint) in [
+            (CentralTab::Table, "Table", "One row per group, sortable"),
+            (
+                CentralTab::Flamegraph,
+                "Flame graph",
+                "The traceback tree: width is memory; when comparing, colour is growth",
+            ),
+        ] {
+            if tab_ui(ui, state.central_tab == tab, name, hint) {
+                commands.push(Command::ShowCentralTab(tab));
+            }
+        }
+    });
+    ui.add_space(2.0);
+}
+
+/// "Charts | Timeline" over the bottom panel.
+fn bottom_tabs_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        let n = state.session.snapshots().len();
+        let timeline_name = format!("Timeline ({n} snapshots)");
+        for (tab, name, hint) in [
+            (
+                BottomTab::Charts,
+                "Charts".to_owned(),
+                "The top groups as bars",
+            ),
+            (
+                BottomTab::Timeline,
+                timeline_name,
+                "Every snapshot's total over time, and the groups that grew most steadily",
+            ),
+        ] {
+            if tab_ui(ui, state.bottom_tab == tab, &name, hint) {
+                commands.push(Command::ShowBottomTab(tab));
+            }
+        }
+    });
 }
 
 /// File, View and Help.
@@ -107,6 +180,15 @@ fn menu_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>)
                 .clicked()
             {
                 commands.push(Command::OpenDialog);
+            }
+            if ui
+                .button("Open folder…")
+                .on_hover_text(
+                    "Open every snapshot of a folder (e.g. the recorder's periodic snapshots)",
+                )
+                .clicked()
+            {
+                commands.push(Command::OpenFolderDialog);
             }
             if ui.button("Open with the built-in browser…").clicked() {
                 commands.push(Command::OpenBrowser);
@@ -134,6 +216,28 @@ fn menu_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>)
                 .clicked()
             {
                 commands.push(Command::Reload);
+            }
+            ui.separator();
+            let shown = state.result.is_some();
+            if ui
+                .add_enabled(shown, egui::Button::new("Export table as CSV…"))
+                .on_hover_text("The table's rows in the shown order, with the CLI's CSV columns")
+                .clicked()
+            {
+                commands.push(Command::ExportDialog(ExportKind::TableCsv));
+            }
+            if ui
+                .add_enabled(
+                    shown,
+                    egui::Button::new("Export flame graph as folded stacks…"),
+                )
+                .on_hover_text(
+                    "The traceback tree for flamegraph.pl or inferno; two columns (old, new) \
+                     when comparing, for a differential flame graph",
+                )
+                .clicked()
+            {
+                commands.push(Command::ExportDialog(ExportKind::FoldedStacks));
             }
             ui.separator();
             if let Some(current) = state.current
@@ -201,6 +305,10 @@ fn shortcuts_window_ui(ctx: &egui::Context, state: &AppState, commands: &mut Vec
                         "Drill down: a file's lines, a line's tracebacks",
                     ),
                     ("Ctrl+C", "Copy the selected row"),
+                    (
+                        "Click a frame",
+                        "Flame graph: zoom on it; click a caller to zoom out",
+                    ),
                 ] {
                     ui.label(RichText::new(keys).monospace());
                     ui.label(what);

@@ -26,6 +26,7 @@ pub fn snapshots_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comm
             }
             errors_ui(ui, state, commands);
             ui.heading("Snapshots");
+            folder_ui(ui, state, commands);
             if state.session.snapshots().is_empty() {
                 ui.weak("None open.");
             }
@@ -39,6 +40,30 @@ pub fn snapshots_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comm
                     .show(ui, |ui| metadata_ui(ui, current));
             }
         });
+}
+
+/// The opened folder, and whether it is watched for new snapshots.
+fn folder_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+    let Some(folder) = &state.folder else {
+        return;
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.weak("Folder");
+        ui.label(text::shorten_path(&folder.display().to_string(), 2))
+            .on_hover_text(folder.display().to_string());
+    });
+    let mut watching = state.watching;
+    if ui
+        .checkbox(&mut watching, "Watch for new snapshots")
+        .on_hover_text(
+            "Open the snapshots written to this folder from now on, as they appear \
+             (e.g. by the recorder's periodic writer)",
+        )
+        .changed()
+    {
+        commands.push(Command::SetWatch(watching));
+    }
+    ui.add_space(4.0);
 }
 
 fn errors_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
@@ -123,8 +148,10 @@ fn metadata_ui(ui: &mut egui::Ui, snapshot: &LoadedSnapshot) {
         );
         row(
             "Format",
-            m.format_version
-                .map_or_else(|| "CPython pickle".to_owned(), |v| format!(".tmsnap v{v}")),
+            m.format_version.map_or_else(
+                || snapshot.info.kind.name().to_owned(),
+                |v| format!(".tmsnap v{v}"),
+            ),
         );
         row("Producer", m.producer.clone().unwrap_or_else(unknown));
         row("Process", m.pid.map_or_else(unknown, |p| p.to_string()));

@@ -109,6 +109,12 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
             if state.analysis_pending {
                 ui.weak("Updating…");
             }
+            if let Some((done, total)) = state.timeline_progress {
+                ui.weak(format!("Timeline: {done} of {total} snapshots…"));
+            }
+            if state.exporting {
+                ui.weak("Exporting…");
+            }
             if state.waiting_for_dialog {
                 ui.weak("Waiting for the file dialog…");
             }

@@ -3,6 +3,7 @@
 
 use egui::ComboBox;
 use tracemalloc_format::KeyType;
+use tracemalloc_format::dhat::DhatPoint;
 
 use crate::viewer::app::{AppState, UiBuffers};
 use crate::viewer::command::Command;
@@ -126,6 +127,29 @@ fn group_by_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>)
         );
     if response.changed() {
         commands.push(Command::SetCumulative(cumulative));
+    }
+    if state.session.has_dhat() {
+        ui.separator();
+        ui.label("DHAT at");
+        for (point, hint) in [
+            (
+                DhatPoint::GlobalPeak,
+                "The blocks live at the global peak of the heap (what used the memory)",
+            ),
+            (
+                DhatPoint::End,
+                "The blocks live when the profile was written (what was never freed)",
+            ),
+        ] {
+            if ui
+                .selectable_label(state.settings.dhat_point() == point, point.as_str())
+                .on_hover_text(hint)
+                .clicked()
+                && state.settings.dhat_point() != point
+            {
+                commands.push(Command::SetDhatPoint(point));
+            }
+        }
     }
     if state.has_hideable_frames() {
         let mut hide = state.settings.hide_std_frames;

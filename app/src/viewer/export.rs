@@ -1,0 +1,266 @@
+//! Exports: the table as CSV and the traceback tree as folded stacks
+//! (the input of flamegraph.pl and inferno), written by
+//! `tracemalloc_format::export` on a background thread ("export"), so that
+//! a million rows never stall a frame. Files are replaced atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+
+use anyhow::{Context as _, Result};
+use tracemalloc_format::export::{write_csv, write_folded, write_folded_diff};
+use tracemalloc_format::flame::{FlameTree, FlameWeight};
+use tracemalloc_format::view::View;
+use tracemalloc_format::{Snapshot, TraceFilter, write_atomically};
+
+use super::loader::Notify;
+
+/// What can be exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExportKind {
+    /// The table's rows, in the shown order, as CSV.
+    TableCsv,
+    /// The traceback tree as folded stacks; two columns (old, new) when
+    /// comparing.
+    FoldedStacks,
+}
+
+impl ExportKind {
+    /// The save dialog's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            ExportKind::TableCsv => "Export the table as CSV",
+            ExportKind::FoldedStacks => "Export the flame graph as folded stacks",
+        }
+    }
+
+    /// The file name the save dialog proposes.
+    pub fn default_file_name(self) -> &'static str {
+        match self {
+            ExportKind::TableCsv => "table.csv",
+            ExportKind::FoldedStacks => "stacks.folded",
+        }
+    }
+
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportKind::TableCsv => "csv",
+            ExportKind::FoldedStacks => "folded",
+        }
+    }
+
+    /// The save dialog's filter name.
+    pub fn filter_name(self) -> &'static str {
+        match self {
+            ExportKind::TableCsv => "CSV (.csv)",
+            ExportKind::FoldedStacks => "Folded stacks (.folded)",
+        }
+    }
+}
+
+/// A snapshot to export a tree of.
+#[derive(Clone, Debug)]
+pub struct TreeInput {
+    /// The snapshot, as loaded.
+    pub snapshot: Arc<Snapshot>,
+    /// Whether hiding std frames changes it.
+    pub has_untrimmed_frames: bool,
+}
+
+/// The data of an export, taken from what the window shows.
+#[derive(Clone, Debug)]
+pub enum ExportJob {
+    /// The table's rows.
+    Csv {
+        /// The rows.
+        view: Arc<View>,
+        /// The shown order (sorted, searched).
+        order: Arc<Vec<u32>>,
+    },
+    /// The traceback tree of the shown snapshot under the shown filters,
+    /// and of the compared one.
+    Folded {
+        /// The shown snapshot.
+        new: TreeInput,
+        /// The compared snapshot.
+        old: Option<TreeInput>,
+        /// Hide the standard library's frames, as the window does.
+        hide_std_frames: bool,
+        /// The filters.
+        filters: Vec<TraceFilter>,
+        /// Bytes or blocks.
+        weight: FlameWeight,
+    },
+}
+
+/// The exports being written.
+#[derive(Debug, Default)]
+pub struct Exports {
+    pending: Vec<Receiver<Result<String, String>>>,
+}
+
+impl Exports {
+    /// Writes `job` to `path` on a new thread; the outcome arrives through
+    /// [`Exports::poll`].
+    pub fn start(&mut self, job: ExportJob, path: PathBuf, notify: Notify) -> Result<()> {
+        let (tx, rx) = channel();
+        std::thread::Builder::new()
+            .name("export".to_owned())
+            .spawn(move || {
+                let outcome = run(&job, &path).map_err(|e| format!("{e:#}"));
+                let _ = tx.send(outcome);
+                notify();
+            })
+            .context("cannot start a thread to export")?;
+        self.pending.push(rx);
+        Ok(())
+    }
+
+    /// Whether an export is being written.
+    pub fn is_busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The outcomes that arrived: what was saved, or why not.
+    pub fn poll(&mut self) -> Vec<Result<String, String>> {
+        let mut out = Vec::new();
+        self.pending.retain(|rx| match rx.try_recv() {
+            Ok(outcome) => {
+                out.push(outcome);
+                false
+            }
+            Err(TryRecvError::Empty) => true,
+            Err(TryRecvError::Disconnected) => {
+                out.push(Err("the export stopped unexpectedly".to_owned()));
+                false
+            }
+        });
+        out
+    }
+}
+
+/// A snapshot as the window shows it: std frames hidden, filtered.
+fn prepared(input: &TreeInput, hide: bool, filters: &[TraceFilter]) -> Result<Arc<Snapshot>> {
+    let mut snapshot = Arc::clone(&input.snapshot);
+    if hide && input.has_untrimmed_frames {
+        snapshot = Arc::new(
+            snapshot
+                .with_default_trim()
+                .context("cannot hide the standard library's frames")?,
+        );
+    }
+    if !filters.is_empty() {
+        snapshot = Arc::new(snapshot.filter_traces(filters));
+    }
+    Ok(snapshot)
+}
+
+/// Writes an export; returns what the status bar says.
+pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
+    let mut bytes = Vec::new();
+    let what = match job {
+        ExportJob::Csv { view, order } => {
+            write_csv(view, order, &mut bytes)?;
+            format!("{} rows", super::text::thousands(order.len() as u64))
+        }
+        ExportJob::Folded {
+            new,
+            old,
+            hide_std_frames,
+            filters,
+            weight,
+        } => {
+            let new = prepared(new, *hide_std_frames, filters)?;
+            let new_tree = FlameTree::new(&new, None, *weight)?;
+            match old {
+                Some(old) => {
+                    let old = prepared(old, *hide_std_frames, filters)?;
+                    let old_tree = FlameTree::new(&old, None, *weight)?;
+                    write_folded_diff(&old_tree, &new_tree, &mut bytes)?;
+                    "differential folded stacks (old, new)".to_owned()
+                }
+                None => {
+                    write_folded(&new_tree, &mut bytes)?;
+                    "folded stacks".to_owned()
+                }
+            }
+        }
+    };
+    write_atomically(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(format!("Saved {what} to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracemalloc_format::KeyType;
+    use tracemalloc_format::view::Grouping;
+
+    #[test]
+    fn exports_write_what_the_window_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = Snapshot::from_raw_traces(
+            5,
+            [
+                (0, 64, &[("leak.py", 9), ("main.py", 1)][..], None),
+                (0, 8, &[("io.py", 2), ("main.py", 1)][..], None),
+            ],
+        )
+        .unwrap();
+        let view = Arc::new(View::plain(
+            &Grouping::new(&new, KeyType::Lineno, false).unwrap(),
+        ));
+        let csv = dir.path().join("t.csv");
+        let said = run(
+            &ExportJob::Csv {
+                view,
+                order: Arc::new(vec![1]),
+            },
+            &csv,
+        )
+        .unwrap();
+        assert_eq!(said, format!("Saved 1 rows to {}", csv.display()));
+        assert_eq!(
+            std::fs::read_to_string(&csv).unwrap(),
+            "source,filename,lineno,function,size,count,average\nio.py:2,io.py,2,,8,1,8.0\n"
+        );
+
+        let folded = dir.path().join("s.folded");
+        let input = TreeInput {
+            snapshot: Arc::new(new),
+            has_untrimmed_frames: false,
+        };
+        run(
+            &ExportJob::Folded {
+                new: input.clone(),
+                old: Some(input),
+                hide_std_frames: true,
+                filters: vec![tracemalloc_format::Filter::new(false, "io.py").into()],
+                weight: FlameWeight::Bytes,
+            },
+            &folded,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&folded).unwrap(),
+            "main.py:1;leak.py:9 64 64\n"
+        );
+        let err = run(
+            &ExportJob::Csv {
+                view: Arc::new(View::plain(
+                    &Grouping::new(
+                        &Snapshot::from_raw_traces(1, []).unwrap(),
+                        KeyType::Lineno,
+                        false,
+                    )
+                    .unwrap(),
+                )),
+                order: Arc::new(Vec::new()),
+            },
+            &dir.path().join("missing/x.csv"),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+    }
+}

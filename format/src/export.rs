@@ -1,0 +1,239 @@
+//! Exports: a table ([`View`]) as CSV, and a traceback tree
+//! ([`FlameTree`]) as folded stacks, the input of `flamegraph.pl` and
+//! inferno.
+//!
+//! The CSV has the columns of the command line's `stats --format csv`
+//! (docs/FORMAT.md), so a table saved from the viewer and one printed by
+//! the CLI read the same.
+//!
+//! Folded stacks are one line per path of the tree that holds memory of
+//! its own: the frames from the oldest, separated by `;`, a space, and the
+//! bytes (or blocks). [`write_folded_diff`] writes two numbers per line,
+//! old then new, the input of `flamegraph.pl`'s differential mode
+//! (`difffolded.pl`'s output, inferno's `inferno-diff-folded`).
+//!
+//! ```
+//! use tracemalloc_format::Snapshot;
+//! use tracemalloc_format::export::write_folded;
+//! use tracemalloc_format::flame::{FlameTree, FlameWeight};
+//!
+//! let s = Snapshot::from_raw_traces(
+//!     5,
+//!     [(0, 64, &[("leak.py", 9), ("main.py", 1)][..], None), (0, 8, &[("main.py", 1)][..], None)],
+//! )?;
+//! let mut out = Vec::new();
+//! write_folded(&FlameTree::new(&s, None, FlameWeight::Bytes)?, &mut out)?;
+//! assert_eq!(String::from_utf8(out)?, "main.py:1 8\nmain.py:1;leak.py:9 64\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use crate::flame::FlameTree;
+use crate::model::FrameRef;
+use crate::view::View;
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Writes the rows `order` (indices into `view.rows()`, in the order to
+/// write) as CSV: `source,filename,lineno,function,size,count,average`,
+/// and `size_diff,count_diff` when the view compares two snapshots. The
+/// source is every frame's `file:line`, most recent first, joined by
+/// ` <- `; filename, line and function are the most recent frame's.
+///
+/// # Panics
+/// If an index of `order` is out of range.
+pub fn write_csv(view: &View, order: &[u32], out: &mut dyn Write) -> io::Result<()> {
+    let comparing = view.is_comparison();
+    write!(out, "source,filename,lineno,function,size,count,average")?;
+    if comparing {
+        write!(out, ",size_diff,count_diff")?;
+    }
+    writeln!(out)?;
+    let mut source = String::new();
+    for &index in order {
+        let index = index as usize;
+        let row = view.rows()[index];
+        source.clear();
+        for (i, frame) in view.frames(index).enumerate() {
+            if i > 0 {
+                source.push_str(" <- ");
+            }
+            source.push_str(&frame.to_string());
+        }
+        let first = view.frames(index).next();
+        write!(
+            out,
+            "{},{},{},{},{},{},{:.1}",
+            csv_field(&source),
+            csv_field(first.map_or("", |f| f.filename)),
+            first.map_or(0, |f| f.lineno),
+            csv_field(first.and_then(|f| f.function).unwrap_or("")),
+            row.size,
+            row.count,
+            row.average()
+        )?;
+        if comparing {
+            write!(out, ",{},{}", row.size_diff, row.count_diff)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// A frame's name in folded stacks: `function (file:line)`, or `file:line`
+/// where the function is unknown (CPython). `;` separates frames there, so
+/// one inside a name (Rust's `[u8; 4]`) becomes `,`; line breaks become
+/// spaces.
+pub fn folded_frame_name(frame: FrameRef<'_>) -> String {
+    let name = match frame.function {
+        Some(function) => format!("{function} ({}:{})", frame.filename, frame.lineno),
+        None => format!("{}:{}", frame.filename, frame.lineno),
+    };
+    name.replace(';', ",").replace(['\n', '\r'], " ")
+}
+
+/// Every path of the tree with memory of its own, as folded text, with
+/// that memory (in the tree's weight), sorted by text.
+fn folded_lines(tree: &FlameTree) -> Vec<(String, u64)> {
+    let own = tree.self_values();
+    let mut lines = Vec::new();
+    // The text of the path to the node at each depth.
+    let mut prefix_len: Vec<usize> = vec![0; tree.max_depth() as usize + 1];
+    let mut path = String::new();
+    for (index, &value) in own.iter().enumerate().skip(1) {
+        let depth = tree.node(index).depth as usize;
+        path.truncate(prefix_len[depth - 1]);
+        if depth > 1 {
+            path.push(';');
+        }
+        if let Some(frame) = tree.frame(index) {
+            path.push_str(&folded_frame_name(frame));
+        }
+        prefix_len[depth] = path.len();
+        if value > 0 {
+            lines.push((path.clone(), value));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// Writes the tree as folded stacks: `frame;frame;frame value` per path
+/// with memory of its own, oldest frame first, sorted by text.
+pub fn write_folded(tree: &FlameTree, out: &mut dyn Write) -> io::Result<()> {
+    for (path, value) in folded_lines(tree) {
+        writeln!(out, "{path} {value}")?;
+    }
+    Ok(())
+}
+
+/// Writes two trees (an old and a new snapshot's) as differential folded
+/// stacks: `frame;frame old new` for every path with memory of its own in
+/// either, sorted by text.
+pub fn write_folded_diff(old: &FlameTree, new: &FlameTree, out: &mut dyn Write) -> io::Result<()> {
+    let mut merged: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (path, value) in folded_lines(old) {
+        merged.entry(path).or_default().0 += value;
+    }
+    for (path, value) in folded_lines(new) {
+        merged.entry(path).or_default().1 += value;
+    }
+    for (path, (old, new)) in merged {
+        writeln!(out, "{path} {old} {new}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flame::FlameWeight;
+    use crate::view::Grouping;
+    use crate::{KeyType, Metadata, Snapshot, SnapshotBuilder};
+
+    fn snapshot(leak: u64) -> Snapshot {
+        let mut b = SnapshotBuilder::new(5);
+        let main = b.intern_frame("src/main.rs", 3, Some("app::main")).unwrap();
+        let put = b
+            .intern_frame("src/cache.rs", 8, Some("<app::Cache as Put<[u8; 4]>>::put"))
+            .unwrap();
+        let cfg = b.intern_frame("a,b.py", 1, None).unwrap();
+        let leak_tb = b.intern_traceback(&[put, main], None).unwrap();
+        let main_tb = b.intern_traceback(&[main], None).unwrap();
+        let cfg_tb = b.intern_traceback(&[cfg], None).unwrap();
+        b.push_trace(0, leak, leak_tb).unwrap();
+        b.push_trace(0, 16, main_tb).unwrap();
+        b.push_trace(0, 3, cfg_tb).unwrap();
+        b.finish(Metadata::default())
+    }
+
+    #[test]
+    fn csv_has_the_clis_columns() {
+        let new = snapshot(100);
+        let view = View::plain(&Grouping::new(&new, KeyType::Traceback, false).unwrap());
+        let order: Vec<u32> = (0..view.len() as u32).collect();
+        let mut out = Vec::new();
+        write_csv(&view, &order, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "source,filename,lineno,function,size,count,average\n\
+             src/cache.rs:8 <- src/main.rs:3,src/cache.rs,8,<app::Cache as Put<[u8; 4]>>::put,100,1,100.0\n\
+             src/main.rs:3,src/main.rs,3,app::main,16,1,16.0\n\
+             \"a,b.py:1\",\"a,b.py\",1,,3,1,3.0\n"
+        );
+        let old = snapshot(40);
+        let view = View::compare(
+            &Grouping::new(&new, KeyType::Filename, false).unwrap(),
+            &Grouping::new(&old, KeyType::Filename, false).unwrap(),
+        );
+        let mut out = Vec::new();
+        write_csv(&view, &[0], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "source,filename,lineno,function,size,count,average,size_diff,count_diff\n\
+             src/cache.rs:0,src/cache.rs,0,,100,1,100.0,60,0\n"
+        );
+    }
+
+    #[test]
+    fn folded_stacks_for_flamegraph_pl() {
+        let tree = FlameTree::new(&snapshot(100), None, FlameWeight::Bytes).unwrap();
+        let mut out = Vec::new();
+        write_folded(&tree, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b.py:1 3\n\
+             app::main (src/main.rs:3) 16\n\
+             app::main (src/main.rs:3);<app::Cache as Put<[u8, 4]>>::put (src/cache.rs:8) 100\n"
+        );
+        let old = FlameTree::new(&snapshot(40), None, FlameWeight::Bytes).unwrap();
+        let gone = Snapshot::from_raw_traces(1, [(0, 5, &[("x.py", 2)][..], None)]).unwrap();
+        let gone = FlameTree::new(&gone, None, FlameWeight::Bytes).unwrap();
+        let mut out = Vec::new();
+        write_folded_diff(&gone, &old, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b.py:1 0 3\n\
+             app::main (src/main.rs:3) 0 16\n\
+             app::main (src/main.rs:3);<app::Cache as Put<[u8, 4]>>::put (src/cache.rs:8) 0 40\n\
+             x.py:2 5 0\n"
+        );
+        let blocks = FlameTree::new(&snapshot(100), None, FlameWeight::Blocks).unwrap();
+        let mut out = Vec::new();
+        write_folded(&blocks, &mut out).unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with("(src/cache.rs:8) 1\n")
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The whole-process benchmark's program with the recorder installed
+//! (see `scripts/bench_recorder.sh` and docs/BENCHMARKS-recorder.md).
+//!
+//! ```text
+//! bench_workload MODE [THREADS] [SCALE]
+//! MODE: off | trace:NFRAME | sampled:NFRAME:MEAN_BYTES
+//! ```
+//!
+//! Prints the workload's own time; the script times the whole process.
+
+#[path = "support/workload.rs"]
+mod workload;
+
+#[global_allocator]
+static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::system();
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "off".into());
+    let threads: u64 = args.next().map_or(Ok(1), |a| a.parse())?;
+    let scale: u32 = args.next().map_or(Ok(1), |a| a.parse())?;
+    let parts: Vec<&str> = mode.split(':').collect();
+    match parts[..] {
+        ["off"] => {}
+        ["trace", n] => tracemalloc::start(n.parse()?)?,
+        ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
+        _ => return Err(format!("unknown mode {mode}").into()),
+    }
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| std::thread::spawn(move || workload::run(scale, 0x9E37_79B9 + t)))
+        .collect();
+    let mut checksum = 0u64;
+    for h in handles {
+        checksum = checksum.wrapping_add(h.join().map_err(|_| "a workload thread panicked")?);
+    }
+    let elapsed = start.elapsed();
+    let (current, peak) = tracemalloc::get_traced_memory();
+    println!(
+        "mode={mode} threads={threads} workload_s={:.3} checksum={checksum} traced_current={current} traced_peak={peak} recorder_memory={}",
+        elapsed.as_secs_f64(),
+        tracemalloc::get_tracemalloc_memory()
+    );
+    Ok(())
+}

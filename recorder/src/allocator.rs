@@ -1,0 +1,196 @@
+//! The global allocator wrapper.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::Ordering;
+
+use crate::state::{self, EPOCH, is_tracing_epoch};
+use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
+
+/// A global allocator that traces every allocation of the program while
+/// tracing is on, and forwards everything to an inner allocator.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::system();
+/// ```
+///
+/// Any allocator works inside:
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: tracemalloc::TracingAllocator<mimalloc::MiMalloc> =
+///     tracemalloc::TracingAllocator::new(mimalloc::MiMalloc);
+/// # fn main() {}
+/// ```
+///
+/// While tracing is off, each call costs one relaxed atomic load on top of
+/// the inner allocator.
+#[derive(Debug, Default)]
+pub struct TracingAllocator<A: GlobalAlloc = System> {
+    inner: A,
+}
+
+impl<A: GlobalAlloc> TracingAllocator<A> {
+    /// Wraps `inner`.
+    pub const fn new(inner: A) -> TracingAllocator<A> {
+        TracingAllocator { inner }
+    }
+
+    /// The wrapped allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+impl TracingAllocator<System> {
+    /// Wraps the system allocator.
+    pub const fn system() -> TracingAllocator<System> {
+        TracingAllocator { inner: System }
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with the caller's
+// arguments and returns its result unchanged; the recorder only observes
+// addresses and sizes and never touches the blocks' memory.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        let ptr = unsafe { self.inner.alloc(layout) };
+        if is_tracing_epoch(epoch) && !ptr.is_null() {
+            after_alloc(ptr, layout.size(), epoch);
+        } else if epoch == 0 {
+            first_allocation(ptr, layout.size());
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
+        if is_tracing_epoch(epoch) && !ptr.is_null() {
+            after_alloc(ptr, layout.size(), epoch);
+        } else if epoch == 0 {
+            first_allocation(ptr, layout.size());
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        if is_tracing_epoch(epoch) {
+            // The free is recorded before the block goes back: once the
+            // inner allocator has it, another thread may get the same
+            // address and record it first.
+            before_dealloc(ptr, layout.size(), epoch);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let epoch = EPOCH.load(Ordering::Relaxed);
+        if !is_tracing_epoch(epoch) {
+            // SAFETY: forwarded from the caller.
+            let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+            if epoch == 0 && !new.is_null() {
+                first_allocation(new, new_size);
+            }
+            return new;
+        }
+        tls::with(|state| {
+            let guard = state.guard.get();
+            if guard != GUARD_NONE {
+                // SAFETY: forwarded from the caller.
+                let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+                if guard == GUARD_COUNTED && !new.is_null() {
+                    count_own(new_size as i64 - layout.size() as i64);
+                }
+                return new;
+            }
+            // The old block's trace goes first, for the same reason as in
+            // `dealloc`: a moving realloc frees the old address.
+            let old = if state::is_sampled(state::hot_config())
+                && !crate::table::may_be_traced(ptr as usize)
+            {
+                None
+            } else {
+                state::remove(state, 0, ptr as usize, epoch)
+            };
+            // SAFETY: forwarded from the caller.
+            let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+            if new.is_null() {
+                // The old block is still the caller's: trace it again.
+                if let Some(old) = old {
+                    state::reinsert(state, ptr as usize, old, epoch);
+                }
+                return new;
+            }
+            // As CPython: the trace takes the new size and the traceback
+            // of the realloc.
+            state::on_alloc(state, new as usize, new_size, epoch);
+            new
+        })
+    }
+}
+
+/// The tracing part of `alloc`: kept separate so that the off path stays a
+/// load and a branch.
+#[inline]
+fn after_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+    tls::with(|state| {
+        let guard = state.guard.get();
+        if guard == GUARD_NONE {
+            state::on_alloc(state, ptr as usize, size, epoch);
+        } else {
+            guarded_alloc(state, guard, size);
+        }
+    });
+}
+
+#[cold]
+fn guarded_alloc(state: &ThreadState, guard: u8, size: usize) {
+    if guard == GUARD_COUNTED {
+        count_own(size as i64);
+    } else if guard == GUARD_CALIBRATE {
+        state::calibration_capture(state);
+    }
+}
+
+#[inline]
+fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
+    tls::with(|state| {
+        let guard = state.guard.get();
+        if guard != GUARD_NONE {
+            if guard == GUARD_COUNTED {
+                count_own(-(size as i64));
+            }
+            return;
+        }
+        if state::is_sampled(state::hot_config()) && !crate::table::may_be_traced(ptr as usize) {
+            return;
+        }
+        state::remove(state, 0, ptr as usize, epoch);
+    });
+}
+
+#[inline]
+fn count_own(delta: i64) {
+    state::SYMBOLIZER_BYTES.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// The very first allocation: reads the environment (`TRACEMALLOC=N`), and
+/// traces this allocation too if that started tracing.
+#[cold]
+fn first_allocation(ptr: *mut u8, size: usize) {
+    crate::env::init();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if is_tracing_epoch(epoch) && !ptr.is_null() {
+        after_alloc(ptr, size, epoch);
+    }
+}

@@ -1,0 +1,189 @@
+//! Taking a snapshot: copying the live blocks consistently, symbolizing
+//! their tracebacks, and building a `tracemalloc_format::Snapshot`.
+
+use std::sync::atomic::Ordering;
+
+use tracemalloc_format::{
+    Frame, FrameId, Metadata, Snapshot, SnapshotBuilder, Timestamp, Traceback, TracebackId,
+};
+
+use crate::Error;
+use crate::stacks::STORE;
+use crate::state::{self, CONTROL, EPOCH};
+use crate::symbolize::{self, SymFrame};
+use crate::table::{self, AllShards, Copied};
+use crate::tls::untraced;
+
+/// What wrote the snapshots.
+const PRODUCER: &str = concat!("tracemalloc-rs ", env!("CARGO_PKG_VERSION"));
+
+/// See [`crate::take_snapshot`].
+pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
+    crate::env::init();
+    untraced(|| {
+        let _control = CONTROL.lock();
+        if !state::is_tracing() {
+            return Err(Error::NotTracing);
+        }
+        // Every shard locked at once: no block can be added or removed
+        // meanwhile, so the copy and the total agree exactly.
+        let (blocks, current) = {
+            let mut shards = AllShards::lock();
+            let frozen = crate::nursery::freeze_all();
+            let count: usize = shards.iter_mut().map(|d| d.len()).sum::<usize>() + frozen.len();
+            let mut blocks = Vec::with_capacity(count);
+            let mut current = frozen.current();
+            frozen.copy_into(&mut blocks);
+            for data in shards.iter_mut() {
+                data.copy_into(&mut blocks);
+                current += data.current;
+            }
+            (blocks, current)
+        };
+        let (_, peak) = state::traced_memory();
+        let peak = peak.max(current);
+        build(&blocks, current, peak)
+    })
+}
+
+/// Builds the snapshot of `blocks`. The caller holds the control lock, so
+/// the traceback store is not cleared meanwhile.
+fn build(blocks: &[Copied], current: u64, peak: u64) -> Result<Snapshot, Error> {
+    let nframe = state::nframe();
+    let keep_internal = state::keep_internal();
+    // The distinct tracebacks, and their raw frames.
+    let tb_count = STORE.count() as usize;
+    let mut used = vec![false; tb_count];
+    let mut ids = Vec::new();
+    for b in blocks {
+        if let Some(u) = used.get_mut(b.traceback as usize)
+            && !*u
+        {
+            *u = true;
+            ids.push(b.traceback);
+        }
+    }
+    let mut raw: Vec<(u32, Vec<usize>, bool)> = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let mut frames = Vec::new();
+        let complete = STORE.read(id, &mut frames);
+        raw.push((id, frames, complete));
+    }
+    let mut addrs: Vec<usize> = raw.iter().flat_map(|(_, f, _)| f.iter().copied()).collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+
+    symbolize::with_resolved(addrs, |symbols| {
+        let mut builder = SnapshotBuilder::new(nframe);
+        builder.reserve_traces(blocks.len());
+        // Per snapshot: the frame id of each resolved frame (by address),
+        // and the new traceback id of each stored one.
+        let mut frame_ids: std::collections::HashMap<*const SymFrame, FrameId> =
+            std::collections::HashMap::new();
+        let mut tb_map: Vec<Option<TracebackId>> = vec![None; tb_count];
+        let mut expanded = Vec::new();
+        let mut ids_buf = Vec::new();
+        for (id, frames, complete) in &raw {
+            let total = symbols.expand(
+                frames,
+                *complete,
+                nframe as usize,
+                keep_internal,
+                &mut expanded,
+            );
+            ids_buf.clear();
+            for f in &expanded {
+                let key: *const SymFrame = *f;
+                let fid = match frame_ids.get(&key) {
+                    Some(&fid) => fid,
+                    None => {
+                        let fid = builder.intern_frame(
+                            f.file
+                                .as_deref()
+                                .unwrap_or(tracemalloc_format::UNKNOWN_FILENAME),
+                            f.line,
+                            f.function.as_deref(),
+                        )?;
+                        frame_ids.insert(key, fid);
+                        fid
+                    }
+                };
+                ids_buf.push(fid);
+            }
+            let tb = builder.intern_traceback(&ids_buf, total)?;
+            tb_map[*id as usize] = Some(tb);
+        }
+        for b in blocks {
+            if let Some(Some(tb)) = tb_map.get(b.traceback as usize) {
+                builder.push_trace(b.domain, b.size, *tb)?;
+            }
+        }
+        Ok(builder.finish(metadata(current, peak)))
+    })
+}
+
+fn metadata(current: u64, peak: u64) -> Metadata {
+    Metadata {
+        format_version: Some(tracemalloc_format::tmsnap::FORMAT_VERSION),
+        producer: Some(PRODUCER.to_owned()),
+        pid: Some(std::process::id()),
+        command_line: Some(
+            std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        ),
+        timestamp: Some(Timestamp::now()),
+        traced_current: Some(current),
+        traced_peak: Some(peak),
+        tracemalloc_memory: Some(state::tracemalloc_memory()),
+        sampling_rate: state::sample_mean(),
+    }
+}
+
+/// See [`crate::get_object_traceback`].
+pub(crate) fn object_traceback(addr: usize) -> Option<Traceback> {
+    untraced(|| {
+        let _control = CONTROL.lock();
+        let epoch = EPOCH.load(Ordering::Acquire);
+        if !state::is_tracing_epoch(epoch) {
+            return None;
+        }
+        let entry = {
+            let shards = AllShards::lock();
+            let frozen = crate::nursery::freeze_all();
+            let found = frozen.get(addr);
+            drop(frozen);
+            drop(shards);
+            match found {
+                Some(entry) => entry,
+                None => table::shard_of(addr).data.lock().get(0, addr)?,
+            }
+        };
+        let mut frames = Vec::new();
+        let complete = STORE.read(entry.traceback, &mut frames);
+        let nframe = state::nframe() as usize;
+        let keep_internal = state::keep_internal();
+        symbolize::with_resolved(frames.iter().copied(), |symbols| {
+            let mut expanded = Vec::new();
+            let total = symbols.expand(&frames, complete, nframe, keep_internal, &mut expanded);
+            let mut frames: Vec<Frame> = expanded
+                .iter()
+                .map(|f| Frame {
+                    filename: f
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| tracemalloc_format::UNKNOWN_FILENAME.into()),
+                    lineno: f.line,
+                    function: f.function.clone(),
+                })
+                .collect();
+            if frames.is_empty() {
+                frames.push(Frame::new(tracemalloc_format::UNKNOWN_FILENAME, 0));
+            }
+            Some(Traceback {
+                frames,
+                total_nframe: total,
+            })
+        })
+    })
+}

@@ -1,0 +1,765 @@
+//! The recorder's global state: whether it is tracing, with which settings,
+//! the traced-memory counters, and the control operations (`start`, `stop`,
+//! `clear_traces`, ...) that change them.
+//!
+//! The tracing state is one atomic, the *epoch*: 0 before the environment
+//! was read, even when not tracing, odd while tracing. `clear_traces()`
+//! adds 2 and `stop()`/`start()` add 1, so every change gives a new value.
+//! The hot path reads it once; a block is inserted into the address table
+//! only if the epoch, re-read under the shard's lock, is still the one the
+//! hot path started with. An allocation racing `stop()` or
+//! `clear_traces()` therefore never leaves a trace (or a traceback id) of a
+//! finished epoch behind.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
+
+use crate::Error;
+use crate::lock::SpinLock;
+use crate::nursery::{self, Fast, Nursery};
+use crate::stacks::{MAX_NFRAME, MAX_RAW, STORE};
+use crate::table::{self, AllShards};
+use crate::tls::{self, GUARD_CALIBRATE, GUARD_UNTRACED, Guard, ThreadState};
+use crate::unwind::{self, Unwinder};
+
+/// See the module documentation.
+pub(crate) static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Hot-path settings in one word, so that one load gives a consistent set:
+/// the number of raw frames to capture, and flags.
+static HOT_CONFIG: AtomicU64 = AtomicU64::new(0);
+const DEPTH_MASK: u64 = 0xffff;
+const DWARF_FLAG: u64 = 1 << 16;
+const SAMPLED_FLAG: u64 = 1 << 17;
+
+/// The traceback limit (frames kept after trimming), also when not tracing,
+/// as CPython reports the last one set.
+static NFRAME: AtomicU32 = AtomicU32::new(1);
+/// Mean bytes between samples, 0 when not sampling.
+static SAMPLE_MEAN: AtomicU64 = AtomicU64::new(0);
+/// Whether snapshots keep the standard library's and the recorder's frames.
+static KEEP_INTERNAL: AtomicBool = AtomicBool::new(false);
+
+/// Global estimate of traced memory, behind each thread's unflushed change
+/// (see [`note_change`]); only used to notice new peaks.
+static APPROX_CURRENT: AtomicI64 = AtomicI64::new(0);
+/// Peak traced memory since the last `start`, `clear_traces` or
+/// `reset_peak`.
+static PEAK: AtomicU64 = AtomicU64::new(0);
+/// A thread flushes its unflushed change past this many bytes even when it
+/// makes no new peak, which bounds the peak's error with several threads.
+const FLUSH_THRESHOLD: i64 = 256 * 1024;
+
+/// Net bytes the symbolizer allocated (counted under `GUARD_COUNTED`).
+pub(crate) static SYMBOLIZER_BYTES: AtomicI64 = AtomicI64::new(0);
+
+/// State that only control operations touch; its lock serializes them.
+pub(crate) struct Control {
+    /// Result of checking frame pointers against DWARF, once per process.
+    fp_check: Option<Result<(), String>>,
+    /// Calibrated leading frames, per unwinder (index: 0 FP, 1 DWARF).
+    lead: [Option<usize>; 2],
+    atfork_registered: bool,
+    fallback_reported: bool,
+}
+
+/// The lock order is CONTROL, then the symbol cache, then the traceback
+/// store or the address table's shards (the hot path holds at most one of
+/// the last two at a time).
+pub(crate) static CONTROL: SpinLock<Control> = SpinLock::new(Control {
+    fp_check: None,
+    lead: [None, None],
+    atfork_registered: false,
+    fallback_reported: false,
+});
+
+/// The settings of one tracing session; see [`Config`](crate::Config).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) nframe: u32,
+    pub(crate) sample_mean: Option<u64>,
+    pub(crate) keep_internal: bool,
+    pub(crate) unwinder: Unwinder,
+}
+
+#[inline(always)]
+pub(crate) fn is_tracing_epoch(epoch: u32) -> bool {
+    epoch & 1 == 1
+}
+
+/// Whether tracing is on.
+pub(crate) fn is_tracing() -> bool {
+    is_tracing_epoch(EPOCH.load(Ordering::Acquire))
+}
+
+pub(crate) fn nframe() -> u32 {
+    NFRAME.load(Ordering::Relaxed)
+}
+
+pub(crate) fn keep_internal() -> bool {
+    KEEP_INTERNAL.load(Ordering::Relaxed)
+}
+
+/// The sampling mean in use, if sampling.
+pub(crate) fn sample_mean() -> Option<u64> {
+    match SAMPLE_MEAN.load(Ordering::Relaxed) {
+        0 => None,
+        m => Some(m),
+    }
+}
+
+/// What a block of `size` bytes adds to traced memory: its size, or in
+/// sampled mode the unbiased estimate `size / p` of the bytes it stands
+/// for, `p = 1 - exp(-size / mean)` being its chance to be sampled.
+#[inline]
+pub(crate) fn amount_of(size: usize, sample_mean: u64) -> u64 {
+    if sample_mean == 0 || size == 0 {
+        return size as u64;
+    }
+    let p = -(-(size as f64) / sample_mean as f64).exp_m1();
+    if p <= 0.0 {
+        size as u64
+    } else {
+        (size as f64 / p).round() as u64
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hot path.
+
+/// Records a new block (the guard is off, tracing is on in `epoch`).
+#[inline]
+pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+    fence(Ordering::Acquire);
+    let config = HOT_CONFIG.load(Ordering::Relaxed);
+    if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
+        return;
+    }
+    state.guard.set(GUARD_UNTRACED);
+    record(state, 0, addr, size, epoch, config);
+    state.guard.set(tls::GUARD_NONE);
+}
+
+/// Captures the traceback and inserts the block. Kept out of line so that
+/// the walk starts at a known frame and the hot path stays small.
+#[inline(never)]
+pub(crate) fn record(
+    state: &ThreadState,
+    domain: u32,
+    addr: usize,
+    size: usize,
+    epoch: u32,
+    config: u64,
+) -> bool {
+    let depth = (config & DEPTH_MASK) as usize;
+    // SAFETY: the guard is set, so nothing else on this thread uses the
+    // frame buffer until this function returns.
+    let buffer = unsafe { &mut *state.frames.get() };
+    let buffer = &mut buffer[..depth.min(MAX_RAW)];
+    let (n, complete) = if config & DWARF_FLAG != 0 {
+        unwind::capture_dwarf(buffer)
+    } else {
+        unwind::capture_fp(state, buffer)
+    };
+    let Some(traceback) = crate::stacks::intern(state, &buffer[..n], complete, epoch) else {
+        return false;
+    };
+    insert(state, domain, addr, size, traceback, epoch)
+}
+
+/// The thread's nursery, created on first use; `None` at thread exit or
+/// when memory ran out. The caller holds the guard.
+#[inline]
+fn nursery(state: &ThreadState) -> Option<&'static Nursery> {
+    let n = state.nursery.get();
+    if !n.is_null() {
+        // SAFETY: set from `Nursery::create` and only cleared by this
+        // thread's exit hook.
+        return Some(unsafe { &*n });
+    }
+    if state.nursery_retired.get() {
+        return None;
+    }
+    create_nursery(state)
+}
+
+#[cold]
+fn create_nursery(state: &ThreadState) -> Option<&'static Nursery> {
+    // The exit hook retires the nursery: register it first.
+    if !state.exit_hook.get() {
+        tls::register_exit_hook(state);
+    }
+    let n = Nursery::create()?;
+    state.nursery.set(n);
+    Some(n)
+}
+
+/// Inserts a block whose traceback is interned.
+#[inline]
+fn insert(
+    state: &ThreadState,
+    domain: u32,
+    addr: usize,
+    size: usize,
+    traceback: u32,
+    epoch: u32,
+) -> bool {
+    let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
+    if domain == 0
+        && mean == 0
+        && size < u32::MAX as usize
+        && let Some(n) = nursery(state)
+    {
+        loop {
+            match n.add(addr, size, traceback, epoch) {
+                Fast::Done(added) => {
+                    if added {
+                        note_change(state, epoch, size as i64);
+                    }
+                    return added;
+                }
+                Fast::Frozen => n.wait_unfrozen(),
+                Fast::Full => n.evict(epoch),
+            }
+        }
+    }
+    let amount = amount_of(size, mean);
+    let shard = table::shard_of(addr);
+    let mut data = shard.data.lock();
+    if EPOCH.load(Ordering::Relaxed) != epoch {
+        return false;
+    }
+    let entry = table::Entry { size, traceback };
+    match data.insert(domain, addr, entry, amount, |s| amount_of(s, mean)) {
+        table::Inserted::Yes { replaced } => {
+            drop(data);
+            note_change(state, epoch, amount as i64 - replaced as i64);
+            true
+        }
+        table::Inserted::No => false,
+    }
+}
+
+/// Forgets a block; returns its record. Looks in the thread's own
+/// nursery first, then in the shared table, then in the other threads'
+/// nurseries (a young block handed to this thread).
+#[inline]
+pub(crate) fn remove(
+    state: &ThreadState,
+    domain: u32,
+    addr: usize,
+    epoch: u32,
+) -> Option<table::Entry> {
+    let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
+    let own = state.nursery.get();
+    if domain == 0 && mean == 0 && !own.is_null() {
+        // SAFETY: see `nursery`.
+        let n = unsafe { &*own };
+        loop {
+            match n.take(addr) {
+                Fast::Done(Some(entry)) => {
+                    note_change(state, epoch, -(entry.size as i64));
+                    return Some(entry);
+                }
+                Fast::Done(None) => break,
+                Fast::Frozen => n.wait_unfrozen(),
+                Fast::Full => break,
+            }
+        }
+    }
+    remove_shared(state, domain, addr, epoch, mean, own)
+}
+
+#[inline(never)]
+fn remove_shared(
+    state: &ThreadState,
+    domain: u32,
+    addr: usize,
+    epoch: u32,
+    mean: u64,
+    own: *const Nursery,
+) -> Option<table::Entry> {
+    let shard = table::shard_of(addr);
+    let mut data = shard.data.lock();
+    let entry = match data.remove(domain, addr) {
+        Some(entry) => {
+            let amount = amount_of(entry.size, mean);
+            data.current -= amount;
+            entry
+        }
+        // Under the shard lock, so that the block cannot move from its
+        // nursery to the table meanwhile.
+        None if domain == 0 && mean == 0 => nursery::take_remote(addr, own)?,
+        None => return None,
+    };
+    drop(data);
+    note_change(state, epoch, -(amount_of(entry.size, mean) as i64));
+    Some(entry)
+}
+
+/// Puts back a block whose realloc failed.
+pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+    insert(state, 0, addr, entry.size, entry.traceback, epoch);
+}
+
+/// Counts a change of traced memory made by this thread, and updates the
+/// peak.
+///
+/// An exact peak needs the exact total after every change, and a shared
+/// counter updated on every allocation would bounce its cache line between
+/// cores. So each thread keeps its change to itself and adds it to the
+/// shared estimate only when it would make a new peak, or grows past
+/// `FLUSH_THRESHOLD`. With one thread allocating, estimate plus own change
+/// is the exact total, so the peak is exact; with several, each other
+/// thread's unflushed change (at most the threshold) may be missing from it.
+#[inline]
+fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
+    if !state.exit_hook.get() {
+        tls::register_exit_hook(state);
+    }
+    // Changes of an older epoch were cleared with its traces.
+    let mut pending = state.pending.get();
+    if state.pending_epoch.get() != epoch {
+        state.pending_epoch.set(epoch);
+        pending = 0;
+    }
+    let pending = pending + delta;
+    if delta > 0 {
+        let estimate = APPROX_CURRENT.load(Ordering::Relaxed) + pending;
+        if estimate > PEAK.load(Ordering::Relaxed) as i64 || pending > FLUSH_THRESHOLD {
+            flush(state, pending);
+            return;
+        }
+    } else if pending < -FLUSH_THRESHOLD {
+        flush(state, pending);
+        return;
+    }
+    state.pending.set(pending);
+}
+
+#[inline]
+fn flush(state: &ThreadState, pending: i64) {
+    state.pending.set(0);
+    let now = APPROX_CURRENT.fetch_add(pending, Ordering::Relaxed) + pending;
+    if now > 0 {
+        PEAK.fetch_max(now as u64, Ordering::Relaxed);
+    }
+}
+
+/// Called by a thread's exit hook.
+pub(crate) fn flush_pending_at_exit() {
+    tls::with(|state| {
+        if state.pending_epoch.get() == EPOCH.load(Ordering::Relaxed) {
+            let pending = state.pending.replace(0);
+            APPROX_CURRENT.fetch_add(pending, Ordering::Relaxed);
+        }
+    });
+}
+
+#[inline]
+pub(crate) fn hot_config() -> u64 {
+    HOT_CONFIG.load(Ordering::Relaxed)
+}
+
+#[inline]
+pub(crate) fn is_sampled(config: u64) -> bool {
+    config & SAMPLED_FLAG != 0
+}
+
+// ---------------------------------------------------------------------------
+// Control operations.
+
+/// Starts tracing, or changes the limit when already tracing (as CPython).
+pub(crate) fn start(settings: Settings) -> Result<(), Error> {
+    if settings.nframe == 0 || settings.nframe > MAX_NFRAME {
+        return Err(Error::InvalidNframe(settings.nframe));
+    }
+    if settings.sample_mean == Some(0) {
+        return Err(Error::InvalidSamplingMean);
+    }
+    crate::env::init();
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    let mut control = CONTROL.lock();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    let dwarf = choose_unwinder(&mut control, settings.unwinder);
+    let lead_index = usize::from(dwarf);
+    if is_tracing_epoch(epoch) {
+        if sample_mean() != settings.sample_mean {
+            return Err(Error::SamplingChange);
+        }
+        let lead = control.lead[lead_index].unwrap_or(MAX_RAW);
+        NFRAME.store(settings.nframe, Ordering::Relaxed);
+        KEEP_INTERNAL.store(settings.keep_internal, Ordering::Relaxed);
+        set_hot_config(settings, dwarf, lead);
+        return Ok(());
+    }
+    if !control.atfork_registered {
+        control.atfork_registered = true;
+        register_atfork();
+        nursery::init_membarrier();
+    }
+    {
+        let mut shards = AllShards::lock();
+        let frozen = nursery::freeze_all();
+        for data in shards.iter_mut() {
+            data.clear();
+        }
+        frozen.clear();
+        table::set_filter(settings.sample_mean.is_some());
+    }
+    NFRAME.store(settings.nframe, Ordering::Relaxed);
+    SAMPLE_MEAN.store(settings.sample_mean.unwrap_or(0), Ordering::Relaxed);
+    KEEP_INTERNAL.store(settings.keep_internal, Ordering::Relaxed);
+    APPROX_CURRENT.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+    // Capture everything until calibrated: correct, only slower.
+    set_hot_config(settings, dwarf, MAX_RAW);
+    EPOCH.store(epoch.max(2) + 1, Ordering::Release);
+    let lead = match control.lead[lead_index] {
+        Some(lead) => lead,
+        None => {
+            let lead = calibrate(dwarf);
+            control.lead[lead_index] = Some(lead);
+            lead
+        }
+    };
+    set_hot_config(settings, dwarf, lead);
+    Ok(())
+}
+
+fn set_hot_config(settings: Settings, dwarf: bool, lead: usize) {
+    let depth = raw_depth(settings.nframe, lead);
+    let mut config = depth as u64;
+    if dwarf {
+        config |= DWARF_FLAG;
+    }
+    if settings.sample_mean.is_some() {
+        config |= SAMPLED_FLAG;
+    }
+    HOT_CONFIG.store(config, Ordering::Relaxed);
+}
+
+/// Raw frames to capture so that `nframe` remain after trimming: the
+/// calibrated leading frames (recorder, allocator shim, standard library),
+/// plus a margin for standard-library frames between the user's own (an
+/// iterator adapter calling a closure, a thread's entry point).
+pub(crate) fn raw_depth(nframe: u32, lead: usize) -> usize {
+    let nframe = nframe as usize;
+    (lead + nframe + 1 + nframe / 8).min(MAX_RAW)
+}
+
+/// Decides between frame pointers and DWARF; returns whether DWARF.
+fn choose_unwinder(control: &mut Control, wanted: Unwinder) -> bool {
+    match wanted {
+        Unwinder::Dwarf => true,
+        Unwinder::FramePointers => !unwind::FP_SUPPORTED,
+        Unwinder::Auto => {
+            let check = control
+                .fp_check
+                .get_or_insert_with(|| tls::with(unwind::check_frame_pointers));
+            if let Err(why) = check {
+                if !control.fallback_reported {
+                    control.fallback_reported = true;
+                    let hint = if cfg!(tracemalloc_fp_flag) {
+                        "some code on the stack was built without frame pointers"
+                    } else {
+                        "the program was built without -C force-frame-pointers=yes"
+                    };
+                    eprintln!(
+                        "tracemalloc: frame pointers do not work here ({hint}: {why}); \
+                         using the slower DWARF unwinder instead"
+                    );
+                }
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Measures how many frames the recorder, the allocator shim and the
+/// standard library put above the caller of a typical allocation, in this
+/// build: allocations made by [`calibration_probe`] are captured (not
+/// traced) and the depth at which the probe's own frame appears is kept.
+fn calibrate(dwarf: bool) -> usize {
+    let _guard = Guard::enter(GUARD_CALIBRATE);
+    let target = if dwarf {
+        calibration_probe as *const () as usize
+    } else {
+        0
+    };
+    tls::with(|state| {
+        state.calib_target.set(target);
+        state.calib_depth.set(0);
+        state.calib_dwarf.set(dwarf);
+    });
+    calibration_probe();
+    let depth = tls::with(|state| {
+        state.calib_target.set(0);
+        state.calib_depth.get()
+    });
+    // `depth` counts the probe's own frame; what is above it is the lead.
+    // Found nothing (an unusual build): capture generously.
+    if depth == 0 { 32 } else { depth - 1 }
+}
+
+/// The typical allocation sites of Rust code, one after the other.
+#[inline(never)]
+fn calibration_probe() {
+    use std::collections::{BTreeMap, HashMap};
+    use std::hint::black_box;
+    tls::with(|state| {
+        if !state.calib_dwarf.get() {
+            state.calib_target.set(unwind::frame_pointer());
+        }
+    });
+    let mut v: Vec<u64> = Vec::new();
+    for i in 0..40 {
+        v.push(black_box(i));
+    }
+    let s = format!("{}-{}", black_box(12), black_box("x"));
+    let mut st = String::with_capacity(black_box(8));
+    st.push_str(&s);
+    st.push_str("more than eight bytes");
+    let b = Box::new(black_box([0u8; 40]));
+    let mut h = HashMap::new();
+    for i in 0..20 {
+        h.insert(black_box(i), i);
+    }
+    let mut t = BTreeMap::new();
+    for i in 0..20 {
+        t.insert(black_box(i), i);
+    }
+    let c: Vec<String> = (0..3).map(|i| black_box(i).to_string()).collect();
+    let z = vec![0u8; black_box(64)];
+    black_box((v, s, st, b, h, t, c, z));
+}
+
+/// The calibration step of the allocation hook: finds the probe's frame
+/// in the current stack and keeps the largest depth seen.
+#[cold]
+pub(crate) fn calibration_capture(state: &ThreadState) {
+    let target = state.calib_target.get();
+    if target == 0 {
+        return;
+    }
+    let depth = if state.calib_dwarf.get() {
+        let mut depth = 0;
+        let mut found = 0;
+        // SAFETY: `_Unwind_Backtrace` is thread-safe; see `capture_dwarf`.
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                depth += 1;
+                if frame.symbol_address() as usize == target {
+                    found = depth;
+                    return false;
+                }
+                depth < MAX_RAW
+            });
+        }
+        // The DWARF walk starts inside `backtrace` itself, which the
+        // snapshot trims like the recorder's frames.
+        found
+    } else {
+        unwind::depth_of_frame(state, target)
+    };
+    if depth > state.calib_depth.get() {
+        state.calib_depth.set(depth);
+    }
+}
+
+/// Stops tracing and forgets every trace, as CPython's `stop()`.
+pub(crate) fn stop() {
+    crate::env::init();
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    let _control = CONTROL.lock();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if !is_tracing_epoch(epoch) {
+        return;
+    }
+    reset(epoch + 1);
+}
+
+/// Forgets every trace and the peak, tracing on (CPython's `clear_traces`).
+pub(crate) fn clear_traces() {
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    let _control = CONTROL.lock();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if !is_tracing_epoch(epoch) {
+        return;
+    }
+    reset(epoch + 2);
+}
+
+/// Moves to `new_epoch` with no trace. With every shard locked, the store
+/// is cleared before the epoch changes: a thread that sees the new epoch
+/// therefore interns into the cleared store, and a thread still in the old
+/// epoch is refused by the shard it waits for.
+fn reset(new_epoch: u32) {
+    let mut shards = AllShards::lock();
+    let frozen = nursery::freeze_all();
+    STORE.clear();
+    EPOCH.store(new_epoch, Ordering::Release);
+    for data in shards.iter_mut() {
+        data.clear();
+    }
+    frozen.clear();
+    drop(frozen);
+    drop(shards);
+    APPROX_CURRENT.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+}
+
+/// `(current, peak)` traced memory; `(0, 0)` when not tracing.
+pub(crate) fn traced_memory() -> (u64, u64) {
+    if !is_tracing() {
+        return (0, 0);
+    }
+    let mut shards = AllShards::lock();
+    let frozen = nursery::freeze_all();
+    let current: u64 = shards.iter_mut().map(|d| d.current).sum::<u64>() + frozen.current();
+    drop(frozen);
+    drop(shards);
+    (current, PEAK.load(Ordering::Relaxed).max(current))
+}
+
+/// Sets the peak to the current traced memory.
+pub(crate) fn reset_peak() {
+    if !is_tracing() {
+        return;
+    }
+    let (current, _) = traced_memory();
+    PEAK.store(current, Ordering::Relaxed);
+}
+
+/// Memory the recorder itself uses, in bytes.
+pub(crate) fn tracemalloc_memory() -> u64 {
+    let mut shards = AllShards::lock();
+    let tables: usize = shards.iter_mut().map(|d| d.memory()).sum();
+    drop(shards);
+    let store = STORE.memory() + nursery::memory();
+    let symbols = SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64;
+    (tables + store) as u64 + symbols
+}
+
+/// Records an allocation made by hand (`track`).
+pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> {
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if !is_tracing_epoch(epoch) {
+        return Err(Error::NotTracing);
+    }
+    let config = HOT_CONFIG.load(Ordering::Relaxed);
+    tls::with(|state| {
+        if state.guard.get() != tls::GUARD_NONE {
+            return Ok(());
+        }
+        if is_sampled(config) && !crate::sampling::take_sample(state, size) {
+            // Not sampled: a stale trace of the same region must go, as a
+            // new track replaces the old one.
+            remove(state, domain, addr, epoch);
+            return Ok(());
+        }
+        state.guard.set(GUARD_UNTRACED);
+        let stored = record(state, domain, addr, size, epoch, config);
+        state.guard.set(tls::GUARD_NONE);
+        if stored || EPOCH.load(Ordering::Relaxed) != epoch {
+            Ok(())
+        } else {
+            Err(Error::OutOfMemory)
+        }
+    })
+}
+
+/// Forgets an allocation recorded by hand (`untrack`).
+pub(crate) fn untrack(domain: u32, addr: usize) -> Result<(), Error> {
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if !is_tracing_epoch(epoch) {
+        return Err(Error::NotTracing);
+    }
+    tls::with(|state| remove(state, domain, addr, epoch));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// fork()
+
+fn register_atfork() {
+    #[cfg(unix)]
+    // SAFETY: the handlers are `extern "C"` functions that only take and
+    // release the recorder's locks.
+    unsafe {
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+    }
+}
+
+/// Takes every recorder lock, so that the child does not inherit one held
+/// by a thread that does not exist there. The order is the lock order.
+extern "C" fn fork_prepare() {
+    CONTROL.raw_lock();
+    crate::symbolize::lock_for_fork();
+    STORE.lock_for_fork();
+    for shard in &table::TABLE {
+        shard.data.raw_lock();
+    }
+    nursery::fork_prepare();
+}
+
+extern "C" fn fork_parent() {
+    // SAFETY: `fork_prepare` took exactly these locks on this thread.
+    unsafe {
+        nursery::fork_parent();
+        for shard in table::TABLE.iter().rev() {
+            shard.data.raw_unlock();
+        }
+        STORE.unlock_after_fork();
+        crate::symbolize::unlock_after_fork();
+        CONTROL.raw_unlock();
+    }
+}
+
+extern "C" fn fork_child() {
+    // Moving the other threads' nurseries into the table may grow it: that
+    // allocation must not be traced (the store's lock is still held).
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    // SAFETY: the child has only this thread, which took the locks in
+    // `fork_prepare`.
+    unsafe {
+        let keep = tls::with(|state| state.nursery.get());
+        nursery::fork_child(keep, &mut |addr| {
+            table::shard_of(addr).data.data_unchecked()
+        });
+        for shard in table::TABLE.iter().rev() {
+            shard.data.force_unlock();
+        }
+        STORE.unlock_after_fork();
+        crate::symbolize::unlock_after_fork();
+        CONTROL.force_unlock();
+    }
+    // The other threads' unflushed changes are gone with them.
+    APPROX_CURRENT.store(0, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampled_amounts_are_unbiased_estimates() {
+        assert_eq!(amount_of(100, 0), 100);
+        // A block much larger than the mean is almost surely sampled.
+        assert_eq!(amount_of(10_000_000, 1000), 10_000_000);
+        // A tiny block stands for about `mean` bytes.
+        let a = amount_of(1, 1_000_000);
+        assert!((999_000..=1_001_000).contains(&a), "{a}");
+        // The size of a block equal to the mean: p = 1 - 1/e.
+        let expected = (1000.0 / (1.0 - (-1.0f64).exp())).round() as u64;
+        assert_eq!(amount_of(1000, 1000), expected);
+    }
+
+    #[test]
+    fn raw_depth_adds_lead_and_margin_within_the_buffer() {
+        assert_eq!(raw_depth(1, 4), 6);
+        assert_eq!(raw_depth(16, 4), 23);
+        assert_eq!(raw_depth(256, 100), MAX_RAW);
+    }
+}

@@ -1,0 +1,197 @@
+//! Per-thread state of the recorder: the re-entrancy guard, the frame
+//! buffer, the traceback cache, the sampling countdown and the unflushed
+//! change of traced memory.
+//!
+//! Everything lives in one const-initialized thread-local without a
+//! destructor. Such a thread-local is a plain `#[thread_local]` static
+//! underneath: reaching it costs one TLS-relative address computation, it
+//! never allocates, and it stays usable while other thread-locals are being
+//! destroyed at thread exit, so `Drop` code that allocates during teardown is
+//! still traced correctly.
+
+use std::cell::{Cell, UnsafeCell};
+
+use crate::stacks::MAX_RAW;
+
+/// The guard is off: allocations of this thread are traced.
+pub(crate) const GUARD_NONE: u8 = 0;
+/// Recorder code is running: allocations go to the inner allocator untraced
+/// and are not counted anywhere (snapshots handed to the user, temporary
+/// buffers, the recorder's own tables, whose size is computed instead).
+pub(crate) const GUARD_UNTRACED: u8 = 1;
+/// The symbolizer is running: allocations go untraced and their net size
+/// counts as the recorder's own memory (the debug-info caches of the
+/// `backtrace` crate and the resolved-symbol cache).
+pub(crate) const GUARD_COUNTED: u8 = 2;
+/// `start()` is measuring how many frames the standard library puts
+/// between an allocation and its caller (see `calibrate`).
+pub(crate) const GUARD_CALIBRATE: u8 = 3;
+
+/// Entries of the per-thread traceback cache (a power of two).
+pub(crate) const CACHE_SIZE: usize = 1024;
+
+/// One entry of the per-thread cache: a traceback hash, the id it was
+/// interned as, and the tracing epoch the id belongs to.
+#[derive(Clone, Copy)]
+pub(crate) struct CacheEntry {
+    pub(crate) hash: u64,
+    pub(crate) id: u32,
+    pub(crate) epoch: u32,
+}
+
+/// The per-thread state. Only its own thread touches it.
+pub(crate) struct ThreadState {
+    /// One of the `GUARD_*` values.
+    pub(crate) guard: Cell<u8>,
+    /// Change of traced memory not yet added to the global estimate that
+    /// detects new peaks (see `state::note_change`).
+    pub(crate) pending: Cell<i64>,
+    /// The epoch `pending` belongs to.
+    pub(crate) pending_epoch: Cell<u32>,
+    /// Whether the thread-exit hook that flushes `pending` is registered.
+    pub(crate) exit_hook: Cell<bool>,
+    /// The thread's nursery (null until its first traced allocation).
+    pub(crate) nursery: Cell<*const crate::nursery::Nursery>,
+    /// Set at thread exit, once the nursery is gone: later allocations (in
+    /// other thread-locals' destructors) use the shared table.
+    pub(crate) nursery_retired: Cell<bool>,
+    /// The thread's stack, `[lo, hi)`; `hi == 0` until first needed, and
+    /// `lo == hi == 1` when it could not be found.
+    pub(crate) stack_lo: Cell<usize>,
+    pub(crate) stack_hi: Cell<usize>,
+    /// Bytes left before the next sample in sampled mode; 0 until the
+    /// first draw.
+    pub(crate) sample_left: Cell<i64>,
+    /// State of the thread's random number generator; 0 until seeded.
+    pub(crate) rng: Cell<u64>,
+    /// During calibration: the frame (pointer or stack address) of the
+    /// probe function, and the largest depth seen at which it was found.
+    pub(crate) calib_target: Cell<usize>,
+    pub(crate) calib_depth: Cell<usize>,
+    pub(crate) calib_dwarf: Cell<bool>,
+    /// Return addresses of the traceback being captured.
+    pub(crate) frames: UnsafeCell<[usize; MAX_RAW]>,
+    /// Recently interned tracebacks, by hash (direct-mapped).
+    pub(crate) cache: UnsafeCell<[CacheEntry; CACHE_SIZE]>,
+}
+
+impl ThreadState {
+    const fn new() -> ThreadState {
+        ThreadState {
+            guard: Cell::new(GUARD_NONE),
+            pending: Cell::new(0),
+            pending_epoch: Cell::new(0),
+            exit_hook: Cell::new(false),
+            nursery: Cell::new(std::ptr::null()),
+            nursery_retired: Cell::new(false),
+            stack_lo: Cell::new(0),
+            stack_hi: Cell::new(0),
+            sample_left: Cell::new(0),
+            rng: Cell::new(0),
+            calib_target: Cell::new(0),
+            calib_depth: Cell::new(0),
+            calib_dwarf: Cell::new(false),
+            frames: UnsafeCell::new([0; MAX_RAW]),
+            cache: UnsafeCell::new(
+                [CacheEntry {
+                    hash: 0,
+                    id: 0,
+                    epoch: 0,
+                }; CACHE_SIZE],
+            ),
+        }
+    }
+}
+
+thread_local! {
+    static STATE: ThreadState = const { ThreadState::new() };
+}
+
+/// Runs `f` with this thread's state.
+#[inline(always)]
+pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
+    STATE.with(f)
+}
+
+/// Sets this thread's guard for the lifetime of the value, and restores the
+/// previous one when dropped (so guards nest).
+pub(crate) struct Guard {
+    previous: u8,
+}
+
+impl Guard {
+    /// Enters `mode` (one of the `GUARD_*` values) on this thread.
+    #[inline]
+    pub(crate) fn enter(mode: u8) -> Guard {
+        let previous = STATE.with(|s| s.guard.replace(mode));
+        Guard { previous }
+    }
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        STATE.with(|s| s.guard.set(self.previous));
+    }
+}
+
+/// Runs `f` with this thread's allocations untraced and uncounted: for work
+/// the recorder does on the user's behalf (building a snapshot, writing it).
+pub(crate) fn untraced<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    f()
+}
+
+/// Flushes the thread's unflushed memory change when the thread exits, so
+/// the global peak estimate does not drift when threads come and go.
+struct ExitFlush;
+
+impl Drop for ExitFlush {
+    fn drop(&mut self) {
+        crate::state::flush_pending_at_exit();
+        let _guard = Guard::enter(GUARD_UNTRACED);
+        STATE.with(|state| {
+            state.nursery_retired.set(true);
+            let nursery = state.nursery.replace(std::ptr::null());
+            if !nursery.is_null() {
+                // SAFETY: the pointer came from `Nursery::create` and only
+                // this thread retires it, once.
+                unsafe { &*nursery }.retire();
+            }
+        });
+    }
+}
+
+thread_local! {
+    static EXIT_FLUSH: ExitFlush = const { ExitFlush };
+}
+
+/// Registers [`ExitFlush`] for this thread (once).
+#[cold]
+pub(crate) fn register_exit_hook(state: &ThreadState) {
+    state.exit_hook.set(true);
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    // Touching the thread-local registers its destructor. It fails only
+    // when the thread is already exiting, and then there is nothing to do.
+    let _ = EXIT_FLUSH.try_with(|_| ());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_nest_and_restore() {
+        assert_eq!(with(|s| s.guard.get()), GUARD_NONE);
+        {
+            let _a = Guard::enter(GUARD_UNTRACED);
+            assert_eq!(with(|s| s.guard.get()), GUARD_UNTRACED);
+            {
+                let _b = Guard::enter(GUARD_COUNTED);
+                assert_eq!(with(|s| s.guard.get()), GUARD_COUNTED);
+            }
+            assert_eq!(with(|s| s.guard.get()), GUARD_UNTRACED);
+        }
+        assert_eq!(with(|s| s.guard.get()), GUARD_NONE);
+    }
+}
