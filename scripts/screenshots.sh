@@ -79,11 +79,24 @@ for scene in "${scenes[@]}"; do
             sleep 0.2 mouseup 1
         ;;
     esac
+    if [ "$scene" = annotated ]; then
+        # Narrow the snapshot list (its right edge is 270 pixels from the
+        # left) and widen the details panel, so that the annotated source
+        # shows its code beside the memory columns and the table keeps its
+        # columns: drag the details panel's left edge (480 pixels from the
+        # right, its default width) to the left.
+        xdotool mousemove 271 500 sleep 0.5 mousedown 1 sleep 0.3 \
+            mousemove 250 500 sleep 0.2 mousemove 200 500 sleep 0.3 mouseup 1
+        xdotool mousemove $((width - 479)) 500 sleep 0.5 mousedown 1 sleep 0.3 \
+            mousemove $((width - 500)) 500 sleep 0.2 mousemove $((width - 600)) 500 \
+            sleep 0.2 mousemove $((width - 640)) 500 sleep 0.3 mouseup 1
+    fi
     # Let the last frame settle (tooltips, scrolling).
     sleep 1
     if [ "$scene" = flamegraph ]; then
-        # Hover the leak's tower, to show a frame's tooltip.
-        xdotool mousemove 330 258
+        # Hover the leak's frame (fourth row, on the left), to show its
+        # tooltip.
+        xdotool mousemove 330 208
         sleep 1
     else
         # The pointer out of the way: nothing hovered.

@@ -9,7 +9,7 @@
 //! cargo run --release -p tracemalloc-viewer --example depth_bench [-- --write DIR]
 //! ```
 //!
-//! docs/BENCHMARKS-depth.md has the figures and the window measurement.
+//! docs/BENCHMARKS.md ("Viewer depth") has the figures and the window measurement.
 
 #[path = "../../format/benches/support/synthetic.rs"]
 #[allow(dead_code, clippy::manual_is_multiple_of, missing_docs)]
@@ -148,23 +148,26 @@ fn flame_scenario(new: Snapshot, old: Snapshot) {
     });
     println!("| build the diff tree of two snapshots (median of 5) | {diff:.1} |");
     // What a frame of the window computes: the layout at 1,500 points
-    // wide, whole tree and zoomed on the widest grandchild.
+    // wide, of the whole tree and of a zoom.
     let min_width = 0.5 / 1500.0;
     let spans = plain_tree.layout(0, min_width).len();
     let layout = median_ms(101, || {
         std::hint::black_box(plain_tree.layout(0, min_width));
     });
     println!("| layout of the whole tree per frame ({spans} frames drawn) | {layout:.3} |");
+    // Zoomed on the caller with the most frames under it (its subtree is
+    // `index + 1 .. end`): the largest layout a zoom asks for.
     let zoom = plain_tree
-        .children(1.min(plain_tree.len() - 1))
-        .next()
+        .children(0)
+        .max_by_key(|&i| (plain_tree.node(i).end as usize - i, std::cmp::Reverse(i)))
         .unwrap_or(0);
     let zoomed = median_ms(101, || {
         std::hint::black_box(plain_tree.layout(zoom, min_width));
     });
     println!(
-        "| layout zoomed on `{}` per frame | {zoomed:.3} |",
-        plain_tree.label(zoom)
+        "| layout zoomed on `{}` ({} frames under it) per frame | {zoomed:.3} |",
+        plain_tree.label(zoom),
+        plain_tree.node(zoom).end as usize - zoom - 1
     );
     let search = median_ms(5, || {
         std::hint::black_box(plain_tree.search("module_17"));

@@ -10,7 +10,7 @@
 //! Two pairs of snapshots: the synthetic pair of the format crate's
 //! benches (1,000,000 traces over 30,000 tracebacks, a realistic program),
 //! and a stress pair of 1,000,000 traces with 1,000,000 distinct tracebacks
-//! (a million rows when grouped by traceback). docs/BENCHMARKS-viewer.md
+//! (a million rows when grouped by traceback). docs/BENCHMARKS.md ("Viewer")
 //! has the figures.
 
 #[path = "../../format/benches/support/synthetic.rs"]

@@ -6,10 +6,11 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracemalloc_format::dhat::DhatPoint;
 use tracemalloc_format::export::{write_folded, write_folded_diff};
@@ -178,10 +179,17 @@ pub fn run(command: &Command, out: &mut dyn Write) -> Result<()> {
     }
 }
 
+/// Set by [`main`]: the process ends when the command returns, so large
+/// data need not be freed (see `stats`). Commands run through [`run`], as
+/// the in-process tests do, free everything.
+static PROCESS_EXITS: AtomicBool = AtomicBool::new(false);
+
 /// Runs a headless command on stdout and returns the process exit code:
 /// 0 on success, 2 with one line on stderr on any error. A closed stdout
-/// (e.g. piping into `head`) is not an error.
+/// (e.g. piping into `head`) is not an error. Only for a process that exits
+/// right after: large data are left for the operating system to reclaim.
 pub fn main(command: &Command) -> i32 {
+    PROCESS_EXITS.store(true, Ordering::Relaxed);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result =
@@ -396,12 +404,20 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         (None, OutputFormat::Text) => 10,
         (None, _) => usize::MAX,
     };
-    match args.format {
+    let written = match args.format {
         OutputFormat::Text => write_text(out, key, args.cumulative, &rows, &total, limit),
         OutputFormat::Json => write_json(out, key, args.cumulative, &rows, &total, limit),
         OutputFormat::Csv => write_csv(out, &rows, limit),
         OutputFormat::Folded => unreachable!("written above"),
+    };
+    if PROCESS_EXITS.load(Ordering::Relaxed) {
+        // The process exits right after this command. Handing two large
+        // snapshots back to the allocator block by block (and unmapping
+        // their arenas) costs more than the comparison itself, and the
+        // operating system reclaims the memory at exit anyway.
+        std::mem::forget((new, old, rows));
     }
+    written
 }
 
 /// `--format folded`: the filtered traceback tree in bytes, or both
@@ -525,16 +541,90 @@ impl SourceLines {
     }
 }
 
-fn frame_json(frame: &Frame) -> serde_json::Value {
-    json!({
-        "filename": &*frame.filename,
-        "lineno": frame.lineno,
-        "function": frame.function.as_deref(),
-    })
+/// A frame as the JSON output writes it.
+#[derive(Serialize)]
+struct FrameJson<'a> {
+    filename: &'a str,
+    lineno: u32,
+    function: Option<&'a str>,
 }
 
-fn frames_json(tb: &Traceback) -> serde_json::Value {
-    serde_json::Value::Array(tb.frames.iter().map(frame_json).collect())
+/// A traceback's frames, serialized straight from the snapshot's frames
+/// without building an intermediate JSON tree.
+struct FramesJson<'a>(&'a Traceback);
+
+impl Serialize for FramesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.frames.iter().map(|frame| FrameJson {
+            filename: &frame.filename,
+            lineno: frame.lineno,
+            function: frame.function.as_deref(),
+        }))
+    }
+}
+
+/// One row of the JSON output; the diff fields only when comparing.
+#[derive(Serialize)]
+struct RowJson<'a> {
+    frames: FramesJson<'a>,
+    size: u64,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_diff: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count_diff: Option<i64>,
+}
+
+/// The `total` object of the JSON output.
+#[derive(Serialize)]
+struct TotalJson {
+    size: u64,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_diff: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count_diff: Option<i64>,
+}
+
+/// The rows, streamed one by one: on a million-row traceback grouping a
+/// JSON tree of maps would cost more than the analysis itself.
+struct RowsJson<'a> {
+    rows: &'a Rows,
+    limit: usize,
+}
+
+impl Serialize for RowsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.rows {
+            Rows::Plain(stats) => {
+                serializer.collect_seq(stats.iter().take(self.limit).map(|s| RowJson {
+                    frames: FramesJson(&s.traceback),
+                    size: s.size,
+                    count: s.count,
+                    size_diff: None,
+                    count_diff: None,
+                }))
+            }
+            Rows::Diff(diffs) => {
+                serializer.collect_seq(diffs.iter().take(self.limit).map(|d| RowJson {
+                    frames: FramesJson(&d.traceback),
+                    size: d.size,
+                    count: d.count,
+                    size_diff: Some(d.size_diff),
+                    count_diff: Some(d.count_diff),
+                }))
+            }
+        }
+    }
+}
+
+/// The whole JSON document (docs/FORMAT.md, "stats JSON").
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    group_by: &'static str,
+    cumulative: bool,
+    total: TotalJson,
+    stats: RowsJson<'a>,
 }
 
 /// JSON output (docs/FORMAT.md, "stats JSON").
@@ -546,37 +636,17 @@ fn write_json(
     total: &Total,
     limit: usize,
 ) -> Result<()> {
-    let mut total_json = json!({"size": total.size, "count": total.count});
-    if let Some((size_diff, count_diff)) = total.diff {
-        total_json["size_diff"] = json!(size_diff);
-        total_json["count_diff"] = json!(count_diff);
-    }
-    let stats: Vec<serde_json::Value> = match rows {
-        Rows::Plain(stats) => stats
-            .iter()
-            .take(limit)
-            .map(|s| json!({"frames": frames_json(&s.traceback), "size": s.size, "count": s.count}))
-            .collect(),
-        Rows::Diff(diffs) => diffs
-            .iter()
-            .take(limit)
-            .map(|d| {
-                json!({
-                    "frames": frames_json(&d.traceback),
-                    "size": d.size,
-                    "count": d.count,
-                    "size_diff": d.size_diff,
-                    "count_diff": d.count_diff,
-                })
-            })
-            .collect(),
+    let doc = StatsJson {
+        group_by: key.as_str(),
+        cumulative,
+        total: TotalJson {
+            size: total.size,
+            count: total.count,
+            size_diff: total.diff.map(|(size_diff, _)| size_diff),
+            count_diff: total.diff.map(|(_, count_diff)| count_diff),
+        },
+        stats: RowsJson { rows, limit },
     };
-    let doc = json!({
-        "group_by": key.as_str(),
-        "cumulative": cumulative,
-        "total": total_json,
-        "stats": stats,
-    });
     serde_json::to_writer(&mut *out, &doc)?;
     writeln!(out)?;
     Ok(())

@@ -162,6 +162,13 @@ fn a_malformed_dhat_profile_is_one_clear_line() {
         )),
         "{stderr}"
     );
+    // Said once: the error's cause is in its message, not repeated by the
+    // chain.
+    assert_eq!(
+        stderr.matches("not a valid DHAT profile").count(),
+        1,
+        "{stderr}"
+    );
     let adhoc = dir.path().join("adhoc.json");
     std::fs::write(
         &adhoc,

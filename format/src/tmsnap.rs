@@ -75,7 +75,16 @@ pub enum TmsnapError {
     Invalid(String),
     /// Too large to hold as a snapshot.
     #[error("invalid .tmsnap: {0}")]
-    Build(#[from] BuildError),
+    Build(BuildError),
+}
+
+// Not `#[from]`: that would also make the `BuildError` this error's
+// `source()`, and since the message already includes it, printing the
+// chain (anyhow's `{:#}`) would say it twice.
+impl From<BuildError> for TmsnapError {
+    fn from(err: BuildError) -> TmsnapError {
+        TmsnapError::Build(err)
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]

@@ -505,6 +505,16 @@ impl ViewerApp {
                 let mut sources = Vec::new();
                 for path in paths {
                     self.state.settings.remember_file(path.clone());
+                    // The next dialog starts where these files are, as it
+                    // does after a choice made in a dialog: File > Open
+                    // folder right after opening one snapshot from the
+                    // command line offers that snapshot's folder.
+                    if let Some(dir) = std::path::absolute(&path)
+                        .ok()
+                        .and_then(|p| p.parent().map(|d| d.to_owned()))
+                    {
+                        self.dialogs.start_dir = Some(dir);
+                    }
                     let is_folder = path.is_dir();
                     // Sources are looked for next to the snapshots.
                     let root = if is_folder {
@@ -525,6 +535,11 @@ impl ViewerApp {
                             self.state.watching = false;
                         }
                         self.state.folder = Some(path.clone());
+                        // A folder is a series of snapshots over time: show
+                        // its timeline and growth ranking (the tab only
+                        // appears once three snapshots are open).
+                        self.state.bottom_tab = BottomTab::Timeline;
+                        self.state.settings.show_charts = true;
                         sources.push(LoadSource::Folder(path));
                     } else {
                         sources.push(LoadSource::Path(path));

@@ -162,7 +162,7 @@ pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
     let what = match job {
         ExportJob::Csv { view, order } => {
             write_csv(view, order, &mut bytes)?;
-            format!("{} rows", super::text::thousands(order.len() as u64))
+            super::text::count_of(order.len() as u64, "row", "rows")
         }
         ExportJob::Folded {
             new,
@@ -220,7 +220,7 @@ mod tests {
             &csv,
         )
         .unwrap();
-        assert_eq!(said, format!("Saved 1 rows to {}", csv.display()));
+        assert_eq!(said, format!("Saved 1 row to {}", csv.display()));
         assert_eq!(
             std::fs::read_to_string(&csv).unwrap(),
             "source,filename,lineno,function,size,count,average\nio.py:2,io.py,2,,8,1,8.0\n"

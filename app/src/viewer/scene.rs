@@ -32,8 +32,8 @@ pub enum Scene {
     Charts,
     /// The timeline of every snapshot, the steadiest leak selected.
     Timeline,
-    /// The growth ranking by traceback, tall, with the selected group's
-    /// traceback and source.
+    /// The growth ranking by traceback, tall and wide, the steadiest
+    /// selected.
     Growing,
     /// The diff flame graph of the newest snapshot against the oldest.
     Flamegraph,
@@ -119,7 +119,7 @@ impl SceneRunner {
                 SelectGrowing(0),
             ],
             Scene::Growing => vec![
-                ShowDetails(true),
+                ShowDetails(false),
                 SetKeyType(KeyType::Traceback),
                 ShowBottomTab(BottomTab::Timeline),
                 SelectGrowing(0),

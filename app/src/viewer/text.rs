@@ -19,6 +19,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count and its noun, singular for one: `1 block`, `1,024 blocks`.
+pub fn count_of(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 /// A signed count with its sign and thousands separators: `+1,234`, `-5`,
 /// `0`.
 pub fn signed_thousands(n: i64) -> String {
@@ -151,6 +156,13 @@ mod tests {
         assert_eq!(signed_thousands(-5), "-5");
         assert_eq!(signed_thousands(0), "0");
         assert_eq!(signed_thousands(i64::MIN), "-9,223,372,036,854,775,808");
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count_of(1, "block", "blocks"), "1 block");
+        assert_eq!(count_of(0, "block", "blocks"), "0 blocks");
+        assert_eq!(count_of(1024, "row", "rows"), "1,024 rows");
     }
 
     #[test]

@@ -186,9 +186,29 @@ pub fn line_summary(lineno: u32, line: &LineAnnotation, comparing: bool) -> Stri
     out
 }
 
-/// Widths of the annotation columns.
-const BYTES_WIDTH: f32 = 64.0;
-const BLOCKS_WIDTH: f32 = 44.0;
+/// Widths of the annotation columns, in monospace characters: a size
+/// with its sign (`+2670 KiB`), a block count (`×15,306`).
+const BYTES_CHARS: f32 = 9.5;
+const BLOCKS_CHARS: f32 = 8.0;
+
+/// The annotation columns' widths in points, from the monospace font's
+/// digit width, so that the numbers never overlap whatever the font size.
+#[derive(Clone, Copy)]
+struct CellWidths {
+    bytes: f32,
+    blocks: f32,
+}
+
+impl CellWidths {
+    fn of(ui: &egui::Ui) -> CellWidths {
+        let font = egui::TextStyle::Monospace.resolve(ui.style());
+        let digit = ui.fonts_mut(|f| f.glyph_width(&font, '0')).max(1.0);
+        CellWidths {
+            bytes: (BYTES_CHARS * digit).ceil(),
+            blocks: (BLOCKS_CHARS * digit).ceil(),
+        }
+    }
+}
 
 /// A right-aligned number in a fixed-width cell.
 fn cell_ui(
@@ -213,7 +233,7 @@ fn cell_ui(
 }
 
 /// The annotation columns' header, over the code.
-fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool) {
+fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool, widths: CellWidths) {
     let height = ui.text_style_height(&egui::TextStyle::Small) + 2.0;
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = 8.0;
@@ -230,22 +250,22 @@ fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool) {
         };
         head(
             ui,
-            BYTES_WIDTH,
+            widths.bytes,
             "here",
             "Bytes allocated at the line (most recent frame)",
         );
-        head(ui, BLOCKS_WIDTH, "blocks", "Blocks allocated at the line");
+        head(ui, widths.blocks, "blocks", "Blocks allocated at the line");
         if comparing {
             head(
                 ui,
-                BYTES_WIDTH,
+                widths.bytes,
                 "Δ here",
                 "Change of the bytes allocated at the line",
             );
         }
         head(
             ui,
-            BYTES_WIDTH,
+            widths.bytes,
             "through",
             "Bytes allocated through the line (any frame: what its calls allocated)",
         );
@@ -278,8 +298,9 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&
     }
     let highlight_fill = ui.visuals().selection.bg_fill.gamma_multiply(0.5);
     let comparing = annotation.is_some_and(FileAnnotation::is_comparison);
+    let widths = CellWidths::of(ui);
     if annotation.is_some() {
-        annotation_header_ui(ui, comparing);
+        annotation_header_ui(ui, comparing, widths);
     }
     let heat_color = growth_color(ui);
     area.show_rows(ui, row_height, file.lines.len(), |ui, range| {
@@ -301,7 +322,7 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&
                             memory,
                             comparing,
                             (heat, heat_color),
-                            row_height,
+                            (widths, row_height),
                         );
                     }
                     ui.label(
@@ -340,19 +361,24 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&
 }
 
 /// A line's annotation cells: bytes and blocks allocated here (on a heat
-/// background), their change, and the bytes allocated through it (`=` when
-/// the same); empty cells for a line without memory.
+/// background), their change, and the bytes allocated through it; empty
+/// cells for a line without memory.
 fn annotation_cells_ui(
     ui: &mut egui::Ui,
     number: u32,
     memory: Option<&LineAnnotation>,
     comparing: bool,
     (heat, heat_color): (f32, Color32),
-    height: f32,
+    (widths, height): (CellWidths, f32),
 ) {
-    let columns = if comparing { 3.0 } else { 2.0 };
     let Some(m) = memory else {
-        ui.add_space(BYTES_WIDTH * columns + BLOCKS_WIDTH + ui.spacing().item_spacing.x * columns);
+        // The same (empty) cells as an annotated line, so that every line
+        // number and every line of code stays in its column.
+        let columns = if comparing { 3 } else { 2 };
+        for i in 0..=columns {
+            let width = if i == 1 { widths.blocks } else { widths.bytes };
+            cell_ui(ui, width, height, String::new(), None);
+        }
         return;
     };
     let weak = ui.visuals().weak_text_color();
@@ -361,15 +387,19 @@ fn annotation_cells_ui(
     } else {
         String::new()
     };
+    // On a hot background the number is drawn in the strongest text
+    // colour, so that it stays readable however hot the line is.
+    let mut here_color = None;
     if heat > 0.0 {
         // Painted first, under the number: the cell's future place.
         let at = ui.cursor().min;
-        let rect = egui::Rect::from_min_size(at, egui::vec2(BYTES_WIDTH, height))
+        let rect = egui::Rect::from_min_size(at, egui::vec2(widths.bytes, height))
             .expand2(egui::vec2(3.0, 0.0));
         ui.painter()
-            .rect_filled(rect, 2.0, heat_color.gamma_multiply(0.15 + 0.55 * heat));
+            .rect_filled(rect, 2.0, heat_color.gamma_multiply(0.15 + 0.45 * heat));
+        here_color = Some(ui.visuals().strong_text_color());
     }
-    let here = cell_ui(ui, BYTES_WIDTH, height, here_text, None);
+    let here = cell_ui(ui, widths.bytes, height, here_text, here_color);
     here.widget_info(|| {
         egui::WidgetInfo::labeled(egui::Role::Label, true, line_summary(number, m, comparing))
     });
@@ -378,7 +408,7 @@ fn annotation_cells_ui(
     } else {
         String::new()
     };
-    cell_ui(ui, BLOCKS_WIDTH, height, blocks, Some(weak));
+    cell_ui(ui, widths.blocks, height, blocks, Some(weak));
     if comparing {
         let diff = if m.here.size_diff != 0 {
             text::size_diff(m.here.size_diff)
@@ -387,18 +417,18 @@ fn annotation_cells_ui(
         };
         cell_ui(
             ui,
-            BYTES_WIDTH,
+            widths.bytes,
             height,
             diff,
             diff_color(ui, m.here.size_diff),
         );
     }
-    let through = if m.through.size != m.here.size || m.here.size == 0 {
+    let through = if m.through.size > 0 || m.through.count > 0 {
         text::size(m.through.size)
     } else {
-        "=".to_owned()
+        String::new()
     };
-    cell_ui(ui, BYTES_WIDTH, height, through, Some(weak));
+    cell_ui(ui, widths.bytes, height, through, Some(weak));
 }
 
 #[cfg(test)]

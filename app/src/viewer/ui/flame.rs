@@ -20,6 +20,11 @@ use crate::viewer::text;
 /// Height of one row (one depth) of the graph.
 const ROW_HEIGHT: f32 = 20.0;
 
+/// What the graph says under itself when there is room.
+const HOW_TO: &str = "Callers above, the frames that allocate below; widths are memory. \
+                      Hover a frame for its sizes, click it to zoom in, click a caller \
+                      (or Reset zoom) to zoom out.";
+
 /// Narrowest frame that gets a label, in points.
 const LABEL_MIN_WIDTH: f32 = 30.0;
 
@@ -290,9 +295,8 @@ fn graph_ui(
         };
         painter.rect_filled(body, 2.0, fill);
         if body.width() >= LABEL_MIN_WIDTH {
-            let label = tree.label(node);
             let fits = ((body.width() - 8.0) / char_width).floor().max(0.0) as usize;
-            let shown = elide(&label, fits);
+            let shown = frame_label(tree, node, fits);
             if !shown.is_empty() {
                 let color = if searching && !matches.is_some_and(|m| m.is_match(node)) {
                     text_on(fill).gamma_multiply(0.6)
@@ -311,6 +315,17 @@ fn graph_ui(
         if hover.is_some_and(|p| r.contains(p)) {
             hovered = Some((node, body));
         }
+    }
+    // Under a shallow graph, a line on how to use it.
+    let bottom = rect.top() + rows * ROW_HEIGHT;
+    if bottom + 3.0 * ROW_HEIGHT < visible.bottom() {
+        painter.text(
+            pos2(rect.left() + 4.0, bottom + ROW_HEIGHT),
+            Align2::LEFT_CENTER,
+            HOW_TO,
+            font.clone(),
+            ui.visuals().weak_text_color(),
+        );
     }
     let Some((node, body)) = hovered else {
         return;
@@ -332,6 +347,27 @@ fn graph_ui(
             (node != 0).then(|| tree.frames_to(node)),
         ));
     }
+}
+
+/// What a frame says in `fits` characters: its function and where it is
+/// (`render_page  server.rs:120`) when that fits, so that two frames of
+/// the same function on different lines can be told apart; else the
+/// function (or `file:line`) alone, cut to fit.
+fn frame_label(tree: &FlameTree, node: usize, fits: usize) -> String {
+    let label = tree.label(node);
+    if let Some(frame) = tree.frame(node)
+        && frame.function.is_some()
+    {
+        let long = format!(
+            "{label}  {}:{}",
+            text::base_name(frame.filename),
+            frame.lineno
+        );
+        if long.chars().count() <= fits {
+            return long;
+        }
+    }
+    elide(&label, fits)
 }
 
 /// `text`, cut to `max` characters with `…` when longer; nothing when not
@@ -365,9 +401,9 @@ fn tooltip_text(tree: &FlameTree, node: usize, focus: usize, old_name: Option<&s
     };
     let total = tree.total();
     tip.push_str(&format!(
-        "\n\n{} in {} blocks — {} of all",
+        "\n\n{} in {} — {} of all",
         text::size(n.total.size),
-        text::thousands(n.total.count),
+        text::count_of(n.total.count, "block", "blocks"),
         text::percent(fraction(n.total.size, total.size))
     ));
     if node != 0 {
@@ -380,9 +416,9 @@ fn tooltip_text(tree: &FlameTree, node: usize, focus: usize, old_name: Option<&s
     let own = tree.self_totals(node);
     if own.count > 0 {
         tip.push_str(&format!(
-            "\nAllocated here: {} in {} blocks",
+            "\nAllocated here: {} in {}",
             text::size(own.size),
-            text::thousands(own.count)
+            text::count_of(own.count, "block", "blocks")
         ));
     }
     if tree.is_comparison() {
@@ -417,6 +453,22 @@ mod tests {
     }
 
     #[test]
+    fn wide_frames_say_where_they_are() {
+        let mut b = tracemalloc_format::SnapshotBuilder::new(5);
+        let main = b
+            .intern_frame("src/bin/main.rs", 3, Some("app::main"))
+            .unwrap();
+        let tb = b.intern_traceback(&[main], None).unwrap();
+        b.push_trace(0, 10, tb).unwrap();
+        let snapshot = b.finish(tracemalloc_format::Metadata::default());
+        let tree = FlameTree::new(&snapshot, None, FlameWeight::Bytes).unwrap();
+        assert_eq!(frame_label(&tree, 1, 40), "app::main  main.rs:3");
+        assert_eq!(frame_label(&tree, 1, 12), "app::main");
+        assert_eq!(frame_label(&tree, 1, 6), "app::…");
+        assert_eq!(frame_label(&tree, 0, 40), "all");
+    }
+
+    #[test]
     fn colours_are_stable_and_readable() {
         assert_eq!(warm_color("main", true), warm_color("main", true));
         assert_ne!(warm_color("main", true), warm_color("other", true));
@@ -442,8 +494,8 @@ mod tests {
         let tree = FlameTree::new(&new, Some(&old), FlameWeight::Bytes).unwrap();
         assert_eq!(
             tooltip_text(&tree, 2, 0, Some("old.tmsnap")),
-            "leak.py:9\n\n300 B in 1 blocks — 75.0 % of all, 75.0 % of its caller\n\
-             Allocated here: 300 B in 1 blocks\nChange: +300 B (+1 blocks) since old.tmsnap\n\n\
+            "leak.py:9\n\n300 B in 1 block — 75.0 % of all, 75.0 % of its caller\n\
+             Allocated here: 300 B in 1 block\nChange: +300 B (+1 blocks) since old.tmsnap\n\n\
              Click to zoom on this frame."
         );
     }

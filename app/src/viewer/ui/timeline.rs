@@ -20,6 +20,32 @@ use crate::viewer::timeline::TimelineResult;
 /// Path components kept in the ranking's group column.
 const PATH_COMPONENTS: usize = 3;
 
+/// The narrowest the growth ranking gets without its rate column: the
+/// group's name (at least 120 points), the trend, growth and grew columns,
+/// and the spacing between them.
+const RANKING_MIN_WIDTH: f32 = 420.0;
+
+/// Below this width the ranking shows files by their names alone.
+const NARROW_RANKING_WIDTH: f32 = 640.0;
+
+/// The rate column's width, shown only when the ranking has room for it.
+const RATE_WIDTH: f32 = 112.0;
+
+/// The shortest plot that shows a legend, in points.
+const LEGEND_MIN_PLOT_HEIGHT: f32 = 80.0;
+
+/// Longest group name in the plots' legend, in characters: a traceback
+/// group's whole text would cover the plot.
+const LEGEND_CHARS: usize = 40;
+
+/// `text` cut to `max` characters, ending with `…` when cut.
+fn elide_end(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text[at..].chars().nth(1).is_some() => format!("{}…", &text[..at]),
+        _ => text.to_owned(),
+    }
+}
+
 /// The timeline tab.
 pub fn timeline_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
     if let Some(error) = &state.timeline_error {
@@ -40,7 +66,10 @@ pub fn timeline_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comma
         .as_ref()
         .and_then(|tb| timeline.find(tb));
     let size = ui.available_size();
-    let plots_width = (size.x * 0.56).max(260.0);
+    // The plots take half the width, but leave the ranking the room its
+    // columns need: a table wider than its place would push the panel's
+    // layout around from one frame to the next.
+    let plots_width = (size.x * 0.5).min(size.x - RANKING_MIN_WIDTH).max(200.0);
     ui.horizontal_top(|ui| {
         ui.allocate_ui_with_layout(
             vec2(plots_width, size.y),
@@ -73,20 +102,86 @@ fn positions(timeline: &Timeline) -> (Vec<f64>, bool) {
     }
 }
 
-/// An x axis value: `+90 s`, `+12 min`, `+2.5 h`, or `#3`.
-pub fn x_label(value: f64, seconds: bool) -> String {
-    if !seconds {
+/// A unit of time for the x axis and the growth rates, chosen once per
+/// timeline from its whole span, so that every tick of an axis is in the
+/// same unit and none reads `+0 s` when the snapshots are milliseconds
+/// apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Milliseconds: spans under two seconds.
+    Millis,
+    /// Seconds: spans under two minutes.
+    Seconds,
+    /// Minutes: spans under two hours.
+    Minutes,
+    /// Hours.
+    Hours,
+}
+
+impl TimeUnit {
+    /// The unit for a timeline spanning `span` seconds.
+    pub fn for_span(span: f64) -> TimeUnit {
+        let span = span.abs();
+        if span < 2.0 {
+            TimeUnit::Millis
+        } else if span < 120.0 {
+            TimeUnit::Seconds
+        } else if span < 7200.0 {
+            TimeUnit::Minutes
+        } else {
+            TimeUnit::Hours
+        }
+    }
+
+    /// Seconds in one unit.
+    fn seconds(self) -> f64 {
+        match self {
+            TimeUnit::Millis => 0.001,
+            TimeUnit::Seconds => 1.0,
+            TimeUnit::Minutes => 60.0,
+            TimeUnit::Hours => 3600.0,
+        }
+    }
+
+    /// Seconds instead of milliseconds, for rates.
+    fn max_seconds(self) -> TimeUnit {
+        match self {
+            TimeUnit::Millis => TimeUnit::Seconds,
+            other => other,
+        }
+    }
+
+    /// The unit's symbol.
+    fn symbol(self) -> &'static str {
+        match self {
+            TimeUnit::Millis => "ms",
+            TimeUnit::Seconds => "s",
+            TimeUnit::Minutes => "min",
+            TimeUnit::Hours => "h",
+        }
+    }
+}
+
+/// An x axis value in `unit`: `+90 s`, `+12 min`, `+2.5 h`, `+24 ms`, or
+/// the snapshot's position `#3` when times are unknown (`unit` is `None`).
+pub fn x_label(value: f64, unit: Option<TimeUnit>) -> String {
+    let Some(unit) = unit else {
         return format!("#{}", value.round() as i64);
-    }
-    let abs = value.abs();
+    };
     let sign = if value < 0.0 { "-" } else { "+" };
-    if abs < 120.0 {
-        format!("{sign}{} s", trim_float(abs))
-    } else if abs < 7200.0 {
-        format!("{sign}{} min", trim_float(abs / 60.0))
-    } else {
-        format!("{sign}{} h", trim_float(abs / 3600.0))
-    }
+    format!(
+        "{sign}{} {}",
+        trim_float(value.abs() / unit.seconds()),
+        unit.symbol()
+    )
+}
+
+/// A growth rate in bytes per second, per the timeline's `unit`
+/// (milliseconds read as seconds: a rate per millisecond is unheard of).
+pub fn rate_text(bytes_per_second: f64, unit: TimeUnit) -> String {
+    let unit = unit.max_seconds();
+    let rate = bytes_per_second * unit.seconds();
+    format!("{}/{}", text::size_diff(rate as i64), unit.symbol())
 }
 
 /// A number with at most one decimal, none when it is whole.
@@ -115,7 +210,12 @@ fn plots_ui(
     commands: &mut Vec<Command>,
 ) {
     let timeline = &*result.timeline;
-    let height = ((ui.available_height() - 48.0) / 2.0).max(50.0);
+    // Two titles and the hint line below the plots, the spacing between
+    // the five, and a little slack: content taller than the panel would
+    // make the panel grow every frame.
+    let spacing = ui.spacing().item_spacing.y;
+    let text_rows = 3.0 * ui.text_style_height(&egui::TextStyle::Body) + 4.0 * spacing;
+    let height = ((ui.available_height() - text_rows - 4.0) / 2.0).max(50.0);
     for measure in [Measure::Size, Measure::Count] {
         let title = match measure {
             Measure::Size => "Total size",
@@ -126,15 +226,18 @@ fn plots_ui(
             commands.push(Command::SelectSnapshot(id));
         }
     }
-    if state.timeline_progress.is_some() {
-        ui.weak(progress_text(state));
+    // One line, cut when the column is narrow: a wrapped second line would
+    // not fit under the plots.
+    let hint = if state.timeline_progress.is_some() {
+        progress_text(state)
     } else {
-        ui.weak(format!(
+        format!(
             "{} snapshots, {} groups; click a point to show that snapshot",
             timeline.len(),
             text::thousands(timeline.group_count() as u64)
-        ));
-    }
+        )
+    };
+    ui.add(egui::Label::new(RichText::new(hint).weak()).truncate());
 }
 
 /// One plot; returns the snapshot clicked, if any.
@@ -148,6 +251,7 @@ fn plot_ui(
 ) -> Option<SnapshotId> {
     let timeline = &*result.timeline;
     let (xs, seconds) = positions(timeline);
+    let unit = seconds.then(|| TimeUnit::for_span(xs.last().copied().unwrap_or(0.0)));
     let total: Vec<f64> = timeline
         .totals()
         .iter()
@@ -173,7 +277,10 @@ fn plot_ui(
         (
             format!(
                 "Selected: {}",
-                group_cell_text(timeline, g).unwrap_or_default()
+                elide_end(
+                    &group_cell_text(timeline, g).unwrap_or_default(),
+                    LEGEND_CHARS
+                )
             ),
             values.iter().map(|&v| v as f64).collect(),
         )
@@ -186,7 +293,7 @@ fn plot_ui(
     let compare_x = marker(state.compare);
     let strong = ui.visuals().strong_text_color();
     let link = egui::Id::unique("timeline_x");
-    let plot = Plot::new(match measure {
+    let mut plot = Plot::new(match measure {
         Measure::Size => "timeline_size",
         Measure::Count => "timeline_count",
     })
@@ -198,8 +305,7 @@ fn plot_ui(
     .allow_double_click_reset(false)
     .include_y(0.0)
     .link_axis(link, [true, false])
-    .legend(Legend::default().position(Corner::LeftTop))
-    .x_axis_formatter(move |mark, _| x_label(mark.value, seconds))
+    .x_axis_formatter(move |mark, _| x_label(mark.value, unit))
     .y_axis_formatter(move |mark, _| format_y(mark.value))
     .label_formatter(move |hover| match hover {
         egui_plot::HoverPosition::NearDataPoint {
@@ -208,11 +314,16 @@ fn plot_ui(
             ..
         } => Some(format!(
             "{plot_name}\n{}: {}",
-            x_label(position.x, seconds),
+            x_label(position.x, unit),
             format_y(position.y)
         )),
         egui_plot::HoverPosition::Elsewhere { .. } => None,
     });
+    // The legend would cover a short plot entirely: the series are then
+    // told apart by their colours alone.
+    if height >= LEGEND_MIN_PLOT_HEIGHT {
+        plot = plot.legend(Legend::default().position(Corner::LeftTop));
+    }
     let response = plot.show(ui, |plot_ui| {
         plot_ui.line(
             Line::new("All", PlotPoints::from(points(&total)))
@@ -237,11 +348,14 @@ fn plot_ui(
             );
         }
         if let Some(x) = current_x {
-            plot_ui.add(VLine::new("shown", x).color(strong).width(1.0));
+            // Unnamed, so that the legend lists only the series: the
+            // solid line is the shown snapshot, the dashed one the
+            // compared snapshot, as in the snapshot list.
+            plot_ui.add(VLine::new("", x).color(strong).width(1.0));
         }
         if let Some(x) = compare_x {
             plot_ui.add(
-                VLine::new("compared to", x)
+                VLine::new("", x)
                     .color(strong.gamma_multiply(0.6))
                     .style(LineStyle::dashed_loose())
                     .width(1.0),
@@ -270,6 +384,11 @@ fn plot_ui(
 /// A ranked group as the ranking shows it: the path shortened, the line,
 /// the function for lines; `None` for a group index out of range.
 pub fn group_cell_text(timeline: &Timeline, group: u32) -> Option<String> {
+    group_text(timeline, group, PATH_COMPONENTS)
+}
+
+/// [`group_cell_text`] keeping `components` components of each path.
+fn group_text(timeline: &Timeline, group: u32, components: usize) -> Option<String> {
     if group as usize >= timeline.group_count() {
         return None;
     }
@@ -278,13 +397,16 @@ pub fn group_cell_text(timeline: &Timeline, group: u32) -> Option<String> {
         .frames
         .iter()
         .take(6)
-        .map(|f| match timeline.key_type() {
-            KeyType::Filename => text::shorten_path(&f.filename, PATH_COMPONENTS),
-            KeyType::Lineno => format!(
-                "{}:{}",
-                text::shorten_path(&f.filename, PATH_COMPONENTS),
-                f.lineno
-            ),
+        .enumerate()
+        .map(|(i, f)| match timeline.key_type() {
+            KeyType::Filename => path_text(&f.filename, components),
+            KeyType::Lineno => format!("{}:{}", path_text(&f.filename, components), f.lineno),
+            // A frame in the same file as the one before it shows only its
+            // line: the ranking's column is narrow, and a traceback often
+            // stays in one file for several frames.
+            KeyType::Traceback if i > 0 && tb.frames[i - 1].filename == f.filename => {
+                format!(":{}", f.lineno)
+            }
             KeyType::Traceback => format!("{}:{}", text::base_name(&f.filename), f.lineno),
         })
         .collect();
@@ -293,6 +415,16 @@ pub fn group_cell_text(timeline: &Timeline, group: u32) -> Option<String> {
         out.push_str(" ← …");
     }
     Some(out)
+}
+
+/// A path cut to its last `components` components: the bare file name for
+/// one (no `…/`, every character counts in a narrow column).
+fn path_text(path: &str, components: usize) -> String {
+    if components <= 1 {
+        text::base_name(path).to_owned()
+    } else {
+        text::shorten_path(path, components)
+    }
 }
 
 /// "4/4", "3/4".
@@ -328,7 +460,20 @@ fn ranking_ui(
         ui.weak("Nothing grew from the first snapshot to the last.");
         return;
     }
-    let with_rate = timeline.seconds().is_some();
+    let unit = timeline
+        .seconds()
+        .map(|s| TimeUnit::for_span(s.last().copied().unwrap_or(0.0)));
+    // The rate is the first column to go when the panel is narrow: the
+    // group's name matters more.
+    let unit = unit.filter(|_| ui.available_width() >= RANKING_MIN_WIDTH + RATE_WIDTH);
+    let with_rate = unit.is_some();
+    // A narrow ranking keeps only the files' names, so that the line
+    // numbers are not cut off; the tooltip has the whole path.
+    let components = if ui.available_width() < NARROW_RANKING_WIDTH {
+        1
+    } else {
+        PATH_COMPONENTS
+    };
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
     let accent = growth_color(ui);
     let mut builder = TableBuilder::new(ui)
@@ -342,7 +487,7 @@ fn ranking_ui(
         .column(Column::exact(76.0))
         .column(Column::exact(52.0));
     if with_rate {
-        builder = builder.column(Column::exact(84.0));
+        builder = builder.column(Column::exact(RATE_WIDTH));
     }
     if let Some(position) = selected.and_then(|g| ranking.iter().position(|r| r.group == g)) {
         // Keep the selected group in view when the table selects it.
@@ -366,7 +511,13 @@ fn ranking_ui(
                 )
             });
             if with_rate {
-                h.col(|ui| header("Rate", "Growth per minute, first to last snapshot", ui));
+                h.col(|ui| {
+                    header(
+                        "Rate",
+                        "Growth per unit of time, first to last snapshot",
+                        ui,
+                    )
+                });
             }
         })
         .body(|body| {
@@ -375,7 +526,7 @@ fn ranking_ui(
                 row.set_selected(selected == Some(growth.group));
                 row.col(|ui| {
                     ui.style_mut().interaction.selectable_labels = false;
-                    let label = group_cell_text(timeline, growth.group).unwrap_or_default();
+                    let label = group_text(timeline, growth.group, components).unwrap_or_default();
                     let tb = timeline.traceback(growth.group);
                     let function = (timeline.key_type() == KeyType::Lineno)
                         .then(|| tb.frames.first().and_then(|f| f.function.clone()))
@@ -391,10 +542,10 @@ fn ranking_ui(
                     number_ui(ui, text::size_diff(growth.size_growth), Some(accent));
                 });
                 row.col(|ui| number_ui(ui, grew_text(growth, intervals), None));
-                if with_rate {
+                if let Some(unit) = unit {
                     row.col(|ui| {
-                        let rate = timeline.rate_per_second(growth).unwrap_or(0.0) * 60.0;
-                        number_ui(ui, format!("{}/min", text::size_diff(rate as i64)), None);
+                        let rate = timeline.rate_per_second(growth).unwrap_or(0.0);
+                        number_ui(ui, rate_text(rate, unit), None);
                     });
                 }
                 if row.response().clicked() {
@@ -459,12 +610,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn x_labels_are_short() {
-        assert_eq!(x_label(0.0, true), "+0 s");
-        assert_eq!(x_label(12.34, true), "+12.3 s");
-        assert_eq!(x_label(600.0, true), "+10 min");
-        assert_eq!(x_label(9000.0, true), "+2.5 h");
-        assert_eq!(x_label(3.0, false), "#3");
+    fn x_labels_are_short_and_in_one_unit() {
+        let s = Some(TimeUnit::Seconds);
+        assert_eq!(x_label(0.0, s), "+0 s");
+        assert_eq!(x_label(12.34, s), "+12.3 s");
+        assert_eq!(x_label(600.0, Some(TimeUnit::Minutes)), "+10 min");
+        assert_eq!(x_label(9000.0, Some(TimeUnit::Hours)), "+2.5 h");
+        assert_eq!(x_label(3.0, None), "#3");
+        // Snapshots 12 ms apart: every tick says something.
+        let unit = TimeUnit::for_span(0.054);
+        assert_eq!(unit, TimeUnit::Millis);
+        assert_eq!(x_label(0.012, Some(unit)), "+12 ms");
+        assert_eq!(x_label(0.0, Some(unit)), "+0 ms");
+        assert_eq!(TimeUnit::for_span(300.0), TimeUnit::Minutes);
+        assert_eq!(TimeUnit::for_span(60.0), TimeUnit::Seconds);
+        assert_eq!(TimeUnit::for_span(3.0 * 3600.0), TimeUnit::Hours);
+    }
+
+    #[test]
+    fn rates_follow_the_timeline_span() {
+        assert_eq!(rate_text(4096.0 / 60.0, TimeUnit::Minutes), "+4096 B/min");
+        assert_eq!(rate_text(2048.0, TimeUnit::Millis), "+2048 B/s");
+        assert_eq!(rate_text(1.0, TimeUnit::Hours), "+3600 B/h");
+    }
+
+    #[test]
+    fn traceback_groups_abbreviate_repeated_files() {
+        let snapshot = tracemalloc_format::Snapshot::from_raw_traces(
+            5,
+            [(
+                0,
+                64,
+                &[("src/a.rs", 9), ("src/a.rs", 4), ("src/main.rs", 2)][..],
+                None,
+            )],
+        )
+        .unwrap();
+        let groups = [tracemalloc_format::timeline::SnapshotGroups::new(
+            &snapshot,
+            KeyType::Traceback,
+            false,
+        )
+        .unwrap()];
+        let timeline = Timeline::new(&[(&groups[0], None)]);
+        assert_eq!(
+            group_cell_text(&timeline, 0).as_deref(),
+            Some("a.rs:9 ← :4 ← main.rs:2")
+        );
+        assert_eq!(group_cell_text(&timeline, 1), None);
+    }
+
+    #[test]
+    fn legend_names_are_elided() {
+        assert_eq!(elide_end("src/steady.rs:3", 40), "src/steady.rs:3");
+        assert_eq!(elide_end("abcdef", 4), "abc…");
+        assert_eq!(elide_end("abcd", 4), "abcd");
     }
 
     #[test]
