@@ -351,6 +351,20 @@ impl std::fmt::Debug for ViewerApp {
     }
 }
 
+/// The service if it started; otherwise `None`, with the reason kept in
+/// `message` for the status bar.
+fn started<T>(result: anyhow::Result<T>, message: &mut Option<StatusMessage>) -> Option<T> {
+    result
+        .map_err(|e| {
+            *message = Some(StatusMessage {
+                text: format!("{e:#}"),
+                is_error: true,
+                shown_at: Instant::now(),
+            })
+        })
+        .ok()
+}
+
 impl ViewerApp {
     /// The viewer, with its settings from eframe's storage, loading the
     /// startup files (or the demo).
@@ -363,34 +377,12 @@ impl ViewerApp {
         install_fonts(&ctx);
         let repaint = ctx.clone();
         let notify: Notify = Arc::new(move || repaint.request_repaint());
+        // A background service that cannot start (no thread) leaves its
+        // feature off and says why in the status bar; the rest works.
         let mut message = None;
-        let analysis = Analysis::start(Arc::clone(&notify))
-            .map_err(|e| {
-                message = Some(StatusMessage {
-                    text: format!("{e:#}"),
-                    is_error: true,
-                    shown_at: Instant::now(),
-                })
-            })
-            .ok();
-        let sources = Sources::start(Arc::clone(&notify))
-            .map_err(|e| {
-                message = Some(StatusMessage {
-                    text: format!("{e:#}"),
-                    is_error: true,
-                    shown_at: Instant::now(),
-                })
-            })
-            .ok();
-        let timeline_service = TimelineService::start(Arc::clone(&notify))
-            .map_err(|e| {
-                message = Some(StatusMessage {
-                    text: format!("{e:#}"),
-                    is_error: true,
-                    shown_at: Instant::now(),
-                })
-            })
-            .ok();
+        let analysis = started(Analysis::start(Arc::clone(&notify)), &mut message);
+        let sources = started(Sources::start(Arc::clone(&notify)), &mut message);
+        let timeline_service = started(TimelineService::start(Arc::clone(&notify)), &mut message);
         let spec = ViewSpec {
             key_type: settings.key_type,
             cumulative: settings.cumulative,
