@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-process benchmark of the recorder (docs/BENCHMARKS-recorder.md).
+# Whole-process benchmark of the recorder (docs/BENCHMARKS.md, "Recorder").
 #
 # Runs the same allocation-heavy workload (recorder/examples/support/
 # workload.rs, about 10 million allocation events per thread) untraced, with

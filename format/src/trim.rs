@@ -3,7 +3,9 @@
 //! the snapshot a default recording would have made, so that memory is
 //! attributed to the user's code.
 //!
-//! The rules are the recorder's (`recorder/src/symbolize.rs`): frames are
+//! The recorder applies these same rules when it takes a snapshot
+//! (`recorder/src/symbolize.rs` calls this module), so the viewer's "hide
+//! std frames" and a default recording agree: frames are
 //! classified ([`classify_frame`]) as the recorder's own, the Rust standard
 //! library's, the C runtime's, or the user's; [`default_trim`] then keeps
 //! the user's frames (or the standard library's, when a traceback has no

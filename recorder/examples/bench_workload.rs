@@ -1,5 +1,5 @@
 //! The whole-process benchmark's program with the recorder installed
-//! (see `scripts/bench_recorder.sh` and docs/BENCHMARKS-recorder.md).
+//! (see `scripts/bench_recorder.sh` and docs/BENCHMARKS.md, "Recorder").
 //!
 //! ```text
 //! bench_workload MODE [THREADS] [SCALE]

@@ -297,6 +297,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             service.sessions.len(),
             path.display()
         );
+        let own = tracemalloc::get_tracemalloc_memory_usage();
+        println!(
+            "  recorder memory: address table {} B, nurseries {} B, tracebacks {} B, symbolizer {} B",
+            own.address_table, own.nurseries, own.tracebacks, own.symbolizer
+        );
     }
     drop(service);
     let logged = logger.join().map_err(|_| "the logger thread panicked")?;

@@ -31,7 +31,9 @@
 //! system call is missing, owners use a full fence instead: correct, slower.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence,
+};
 
 use crate::lock::SpinLock;
 use crate::table::{self, Copied, Entry, ShardData};
@@ -63,6 +65,9 @@ struct Private {
     /// evict.
     seq: [u32; SLOTS],
     next_seq: u32,
+    /// Incremented by every `clear`, so that an eviction can tell that
+    /// the nursery was emptied while it was moving blocks.
+    generation: u32,
 }
 
 /// A thread's nursery.
@@ -74,6 +79,12 @@ pub(crate) struct Nursery {
     current: AtomicU64,
     /// Accounted bytes other threads took out (freeing blocks).
     remote_freed: AtomicU64,
+    /// Accounted bytes the owner moved into the shared table (written by
+    /// the owner alone, under the blocks' shard locks).
+    evicted: AtomicU64,
+    /// Slots other threads emptied since the owner last reclaimed them;
+    /// the owner scans for them only when there are some.
+    remote_taken: AtomicU32,
     private: UnsafeCell<Private>,
 }
 
@@ -311,19 +322,27 @@ impl Nursery {
     /// Moves the oldest blocks into the shared table and reclaims slots
     /// emptied by other threads (owner only, not entered). `epoch` is the
     /// caller's: blocks are only moved while it is current.
+    /// Returns how many blocks it moved.
     #[cold]
-    pub(crate) fn evict(&self, epoch: u32) {
+    pub(crate) fn evict(&self, epoch: u32) -> usize {
         // 1. Choose victims, entered.
         let mut victims = [(0usize, 0usize, 0u64); EVICT_BATCH];
         let mut n = 0;
         if !self.enter() {
             self.wait_unfrozen();
-            return;
+            return 0;
         }
+        let generation;
         {
             // SAFETY: entered.
             let private = unsafe { &mut *self.private.get() };
-            self.reclaim(private);
+            generation = private.generation;
+            // The full scan is only worth it when another thread emptied
+            // slots; a count taken before it can only over-report (a take
+            // counted after the scan saw it costs one extra scan later).
+            if self.remote_taken.swap(0, Ordering::Acquire) != 0 {
+                self.reclaim(private);
+            }
             if private.free_len < SLOTS / 4 {
                 let horizon = private.next_seq.wrapping_sub((SLOTS / 2) as u32);
                 for s in 0..SLOTS {
@@ -340,41 +359,80 @@ impl Nursery {
             }
         }
         self.leave();
-        // 2. Move them, each under its shard lock (not entered: a freezer
-        // may hold every shard lock and wait for `busy` to clear). Each move
-        // is accounted like a take by another thread, under the same lock,
-        // so that a snapshot never counts a block twice or not at all.
-        for &(s, addr, meta) in &victims[..n] {
-            self.move_to_table(s, addr, meta, epoch);
+        // 2. Move them under their shard locks (not entered: a freezer may
+        // hold every shard lock and wait for `busy` to clear). Blocks
+        // allocated close together share a 64 KiB region and so a shard:
+        // sorted by shard, most batches take only a few locks.
+        let victims = &mut victims[..n];
+        victims.sort_unstable_by_key(|v| table::shard_index(v.1));
+        let mut moved = [false; EVICT_BATCH];
+        let mut at = 0;
+        for group in victims.chunk_by(|a, b| table::shard_index(a.1) == table::shard_index(b.1)) {
+            self.move_to_table(group, &mut moved[at..at + group.len()], epoch);
+            at += group.len();
         }
-        // 3. Tidy up, entered; if a freezer holds the nursery now, the next
-        // eviction does it.
-        if self.enter() {
-            // SAFETY: entered.
-            let private = unsafe { &mut *self.private.get() };
-            self.reclaim(private);
-            self.leave();
+        // 3. Free the slots of the moved blocks, entered, unless a `clear`
+        // emptied the nursery meanwhile (it freed every slot itself). Slots
+        // whose block another thread took first are counted in
+        // `remote_taken` and reclaimed by a later scan.
+        if !self.enter() {
+            // A freezer holds the nursery: the moved blocks' slots are
+            // found by the next scan.
+            self.remote_taken.fetch_add(1, Ordering::Relaxed);
+            return moved.iter().filter(|&&m| m).count();
         }
+        // SAFETY: entered.
+        let private = unsafe { &mut *self.private.get() };
+        if private.generation == generation {
+            for (&(s, addr, _), _) in victims.iter().zip(moved).filter(|(_, m)| *m) {
+                let mut i = index_hash(addr);
+                while private.index[i] as usize != s + 1 {
+                    i = (i + 1) & (INDEX - 1);
+                }
+                index_remove(private, i);
+                private.free[private.free_len] = s as u16;
+                private.free_len += 1;
+            }
+        }
+        self.leave();
+        moved.iter().filter(|&&m| m).count()
     }
 
-    /// Moves one block from slot `s` into the shared table if it is still
-    /// there, under the block's shard lock.
-    fn move_to_table(&self, s: usize, addr: usize, meta: u64, epoch: u32) {
-        let entry = unpack(meta);
-        let amount = entry.size as u64;
-        let mut data = table::shard_of(addr).data.lock();
-        if self.slots[s]
-            .addr
-            .compare_exchange(addr, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+    /// Moves blocks `(slot, address, meta)` of one shard from this
+    /// nursery into the shared table, those still there, under the
+    /// shard's lock (owner only); `moved` tells which were.
+    fn move_to_table(&self, victims: &[(usize, usize, u64)], moved: &mut [bool], epoch: u32) {
+        let Some(&(_, first, _)) = victims.first() else {
             return;
+        };
+        let mut data = table::shard_of(first).data.lock();
+        let same_epoch = crate::state::EPOCH.load(Ordering::Relaxed) == epoch;
+        let mut evicted = 0;
+        for (&(s, addr, meta), moved) in victims.iter().zip(moved) {
+            // Every other thread that empties a slot (a remote free, a
+            // freezer's `clear`) holds the block's shard lock, which this
+            // thread holds now: the slot cannot change meanwhile, and a
+            // plain load and store do what a compare-and-swap would.
+            let slot = &self.slots[s].addr;
+            if slot.load(Ordering::Acquire) != addr {
+                continue;
+            }
+            slot.store(0, Ordering::Release);
+            *moved = true;
+            let entry = unpack(meta);
+            evicted += entry.size as u64;
+            if same_epoch {
+                // A failed insert (out of memory) drops the trace.
+                let _ = data.insert(0, addr, entry, entry.size as u64, |size| size as u64);
+            }
         }
-        self.remote_freed.fetch_add(amount, Ordering::AcqRel);
-        if crate::state::EPOCH.load(Ordering::Relaxed) == epoch {
-            // A failed insert (out of memory) drops the trace.
-            let _ = data.insert(0, addr, entry, amount, |size| size as u64);
-        }
+        // Under the lock, so that a snapshot (which holds every shard lock)
+        // sees each block counted exactly once: in the table, or in the
+        // nursery. Only the owner writes `evicted`.
+        let total = self.evicted.load(Ordering::Relaxed);
+        self.evicted
+            .store(total.wrapping_add(evicted), Ordering::Release);
+        drop(data);
     }
 
     /// Frees the slots whose block left (taken by another thread or
@@ -402,7 +460,7 @@ impl Nursery {
             let addr = self.slots[s].addr.load(Ordering::Acquire);
             if addr != 0 {
                 let meta = self.slots[s].meta.load(Ordering::Relaxed);
-                self.move_to_table(s, addr, meta, epoch);
+                self.move_to_table(&[(s, addr, meta)], &mut [false], epoch);
             }
         }
         let mut registry = REGISTRY.lock();
@@ -466,6 +524,7 @@ pub(crate) fn take_remote(addr: usize, skip: *const Nursery) -> Option<Entry> {
                     let entry = unpack(meta);
                     n.remote_freed
                         .fetch_add(entry.size as u64, Ordering::AcqRel);
+                    n.remote_taken.fetch_add(1, Ordering::Release);
                     return Some(entry);
                 }
             }
@@ -585,6 +644,7 @@ impl Frozen {
                 n.current
                     .load(Ordering::Acquire)
                     .wrapping_sub(n.remote_freed.load(Ordering::Acquire))
+                    .wrapping_sub(n.evicted.load(Ordering::Acquire))
             })
             .fold(0u64, u64::wrapping_add)
     }
@@ -635,8 +695,11 @@ impl Frozen {
             }
             n.current.store(0, Ordering::Relaxed);
             n.remote_freed.store(0, Ordering::Relaxed);
+            n.evicted.store(0, Ordering::Relaxed);
+            n.remote_taken.store(0, Ordering::Relaxed);
             // SAFETY: frozen with no owner inside (see `freeze_all`).
             let private = unsafe { &mut *n.private.get() };
+            private.generation = private.generation.wrapping_add(1);
             private.index = [0; INDEX];
             for (i, f) in private.free.iter_mut().enumerate() {
                 *f = (SLOTS - 1 - i) as u16;

@@ -193,6 +193,11 @@ fn create_nursery(state: &ThreadState) -> Option<&'static Nursery> {
     Some(n)
 }
 
+/// An eviction that moves this many blocks (of at most 64) makes the
+/// thread skip its nursery for the next `NURSERY_BYPASS` allocations.
+const NURSERY_BYPASS_MOVED: usize = 48;
+const NURSERY_BYPASS: u32 = 1024;
+
 /// Inserts a block whose traceback is interned.
 #[inline]
 fn insert(
@@ -204,7 +209,10 @@ fn insert(
     epoch: u32,
 ) -> bool {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
-    if domain == 0
+    let bypass = state.nursery_bypass.get();
+    if bypass > 0 {
+        state.nursery_bypass.set(bypass - 1);
+    } else if domain == 0
         && mean == 0
         && size < u32::MAX as usize
         && let Some(n) = nursery(state)
@@ -218,7 +226,16 @@ fn insert(
                     return added;
                 }
                 Fast::Frozen => n.wait_unfrozen(),
-                Fast::Full => n.evict(epoch),
+                Fast::Full => {
+                    // A nursery full of blocks that outlived the last
+                    // SLOTS / 2 allocations holds long-lived blocks, which
+                    // end up in the shared table anyway, at a higher cost
+                    // for the detour: the next allocations go there
+                    // directly, then the nursery is tried again.
+                    if n.evict(epoch) >= NURSERY_BYPASS_MOVED {
+                        state.nursery_bypass.set(NURSERY_BYPASS);
+                    }
+                }
             }
         }
     }
@@ -634,12 +651,21 @@ pub(crate) fn reset_peak() {
 
 /// Memory the recorder itself uses, in bytes.
 pub(crate) fn tracemalloc_memory() -> u64 {
+    let usage = memory_usage();
+    usage.address_table + usage.nurseries + usage.tracebacks + usage.symbolizer
+}
+
+/// Memory the recorder itself uses, by part.
+pub(crate) fn memory_usage() -> crate::MemoryUsage {
     let mut shards = AllShards::lock();
-    let tables: usize = shards.iter_mut().map(|d| d.memory()).sum();
+    let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
     drop(shards);
-    let store = STORE.memory() + nursery::memory();
-    let symbols = SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64;
-    (tables + store) as u64 + symbols
+    crate::MemoryUsage {
+        address_table: address_table as u64,
+        nurseries: nursery::memory() as u64,
+        tracebacks: STORE.memory() as u64,
+        symbolizer: SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64,
+    }
 }
 
 /// Records an allocation made by hand (`track`).

@@ -6,22 +6,11 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
 
+use tracemalloc_format::FrameRef;
+use tracemalloc_format::trim::{FrameClass, classify_frame, default_trim};
+
 use crate::lock::SpinLock;
 use crate::tls::{GUARD_COUNTED, Guard};
-
-/// What a frame is, for trimming.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Class {
-    /// The recorder itself, or the allocator shim (`__rust_alloc`, ...).
-    Internal,
-    /// Rust's standard library (`std`, `core`, `alloc` and their vendored
-    /// dependencies).
-    Std,
-    /// The C runtime's entry points below `main` and thread starts.
-    Runtime,
-    /// Everything else: the user's code and its dependencies.
-    User,
-}
 
 /// One frame, as the symbolizer reports it.
 #[derive(Clone, Debug)]
@@ -29,7 +18,7 @@ pub(crate) struct SymFrame {
     pub(crate) file: Option<Arc<str>>,
     pub(crate) line: u32,
     pub(crate) function: Option<Arc<str>>,
-    pub(crate) class: Class,
+    pub(crate) class: FrameClass,
 }
 
 /// Resolved addresses, innermost inlined frame first.
@@ -38,6 +27,9 @@ pub(crate) struct Symbols {
     by_addr: HashMap<usize, Box<[SymFrame]>>,
     /// Interned strings, so that each file and function name is stored once.
     strings: HashMap<Box<str>, Arc<str>>,
+    /// The recorder's source folder as this binary's debug info names it
+    /// (see [`own_source_dir`]).
+    own_dir: Option<String>,
 }
 
 static SYMBOLS: SpinLock<Option<Symbols>> = SpinLock::new(None);
@@ -53,12 +45,26 @@ pub(crate) fn with_resolved<R>(
         // Everything the symbolizer allocates, here and inside the
         // `backtrace` crate's caches, counts as the recorder's memory.
         let _counted = Guard::enter(GUARD_COUNTED);
-        let symbols = symbols.get_or_insert_with(Symbols::default);
+        let symbols = symbols.get_or_insert_with(|| Symbols {
+            own_dir: own_source_dir(),
+            ..Symbols::default()
+        });
+        let mut resolved_any = false;
         for addr in addrs {
             if !symbols.by_addr.contains_key(&addr) {
-                let frames = resolve(addr, &mut symbols.strings);
+                let frames = resolve(addr, symbols.own_dir.as_deref(), &mut symbols.strings);
                 symbols.by_addr.insert(addr, frames);
+                resolved_any = true;
             }
+        }
+        // The `backtrace` crate keeps the debug information it parsed for
+        // the next lookup: about 40 MB for the demo's 11 MB binary, which
+        // would stay for the life of the process, 500 bytes per live block
+        // of the demo. The resolved addresses are cached above, so a later
+        // snapshot only parses again when it meets new addresses, which
+        // costs it about as much as the first lookup did (0.1 s there).
+        if resolved_any {
+            backtrace::clear_symbol_cache();
         }
     }
     let symbols = symbols.get_or_insert_with(Symbols::default);
@@ -74,7 +80,44 @@ fn intern(strings: &mut HashMap<Box<str>, Arc<str>>, s: &str) -> Arc<str> {
     a
 }
 
-fn resolve(addr: usize, strings: &mut HashMap<Box<str>, Arc<str>>) -> Box<[SymFrame]> {
+/// The folder of the recorder's sources as the debug info of the running
+/// binary names it, found by symbolizing one of this file's own functions.
+///
+/// The path compiled into the recorder (`CARGO_MANIFEST_DIR`) is the one
+/// on the build machine; with `--remap-path-prefix` (as the demo
+/// snapshots use) or a binary built elsewhere, the debug info says
+/// something else, and only the debug info itself tells what.
+fn own_source_dir() -> Option<String> {
+    let mut dir = None;
+    // `resolve` looks up the byte before the address it is given (a return
+    // address follows its call), so one past the function's entry point
+    // resolves to its first instruction.
+    let entry = own_source_dir as fn() -> Option<String> as usize + 1;
+    backtrace::resolve(entry as *mut c_void, |symbol| {
+        // The first symbol reported is the innermost: this function's own
+        // code, not a caller it might be inlined into.
+        if dir.is_none()
+            && let Some(path) = symbol.filename()
+        {
+            let path = path.to_string_lossy().replace('\\', "/");
+            // A bare `src/` (the package's own folder remapped to nothing)
+            // would also be every other package's, the user's too: only a
+            // folder that names the package is the recorder's alone.
+            if let Some(d) = path.strip_suffix("symbolize.rs")
+                && d.ends_with("/src/")
+            {
+                dir = Some(d.to_owned());
+            }
+        }
+    });
+    dir
+}
+
+fn resolve(
+    addr: usize,
+    own_dir: Option<&str>,
+    strings: &mut HashMap<Box<str>, Arc<str>>,
+) -> Box<[SymFrame]> {
     let mut frames = Vec::new();
     // `resolve` looks up `addr - 1`: a return address points after the
     // call, which may be the next line (or the next function).
@@ -82,7 +125,7 @@ fn resolve(addr: usize, strings: &mut HashMap<Box<str>, Arc<str>>) -> Box<[SymFr
         let function = symbol.name().map(|n| format!("{n:#}"));
         let file = symbol.filename().map(|p| p.to_string_lossy().into_owned());
         let line = symbol.lineno().unwrap_or(0);
-        let class = classify(file.as_deref(), function.as_deref());
+        let class = classify(file.as_deref(), function.as_deref(), own_dir);
         frames.push(SymFrame {
             file: file.map(|f| intern(strings, &f)),
             line,
@@ -95,95 +138,38 @@ fn resolve(addr: usize, strings: &mut HashMap<Box<str>, Arc<str>>) -> Box<[SymFr
             file: None,
             line: 0,
             function: None,
-            class: Class::User,
+            class: FrameClass::User,
         });
     }
     frames.into_boxed_slice()
 }
 
-/// Path prefixes of the standard library's sources in official builds'
-/// debug info, and fragments where it is not remapped (rust-src, a
-/// toolchain built from source).
-const STD_PREFIXES: &[&str] = &["/rustc/", "/rust/deps/", "/cargo/registry/"];
-const STD_FRAGMENTS: &[&str] = &["/lib/rustlib/src/rust/library/", "/rust/library/"];
-const STD_FUNCTIONS: &[&str] = &[
-    "std::",
-    "core::",
-    "alloc::",
-    "<std::",
-    "<core::",
-    "<alloc::",
-    "hashbrown::",
-    "<hashbrown::",
-    // The compiler's helper for `catch_unwind`, in every thread's start.
-    "__rust_try",
-];
-/// The allocator shim's functions, which call the `#[global_allocator]`
-/// (their debug info points at the line declaring it).
-const ALLOCATOR_SHIMS: &[&str] = &[
-    "__rust_alloc",
-    "__rust_alloc_zeroed",
-    "__rust_realloc",
-    "__rust_dealloc",
-];
-const RUNTIME_FUNCTIONS: &[&str] = &[
-    "main",
-    "_start",
-    "__libc_start_main",
-    "__libc_start_main_impl",
-    "__libc_start_call_main",
-    "start_thread",
-    "clone",
-    "clone3",
-    "__clone",
-    "__clone3",
-    "thread_start",
-];
-
-/// The recorder's own sources, as its debug info names them. Inlined
+/// The recorder's own sources, as the build machine names them. Inlined
 /// frames of optimized builds carry short function names (`on_alloc`, not
 /// `tracemalloc::state::on_alloc`), so the file is what tells them apart.
 const RECORDER_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 
-/// Classifies a frame by its file (where known) and function.
-pub(crate) fn classify(file: Option<&str>, function: Option<&str>) -> Class {
-    if file.is_some_and(|f| f.starts_with(RECORDER_SRC)) {
-        return Class::Internal;
-    }
-    if let Some(f) = function {
-        // The C `main` that calls Rust's runtime has no debug info; the
-        // user's `main` of an optimized build is also just `main`.
-        if RUNTIME_FUNCTIONS.contains(&f) && (f != "main" || file.is_none()) {
-            return Class::Runtime;
-        }
-        let f = f.strip_prefix('<').unwrap_or(f);
-        if f.starts_with("tracemalloc::")
-            || f.starts_with("__rustc::")
-            || f.starts_with("__rg_")
-            || f.starts_with("__rdl_")
-            || ALLOCATOR_SHIMS.contains(&f)
-        {
-            return Class::Internal;
+/// Classifies a frame by its file (where known) and function: the format
+/// crate's rules ([`classify_frame`], which the viewer also uses to trim a
+/// snapshot recorded with every frame), plus the recorder's own source
+/// folder, under the path the build machine gave it or the one the debug
+/// info gives it (`own_dir`), which the format crate cannot know.
+pub(crate) fn classify(
+    file: Option<&str>,
+    function: Option<&str>,
+    own_dir: Option<&str>,
+) -> FrameClass {
+    if let Some(f) = file {
+        let f = f.replace('\\', "/");
+        if f.starts_with(RECORDER_SRC) || own_dir.is_some_and(|d| f.starts_with(d)) {
+            return FrameClass::Recorder;
         }
     }
-    match file {
-        Some(path) => {
-            let path = path.replace('\\', "/");
-            if STD_PREFIXES.iter().any(|p| path.starts_with(p))
-                || STD_FRAGMENTS.iter().any(|p| path.contains(p))
-            {
-                return Class::Std;
-            }
-        }
-        None => {
-            if let Some(f) = function
-                && STD_FUNCTIONS.iter().any(|p| f.starts_with(p))
-            {
-                return Class::Std;
-            }
-        }
-    }
-    Class::User
+    classify_frame(FrameRef {
+        filename: file.unwrap_or(tracemalloc_format::UNKNOWN_FILENAME),
+        lineno: 0,
+        function,
+    })
 }
 
 impl Symbols {
@@ -214,29 +200,23 @@ impl Symbols {
     }
 }
 
-/// Leaves the user's frames: everything up to the last frame of the
-/// recorder or the allocator shim goes (the capture machinery above the
-/// allocation), then every standard-library and C-runtime frame, then
+/// Leaves the user's frames, by the format crate's [`default_trim`] (so
+/// that a snapshot recorded with every frame and trimmed in the viewer
+/// shows what a default recording shows): everything up to the last frame
+/// of the recorder or the allocator shim goes (the capture machinery above
+/// the allocation), then every standard-library and C-runtime frame, then
 /// trailing frames with neither file nor function (where a frame-pointer
 /// chain left Rust code). A traceback with no user frame at all keeps its
 /// standard-library frames, so that its memory still shows where it was
 /// allocated.
 pub(crate) fn trim(frames: &mut Vec<&SymFrame>) {
-    if let Some(last_internal) = frames.iter().rposition(|f| f.class == Class::Internal) {
-        frames.drain(..=last_internal);
-    }
-    let has_user = frames.iter().any(|f| f.class == Class::User);
-    if has_user {
-        frames.retain(|f| f.class == Class::User);
-    } else {
-        frames.retain(|f| f.class == Class::Std);
-    }
-    while frames
-        .last()
-        .is_some_and(|f| f.file.is_none() && f.function.is_none())
-    {
-        frames.pop();
-    }
+    let classes: Vec<(FrameClass, bool)> = frames
+        .iter()
+        .map(|f| (f.class, f.file.is_none() && f.function.is_none()))
+        .collect();
+    let keep = default_trim(&classes);
+    let mut keep = keep.iter();
+    frames.retain(|_| keep.next().copied().unwrap_or(false));
 }
 
 /// Takes the cache's lock for `fork()`.
@@ -262,19 +242,19 @@ mod tests {
             file: file.map(Arc::from),
             line: 1,
             function: function.map(Arc::from),
-            class: classify(file, function),
+            class: classify(file, function, None),
         }
     }
 
     #[test]
     fn classification() {
-        let c = classify;
+        let c = |file, function| classify(file, function, None);
         assert_eq!(
             c(
                 Some("/work/tracemalloc/recorder/src/state.rs"),
                 Some("tracemalloc::state::record")
             ),
-            Class::Internal
+            FrameClass::Recorder
         );
         assert_eq!(
             c(
@@ -283,54 +263,88 @@ mod tests {
                     "<tracemalloc::TracingAllocator<A> as core::alloc::global::GlobalAlloc>::alloc"
                 )
             ),
-            Class::Internal
+            FrameClass::Recorder
         );
         assert_eq!(
             c(Some("/x/src/main.rs"), Some("__rust_alloc")),
-            Class::Internal
+            FrameClass::Recorder
         );
         let own = format!("{RECORDER_SRC}state.rs");
-        assert_eq!(c(Some(&own), Some("on_alloc")), Class::Internal);
+        assert_eq!(c(Some(&own), Some("on_alloc")), FrameClass::Recorder);
         assert_eq!(
             c(Some("/x/src/main.rs"), Some("__rustc::__rust_alloc")),
-            Class::Internal
+            FrameClass::Recorder
         );
         assert_eq!(
             c(
                 Some("./csu/../sysdeps/nptl/libc_start_call_main.h"),
                 Some("__libc_start_call_main")
             ),
-            Class::Runtime
+            FrameClass::Runtime
         );
         assert_eq!(
             c(
                 Some("/rustc/abc/library/alloc/src/raw_vec.rs"),
                 Some("alloc::raw_vec::finish_grow")
             ),
-            Class::Std
+            FrameClass::Std
         );
         assert_eq!(
             c(Some("/rust/deps/hashbrown-0.15.2/src/raw/mod.rs"), None),
-            Class::Std
+            FrameClass::Std
         );
-        assert_eq!(c(None, Some("std::rt::lang_start_internal")), Class::Std);
-        assert_eq!(c(None, Some("__libc_start_call_main")), Class::Runtime);
-        assert_eq!(c(None, Some("main")), Class::Runtime);
+        assert_eq!(
+            c(None, Some("std::rt::lang_start_internal")),
+            FrameClass::Std
+        );
+        assert_eq!(c(None, Some("__libc_start_call_main")), FrameClass::Runtime);
+        assert_eq!(c(None, Some("main")), FrameClass::Runtime);
         assert_eq!(
             c(
                 Some("/rustc/h/library/std/src/sys/backtrace.rs"),
                 Some("__rust_begin_short_backtrace<fn()>")
             ),
-            Class::Std
+            FrameClass::Std
         );
-        assert_eq!(c(Some("/p/src/main.rs"), Some("main")), Class::User);
-        assert_eq!(c(Some("/p/src/main.rs"), Some("demo::main")), Class::User);
+        assert_eq!(c(Some("/p/src/main.rs"), Some("main")), FrameClass::User);
+        assert_eq!(
+            c(Some("/p/src/main.rs"), Some("demo::main")),
+            FrameClass::User
+        );
         // A user crate whose name starts like ours is the user's.
         assert_eq!(
             c(Some("/p/src/lib.rs"), Some("tracemalloc_tests::helper")),
-            Class::User
+            FrameClass::User
         );
-        assert_eq!(c(None, None), Class::User);
+        assert_eq!(c(None, None), FrameClass::User);
+    }
+
+    #[test]
+    fn the_recorder_finds_its_own_sources_in_the_debug_info() {
+        // The tests are built with debug info and without path remapping,
+        // so the folder found at run time is the one compiled in.
+        assert_eq!(own_source_dir().as_deref(), Some(RECORDER_SRC));
+    }
+
+    #[test]
+    fn remapped_recorder_sources_are_the_recorders() {
+        // Under `--remap-path-prefix=/build/x=/src`, neither the compiled-in
+        // path nor the format crate's name-based guess recognizes the
+        // inlined hot path; the folder read from the debug info does.
+        let own = Some("/src/recorder-copy/src/");
+        let file = Some("/src/recorder-copy/src/state.rs");
+        assert_eq!(classify(file, Some("on_alloc"), None), FrameClass::User);
+        assert_eq!(classify(file, Some("on_alloc"), own), FrameClass::Recorder);
+        // The demo script's remapping to relative paths is the format
+        // crate's case, which the viewer shares.
+        assert_eq!(
+            classify(Some("recorder/src/state.rs"), Some("on_alloc"), None),
+            FrameClass::Recorder
+        );
+        assert_eq!(
+            classify(Some("src/main.rs"), Some("leaky_service::main"), own),
+            FrameClass::User
+        );
     }
 
     #[test]

@@ -114,10 +114,16 @@ impl Shard {
 /// The process-wide table.
 pub(crate) static TABLE: [Shard; SHARDS] = [const { Shard::new() }; SHARDS];
 
-/// The shard of an address (see the module documentation).
+/// The index of an address's shard (see the module documentation).
+#[inline]
+pub(crate) fn shard_index(addr: usize) -> usize {
+    (mix((addr >> 16) as u64) >> 32) as usize & (SHARDS - 1)
+}
+
+/// The shard of an address.
 #[inline]
 pub(crate) fn shard_of(addr: usize) -> &'static Shard {
-    &TABLE[(mix((addr >> 16) as u64) >> 32) as usize & (SHARDS - 1)]
+    &TABLE[shard_index(addr)]
 }
 
 /// Counting filter of sampled addresses: in sampled mode a free whose slot

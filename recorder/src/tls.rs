@@ -55,6 +55,9 @@ pub(crate) struct ThreadState {
     /// Set at thread exit, once the nursery is gone: later allocations (in
     /// other thread-locals' destructors) use the shared table.
     pub(crate) nursery_retired: Cell<bool>,
+    /// Allocations left that skip the nursery, because its last eviction
+    /// found it full of blocks that lived long (see `state::insert`).
+    pub(crate) nursery_bypass: Cell<u32>,
     /// The thread's stack, `[lo, hi)`; `hi == 0` until first needed, and
     /// `lo == hi == 1` when it could not be found.
     pub(crate) stack_lo: Cell<usize>,
@@ -84,6 +87,7 @@ impl ThreadState {
             exit_hook: Cell::new(false),
             nursery: Cell::new(std::ptr::null()),
             nursery_retired: Cell::new(false),
+            nursery_bypass: Cell::new(0),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
             sample_left: Cell::new(0),

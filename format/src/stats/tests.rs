@@ -511,3 +511,53 @@ fn sampled_snapshots_are_scaled_to_unbiased_estimates() {
     assert_eq!(stats[0].count, (1.0 / p).round() as u64);
     assert_eq!(snapshot.totals().size, 1582);
 }
+
+/// Above `PARALLEL_MIN_TRACES`, `compare_to` groups the two snapshots on
+/// two threads; the rows must be exactly those of grouping them one after
+/// the other.
+#[test]
+fn compare_to_on_two_threads_gives_the_sequential_rows() {
+    let files: Vec<String> = (0..50).map(|i| format!("f{i}.py")).collect();
+    let frames: Vec<Vec<(&str, u32)>> = (0..500u32)
+        .map(|i| {
+            (0..1 + i % 4)
+                .map(|depth| {
+                    (
+                        files[((i + depth * 7) % 50) as usize].as_str(),
+                        1 + (i * 3 + depth) % 40,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let snapshot = |seed: u64, n: usize| {
+        let traces = (0..n).map(|i| {
+            let pick = (i as u64).wrapping_mul(2_654_435_761).wrapping_add(seed) % 500;
+            (0, 1 + pick * seed % 97, &frames[pick as usize][..], None)
+        });
+        Snapshot::from_raw_traces(8, traces).unwrap()
+    };
+    let (new, old) = (snapshot(3, 40_000), snapshot(5, 30_000));
+    assert!(new.traces().len() + old.traces().len() >= PARALLEL_MIN_TRACES);
+    for (key_type, cumulative) in [
+        (KeyType::Filename, false),
+        (KeyType::Filename, true),
+        (KeyType::Lineno, false),
+        (KeyType::Lineno, true),
+        (KeyType::Traceback, false),
+    ] {
+        let mut expected = diff_statistics(
+            key_type,
+            new.statistics(key_type, cumulative).unwrap(),
+            old.statistics(key_type, cumulative).unwrap(),
+        );
+        expected.sort_by(StatisticDiff::cmp_cpython);
+        let rows = new.compare_to(&old, key_type, cumulative).unwrap();
+        assert!(!rows.is_empty());
+        assert_eq!(rows, expected, "{key_type:?} cumulative={cumulative}");
+    }
+    assert!(matches!(
+        new.compare_to(&old, KeyType::Traceback, true),
+        Err(AnalysisError::CumulativeTraceback)
+    ));
+}
