@@ -563,21 +563,12 @@ impl Serialize for FramesJson<'_> {
     }
 }
 
-/// One row of the JSON output; the diff fields only when comparing.
+/// One row of the JSON output, or its `total` (which has no frames); the
+/// diff fields only when comparing.
 #[derive(Serialize)]
 struct RowJson<'a> {
-    frames: FramesJson<'a>,
-    size: u64,
-    count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    size_diff: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    count_diff: Option<i64>,
-}
-
-/// The `total` object of the JSON output.
-#[derive(Serialize)]
-struct TotalJson {
+    frames: Option<FramesJson<'a>>,
     size: u64,
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -598,7 +589,7 @@ impl Serialize for RowsJson<'_> {
         match self.rows {
             Rows::Plain(stats) => {
                 serializer.collect_seq(stats.iter().take(self.limit).map(|s| RowJson {
-                    frames: FramesJson(&s.traceback),
+                    frames: Some(FramesJson(&s.traceback)),
                     size: s.size,
                     count: s.count,
                     size_diff: None,
@@ -607,7 +598,7 @@ impl Serialize for RowsJson<'_> {
             }
             Rows::Diff(diffs) => {
                 serializer.collect_seq(diffs.iter().take(self.limit).map(|d| RowJson {
-                    frames: FramesJson(&d.traceback),
+                    frames: Some(FramesJson(&d.traceback)),
                     size: d.size,
                     count: d.count,
                     size_diff: Some(d.size_diff),
@@ -623,7 +614,7 @@ impl Serialize for RowsJson<'_> {
 struct StatsJson<'a> {
     group_by: &'static str,
     cumulative: bool,
-    total: TotalJson,
+    total: RowJson<'a>,
     stats: RowsJson<'a>,
 }
 
@@ -639,7 +630,8 @@ fn write_json(
     let doc = StatsJson {
         group_by: key.as_str(),
         cumulative,
-        total: TotalJson {
+        total: RowJson {
+            frames: None,
             size: total.size,
             count: total.count,
             size_diff: total.diff.map(|(size_diff, _)| size_diff),
