@@ -92,7 +92,7 @@ fn series_snapshot(base: &Snapshot, k: usize) -> Snapshot {
 
 fn wait_analysis(analysis: &mut Analysis, what: &str) -> (AnalysisResult, Duration) {
     let start = Instant::now();
-    let generation = analysis.generation;
+    let generation = analysis.generation();
     loop {
         if let Some(outcome) = analysis.poll() {
             match outcome {
@@ -112,7 +112,7 @@ fn wait_timeline(service: &mut TimelineService, what: &str) -> (TimelineResult, 
     loop {
         if let Some(outcome) = service.poll() {
             match outcome {
-                Ok(result) if result.generation == service.generation => {
+                Ok(result) if result.generation == service.generation() => {
                     return (result, start.elapsed());
                 }
                 Ok(_) => {}

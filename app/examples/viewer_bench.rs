@@ -75,7 +75,7 @@ impl Bench {
             self.analysis.request(request.clone()),
             "{what}: same request"
         );
-        let generation = self.analysis.generation;
+        let generation = self.analysis.generation();
         let result = loop {
             if let Some(outcome) = self.analysis.poll() {
                 match outcome {

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -34,6 +34,7 @@ use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
 use tracemalloc_format::view::{ChartMetric, Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
 
+use super::latest::{Latest, LatestRequest};
 use super::loader::Notify;
 use super::session::SnapshotId;
 use super::state::Sort;
@@ -172,22 +173,29 @@ pub struct FlameResult {
 }
 
 /// A request's outcome: a result, or why there is none.
-pub type Outcome = Result<AnalysisResult, (u64, String)>;
+pub type Outcome = super::latest::Outcome<AnalysisResult>;
+
+impl LatestRequest for AnalysisRequest {
+    fn same_work(&self, other: &Self) -> bool {
+        AnalysisRequest::same_work(self, other)
+    }
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
+}
 
 /// The UI's handle on the analysis thread.
 pub struct Analysis {
-    requests: Sender<AnalysisRequest>,
-    results: Receiver<Outcome>,
-    /// The last request sent.
-    pub last_request: Option<AnalysisRequest>,
-    /// The generation of the last request sent.
-    pub generation: u64,
+    service: Latest<AnalysisRequest, AnalysisResult>,
 }
 
 impl std::fmt::Debug for Analysis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analysis")
-            .field("generation", &self.generation)
+            .field("generation", &self.generation())
             .finish_non_exhaustive()
     }
 }
@@ -220,54 +228,29 @@ impl Analysis {
             })
             .context("cannot start the analysis thread")?;
         Ok(Analysis {
-            requests: request_tx,
-            results: result_rx,
-            last_request: None,
-            generation: 0,
+            service: Latest::new(request_tx, result_rx, "analysis"),
         })
+    }
+
+    /// The generation of the last request sent.
+    pub fn generation(&self) -> u64 {
+        self.service.generation()
     }
 
     /// Sends a request unless it asks for the same work as the last one.
     /// Returns whether it was sent.
-    pub fn request(&mut self, mut request: AnalysisRequest) -> bool {
-        if self
-            .last_request
-            .as_ref()
-            .is_some_and(|last| last.same_work(&request))
-        {
-            return false;
-        }
-        self.generation += 1;
-        request.generation = self.generation;
-        self.last_request = Some(request.clone());
-        // The thread only stops when this handle is dropped.
-        let _ = self.requests.send(request);
-        true
+    pub fn request(&mut self, request: AnalysisRequest) -> bool {
+        self.service.request(request, |_| {})
     }
 
     /// Forgets the last request, e.g. when no snapshot is left to show.
     pub fn reset(&mut self) {
-        self.last_request = None;
+        self.service.reset();
     }
 
     /// The newest outcome that arrived, if any.
     pub fn poll(&mut self) -> Option<Outcome> {
-        let mut newest = None;
-        loop {
-            match self.results.try_recv() {
-                Ok(outcome) => newest = Some(outcome),
-                Err(TryRecvError::Empty) => return newest,
-                // The thread is gone (it panicked): say so rather than wait
-                // forever.
-                Err(TryRecvError::Disconnected) => {
-                    return newest.or_else(|| {
-                        self.last_request.take().map(|r| {
-                            Err((r.generation, "the analysis stopped unexpectedly".to_owned()))
-                        })
-                    });
-                }
-            }
-        }
+        self.service.poll()
     }
 }
 
@@ -864,7 +847,7 @@ mod tests {
         let result = loop {
             if let Some(outcome) = analysis.poll() {
                 let result = outcome.unwrap();
-                if result.generation == analysis.generation {
+                if result.generation == analysis.generation() {
                     break result;
                 }
             }

@@ -963,14 +963,14 @@ impl ViewerApp {
             if let Some(outcome) = service.poll() {
                 match outcome {
                     Ok(result) => {
-                        if result.generation == service.generation {
+                        if result.generation == service.generation() {
                             self.state.timeline_progress = None;
                         }
                         self.state.timeline_error = None;
                         self.state.timeline = Some(result);
                     }
                     Err((generation, message)) => {
-                        if generation == service.generation {
+                        if generation == service.generation() {
                             self.state.timeline_progress = None;
                         }
                         self.state.timeline_error = Some(message);
@@ -1017,7 +1017,7 @@ impl ViewerApp {
         if let Some(analysis) = &mut self.analysis
             && let Some(outcome) = analysis.poll()
         {
-            let latest = analysis.generation;
+            let latest = analysis.generation();
             match outcome {
                 Ok(_) if self.state.current.is_none() => {
                     // Every snapshot was closed meanwhile.

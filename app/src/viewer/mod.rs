@@ -26,6 +26,7 @@ pub mod demo;
 pub mod editor;
 pub mod export;
 pub mod file_dialog;
+pub mod latest;
 pub mod loader;
 pub mod scene;
 pub mod session;

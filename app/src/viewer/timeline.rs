@@ -12,13 +12,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
 use tracemalloc_format::{KeyType, Snapshot, Timestamp, TraceFilter};
 
+use super::latest::{Latest, LatestRequest};
 use super::loader::Notify;
 use super::session::SnapshotId;
 
@@ -82,7 +83,19 @@ pub struct TimelineResult {
 }
 
 /// A request's outcome.
-pub type TimelineOutcome = Result<TimelineResult, (u64, String)>;
+pub type TimelineOutcome = super::latest::Outcome<TimelineResult>;
+
+impl LatestRequest for TimelineRequest {
+    fn same_work(&self, other: &Self) -> bool {
+        TimelineRequest::same_work(self, other)
+    }
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
+}
 
 /// Snapshots grouped so far, and to do, for the status bar.
 #[derive(Debug, Default)]
@@ -95,19 +108,15 @@ pub struct TimelineProgress {
 
 /// The UI's handle on the timeline thread.
 pub struct TimelineService {
-    requests: Sender<TimelineRequest>,
-    results: Receiver<TimelineOutcome>,
+    service: Latest<TimelineRequest, TimelineResult>,
     /// Progress of the request being computed.
     pub progress: Arc<TimelineProgress>,
-    last_request: Option<TimelineRequest>,
-    /// The generation of the last request sent.
-    pub generation: u64,
 }
 
 impl std::fmt::Debug for TimelineService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimelineService")
-            .field("generation", &self.generation)
+            .field("generation", &self.generation())
             .finish_non_exhaustive()
     }
 }
@@ -161,58 +170,38 @@ impl TimelineService {
             })
             .context("cannot start the timeline thread")?;
         Ok(TimelineService {
-            requests: request_tx,
-            results: result_rx,
+            service: Latest::new(request_tx, result_rx, "timeline"),
             progress,
-            last_request: None,
-            generation: 0,
         })
+    }
+
+    /// The generation of the last request sent.
+    pub fn generation(&self) -> u64 {
+        self.service.generation()
     }
 
     /// Sends a request unless it asks for the same work as the last one.
     /// Returns whether it was sent.
-    pub fn request(&mut self, mut request: TimelineRequest) -> bool {
-        if self
-            .last_request
-            .as_ref()
-            .is_some_and(|last| last.same_work(&request))
-        {
-            return false;
-        }
-        self.generation += 1;
-        request.generation = self.generation;
-        self.progress.done.store(0, Ordering::Relaxed);
-        self.progress
-            .total
-            .store(request.points.len(), Ordering::Relaxed);
-        self.last_request = Some(request.clone());
-        // The thread only stops when this handle is dropped.
-        let _ = self.requests.send(request);
-        true
+    pub fn request(&mut self, request: TimelineRequest) -> bool {
+        let progress = &self.progress;
+        self.service.request(request, |request| {
+            // Reset before the thread can count the new request's work.
+            progress.done.store(0, Ordering::Relaxed);
+            progress
+                .total
+                .store(request.points.len(), Ordering::Relaxed);
+        })
     }
 
     /// Forgets the last request (the timeline is hidden, or fewer than
     /// three snapshots are open), so that the next one is sent.
     pub fn reset(&mut self) {
-        self.last_request = None;
+        self.service.reset();
     }
 
     /// The newest outcome that arrived, if any.
     pub fn poll(&mut self) -> Option<TimelineOutcome> {
-        let mut newest = None;
-        loop {
-            match self.results.try_recv() {
-                Ok(outcome) => newest = Some(outcome),
-                Err(TryRecvError::Empty) => return newest,
-                Err(TryRecvError::Disconnected) => {
-                    return newest.or_else(|| {
-                        self.last_request.take().map(|r| {
-                            Err((r.generation, "the timeline stopped unexpectedly".to_owned()))
-                        })
-                    });
-                }
-            }
-        }
+        self.service.poll()
     }
 }
 
@@ -357,7 +346,7 @@ mod tests {
         loop {
             if let Some(outcome) = service.poll() {
                 let result = outcome.unwrap();
-                if result.generation == service.generation {
+                if result.generation == service.generation() {
                     return result;
                 }
             }
