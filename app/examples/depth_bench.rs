@@ -92,34 +92,17 @@ fn series_snapshot(base: &Snapshot, k: usize) -> Snapshot {
 
 fn wait_analysis(analysis: &mut Analysis, what: &str) -> (AnalysisResult, Duration) {
     let start = Instant::now();
-    let generation = analysis.generation();
-    loop {
-        if let Some(outcome) = analysis.poll() {
-            match outcome {
-                Ok(result) if result.generation == generation => {
-                    return (result, start.elapsed());
-                }
-                Ok(_) => {}
-                Err((_, err)) => panic!("{what}: {err}"),
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    match analysis.wait() {
+        Ok(result) => (result, start.elapsed()),
+        Err((_, err)) => panic!("{what}: {err}"),
     }
 }
 
 fn wait_timeline(service: &mut TimelineService, what: &str) -> (TimelineResult, Duration) {
     let start = Instant::now();
-    loop {
-        if let Some(outcome) = service.poll() {
-            match outcome {
-                Ok(result) if result.generation == service.generation() => {
-                    return (result, start.elapsed());
-                }
-                Ok(_) => {}
-                Err((_, err)) => panic!("{what}: {err}"),
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    match service.wait() {
+        Ok(result) => (result, start.elapsed()),
+        Err((_, err)) => panic!("{what}: {err}"),
     }
 }
 

@@ -75,16 +75,9 @@ impl Bench {
             self.analysis.request(request.clone()),
             "{what}: same request"
         );
-        let generation = self.analysis.generation();
-        let result = loop {
-            if let Some(outcome) = self.analysis.poll() {
-                match outcome {
-                    Ok(result) if result.generation == generation => break result,
-                    Ok(_) => {}
-                    Err((_, err)) => panic!("{what}: {err}"),
-                }
-            }
-            std::thread::sleep(Duration::from_micros(200));
+        let result = match self.analysis.wait() {
+            Ok(result) => result,
+            Err((_, err)) => panic!("{what}: {err}"),
         };
         let wall = start.elapsed();
         let t = result.timings;

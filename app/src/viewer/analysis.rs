@@ -34,7 +34,7 @@ use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
 use tracemalloc_format::view::{ChartMetric, Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
 
-use super::latest::{Latest, LatestRequest};
+use super::latest::{Latest, LatestRequest, LatestResult};
 use super::loader::Notify;
 use super::session::SnapshotId;
 use super::state::Sort;
@@ -175,6 +175,12 @@ pub struct FlameResult {
 /// A request's outcome: a result, or why there is none.
 pub type Outcome = super::latest::Outcome<AnalysisResult>;
 
+impl LatestResult for AnalysisResult {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 impl LatestRequest for AnalysisRequest {
     fn same_work(&self, other: &Self) -> bool {
         AnalysisRequest::same_work(self, other)
@@ -251,6 +257,12 @@ impl Analysis {
     /// The newest outcome that arrived, if any.
     pub fn poll(&mut self) -> Option<Outcome> {
         self.service.poll()
+    }
+
+    /// Blocks until the outcome of the last request sent arrives (for
+    /// benchmarks and tests; the window polls).
+    pub fn wait(&mut self) -> Outcome {
+        self.service.wait()
     }
 }
 

@@ -16,6 +16,12 @@ pub trait LatestRequest: Clone {
     fn set_generation(&mut self, generation: u64);
 }
 
+/// A result of such a service, numbered as the request it answers.
+pub trait LatestResult {
+    /// The generation of the request it answers.
+    fn generation(&self) -> u64;
+}
+
 /// A request's outcome: a result, or the request's generation and why
 /// there is no result.
 pub type Outcome<T> = Result<T, (u64, String)>;
@@ -91,6 +97,28 @@ impl<R: LatestRequest, T> Latest<R, T> {
                             ))
                         })
                     });
+                }
+            }
+        }
+    }
+
+    /// Blocks until the outcome of the last request sent arrives, skipping
+    /// older ones. For benchmarks and tests: the window never waits, it
+    /// polls.
+    pub fn wait(&mut self) -> Outcome<T>
+    where
+        T: LatestResult,
+    {
+        loop {
+            match self.results.recv() {
+                Ok(Ok(result)) if result.generation() != self.generation => {}
+                Ok(Err((generation, _))) if generation != self.generation => {}
+                Ok(outcome) => return outcome,
+                Err(_) => {
+                    return Err((
+                        self.generation,
+                        format!("the {} stopped unexpectedly", self.name),
+                    ));
                 }
             }
         }

@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result};
 use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
 use tracemalloc_format::{KeyType, Snapshot, Timestamp, TraceFilter};
 
-use super::latest::{Latest, LatestRequest};
+use super::latest::{Latest, LatestRequest, LatestResult};
 use super::loader::Notify;
 use super::session::SnapshotId;
 
@@ -84,6 +84,12 @@ pub struct TimelineResult {
 
 /// A request's outcome.
 pub type TimelineOutcome = super::latest::Outcome<TimelineResult>;
+
+impl LatestResult for TimelineResult {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
 
 impl LatestRequest for TimelineRequest {
     fn same_work(&self, other: &Self) -> bool {
@@ -202,6 +208,12 @@ impl TimelineService {
     /// The newest outcome that arrived, if any.
     pub fn poll(&mut self) -> Option<TimelineOutcome> {
         self.service.poll()
+    }
+
+    /// Blocks until the outcome of the last request sent arrives (for
+    /// benchmarks and tests; the window polls).
+    pub fn wait(&mut self) -> TimelineOutcome {
+        self.service.wait()
     }
 }
 
