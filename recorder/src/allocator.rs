@@ -58,11 +58,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
         let epoch = EPOCH.load(Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc(layout) };
-        if is_tracing_epoch(epoch) && !ptr.is_null() {
-            after_alloc(ptr, layout.size(), epoch);
-        } else if epoch == 0 {
-            first_allocation(ptr, layout.size());
-        }
+        observe_alloc(ptr, layout.size(), epoch);
         ptr
     }
 
@@ -71,11 +67,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
         let epoch = EPOCH.load(Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
-        if is_tracing_epoch(epoch) && !ptr.is_null() {
-            after_alloc(ptr, layout.size(), epoch);
-        } else if epoch == 0 {
-            first_allocation(ptr, layout.size());
-        }
+        observe_alloc(ptr, layout.size(), epoch);
         ptr
     }
 
@@ -136,6 +128,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             state::on_alloc(state, new as usize, new_size, epoch);
             new
         })
+    }
+}
+
+/// What `alloc` and `alloc_zeroed` do with a new block: trace it while
+/// tracing, or, at the very first allocation of the process (epoch 0),
+/// read the environment first.
+#[inline(always)]
+fn observe_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+    if is_tracing_epoch(epoch) && !ptr.is_null() {
+        after_alloc(ptr, size, epoch);
+    } else if epoch == 0 {
+        first_allocation(ptr, size);
     }
 }
 
