@@ -57,7 +57,6 @@
 mod allocator;
 mod env;
 mod lock;
-mod nursery;
 mod periodic;
 mod sampling;
 mod snapshot;
@@ -65,6 +64,7 @@ mod stacks;
 mod state;
 mod symbolize;
 mod table;
+mod thread_table;
 mod tls;
 mod unwind;
 
@@ -239,13 +239,15 @@ pub fn get_tracemalloc_memory() -> u64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MemoryUsage {
-    /// The shared address table: the live blocks that outlived their
-    /// thread's nursery, about 20 to 40 bytes each (a hash map of 16-byte
-    /// entries, between 7/16 and 7/8 full).
+    /// The shared address table: sampled blocks, blocks of other domains
+    /// (`track`), and the blocks of threads that exited; about 20 to 40
+    /// bytes each (a hash map of 16-byte entries, between 7/16 and 7/8
+    /// full).
     pub address_table: u64,
-    /// The per-thread nurseries of young blocks: a fixed size per thread
-    /// that allocates while tracing.
-    pub nurseries: u64,
+    /// The per-thread tables, which hold every other live block: 20 to 29
+    /// bytes per block (16-byte slots, between 5/9 and 4/5 in use), and at
+    /// least 4 KiB per thread that allocated while tracing.
+    pub thread_tables: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
     /// and their index.
     pub tracebacks: u64,
@@ -256,7 +258,7 @@ pub struct MemoryUsage {
 }
 
 /// The recorder's own memory, by part: what grows with the live blocks
-/// (the address table and the nurseries), with the distinct tracebacks,
+/// (the address table and the per-thread tables), with the distinct tracebacks,
 /// and with symbolization.
 pub fn get_tracemalloc_memory_usage() -> MemoryUsage {
     env::init();

@@ -29,7 +29,7 @@ pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
         // meanwhile, so the copy and the total agree exactly.
         let (blocks, current) = {
             let mut shards = AllShards::lock();
-            let frozen = crate::nursery::freeze_all();
+            let frozen = crate::thread_table::freeze_all();
             let count: usize = shards.iter_mut().map(|d| d.len()).sum::<usize>() + frozen.len();
             let mut blocks = Vec::with_capacity(count);
             let mut current = frozen.current();
@@ -150,7 +150,7 @@ pub(crate) fn object_traceback(addr: usize) -> Option<Traceback> {
         }
         let entry = {
             let shards = AllShards::lock();
-            let frozen = crate::nursery::freeze_all();
+            let frozen = crate::thread_table::freeze_all();
             let found = frozen.get(addr);
             drop(frozen);
             drop(shards);

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering, f
 
 use crate::Error;
 use crate::lock::SpinLock;
-use crate::nursery::{self, Fast, Nursery};
 use crate::stacks::{MAX_NFRAME, MAX_RAW, STORE};
 use crate::table::{self, AllShards};
+use crate::thread_table::{self, Fast, ThreadTable};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_UNTRACED, Guard, ThreadState};
 use crate::unwind::{self, Unwinder};
 
@@ -166,39 +166,36 @@ pub(crate) fn record(
     insert(state, domain, addr, size, traceback, epoch)
 }
 
-/// The thread's nursery, created on first use; `None` at thread exit or
+/// The thread's table, created on first use; `None` at thread exit or
 /// when memory ran out. The caller holds the guard.
 #[inline]
-fn nursery(state: &ThreadState) -> Option<&'static Nursery> {
-    let n = state.nursery.get();
-    if !n.is_null() {
-        // SAFETY: set from `Nursery::create` and only cleared by this
+fn thread_table(state: &ThreadState) -> Option<&'static ThreadTable> {
+    let t = state.table.get();
+    if !t.is_null() {
+        // SAFETY: set from `ThreadTable::create` and only cleared by this
         // thread's exit hook.
-        return Some(unsafe { &*n });
+        return Some(unsafe { &*t });
     }
-    if state.nursery_retired.get() {
+    if state.table_retired.get() {
         return None;
     }
-    create_nursery(state)
+    create_thread_table(state)
 }
 
 #[cold]
-fn create_nursery(state: &ThreadState) -> Option<&'static Nursery> {
-    // The exit hook retires the nursery: register it first.
+fn create_thread_table(state: &ThreadState) -> Option<&'static ThreadTable> {
+    // The exit hook retires the table: register it first.
     if !state.exit_hook.get() {
         tls::register_exit_hook(state);
     }
-    let n = Nursery::create()?;
-    state.nursery.set(n);
-    Some(n)
+    let t = ThreadTable::create()?;
+    state.table.set(t);
+    Some(t)
 }
 
-/// An eviction that moves this many blocks (of at most 64) makes the
-/// thread skip its nursery for the next `NURSERY_BYPASS` allocations.
-const NURSERY_BYPASS_MOVED: usize = 48;
-const NURSERY_BYPASS: u32 = 1024;
-
-/// Inserts a block whose traceback is interned.
+/// Inserts a block whose traceback is interned: into the thread's own
+/// table in exact mode, otherwise (sampling, other domains, blocks of
+/// 4 GiB or more, a thread past its exit hook) into the shared table.
 #[inline]
 fn insert(
     state: &ThreadState,
@@ -209,31 +206,25 @@ fn insert(
     epoch: u32,
 ) -> bool {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
-    let bypass = state.nursery_bypass.get();
-    if bypass > 0 {
-        state.nursery_bypass.set(bypass - 1);
-    } else if domain == 0
+    if domain == 0
         && mean == 0
         && size < u32::MAX as usize
-        && let Some(n) = nursery(state)
+        && let Some(t) = thread_table(state)
     {
         loop {
-            match n.add(addr, size, traceback, epoch) {
+            match t.add(addr, size, traceback, epoch) {
                 Fast::Done(added) => {
                     if added {
                         note_change(state, epoch, size as i64);
                     }
                     return added;
                 }
-                Fast::Frozen => n.wait_unfrozen(),
+                Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => {
-                    // A nursery full of blocks that outlived the last
-                    // SLOTS / 2 allocations holds long-lived blocks, which
-                    // end up in the shared table anyway, at a higher cost
-                    // for the detour: the next allocations go there
-                    // directly, then the nursery is tried again.
-                    if n.evict(epoch) >= NURSERY_BYPASS_MOVED {
-                        state.nursery_bypass.set(NURSERY_BYPASS);
+                    if !t.grow() {
+                        // Out of memory for a larger table: the shared
+                        // table may still take the block.
+                        break;
                     }
                 }
             }
@@ -256,9 +247,9 @@ fn insert(
     }
 }
 
-/// Forgets a block; returns its record. Looks in the thread's own
-/// nursery first, then in the shared table, then in the other threads'
-/// nurseries (a young block handed to this thread).
+/// Forgets a block; returns its record. Looks in the thread's own table
+/// first, then in the shared table, then in the other threads' tables (a
+/// block handed to this thread).
 #[inline]
 pub(crate) fn remove(
     state: &ThreadState,
@@ -267,18 +258,18 @@ pub(crate) fn remove(
     epoch: u32,
 ) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
-    let own = state.nursery.get();
+    let own = state.table.get();
     if domain == 0 && mean == 0 && !own.is_null() {
-        // SAFETY: see `nursery`.
-        let n = unsafe { &*own };
+        // SAFETY: see `thread_table`.
+        let t = unsafe { &*own };
         loop {
-            match n.take(addr) {
+            match t.take(addr) {
                 Fast::Done(Some(entry)) => {
                     note_change(state, epoch, -(entry.size as i64));
                     return Some(entry);
                 }
                 Fast::Done(None) => break,
-                Fast::Frozen => n.wait_unfrozen(),
+                Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => break,
             }
         }
@@ -293,7 +284,7 @@ fn remove_shared(
     addr: usize,
     epoch: u32,
     mean: u64,
-    own: *const Nursery,
+    own: *const ThreadTable,
 ) -> Option<table::Entry> {
     let shard = table::shard_of(addr);
     let mut data = shard.data.lock();
@@ -304,8 +295,8 @@ fn remove_shared(
             entry
         }
         // Under the shard lock, so that the block cannot move from its
-        // nursery to the table meanwhile.
-        None if domain == 0 && mean == 0 => nursery::take_remote(addr, own)?,
+        // thread's table to the shared one meanwhile.
+        None if domain == 0 && mean == 0 => thread_table::take_remote(addr, own)?,
         None => return None,
     };
     drop(data);
@@ -412,11 +403,11 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     if !control.atfork_registered {
         control.atfork_registered = true;
         register_atfork();
-        nursery::init_membarrier();
+        thread_table::init_membarrier();
     }
     {
         let mut shards = AllShards::lock();
-        let frozen = nursery::freeze_all();
+        let frozen = thread_table::freeze_all();
         for data in shards.iter_mut() {
             data.clear();
         }
@@ -614,7 +605,7 @@ pub(crate) fn clear_traces() {
 /// epoch is refused by the shard it waits for.
 fn reset(new_epoch: u32) {
     let mut shards = AllShards::lock();
-    let frozen = nursery::freeze_all();
+    let frozen = thread_table::freeze_all();
     STORE.clear();
     EPOCH.store(new_epoch, Ordering::Release);
     for data in shards.iter_mut() {
@@ -633,7 +624,7 @@ pub(crate) fn traced_memory() -> (u64, u64) {
         return (0, 0);
     }
     let mut shards = AllShards::lock();
-    let frozen = nursery::freeze_all();
+    let frozen = thread_table::freeze_all();
     let current: u64 = shards.iter_mut().map(|d| d.current).sum::<u64>() + frozen.current();
     drop(frozen);
     drop(shards);
@@ -652,7 +643,7 @@ pub(crate) fn reset_peak() {
 /// Memory the recorder itself uses, in bytes.
 pub(crate) fn tracemalloc_memory() -> u64 {
     let usage = memory_usage();
-    usage.address_table + usage.nurseries + usage.tracebacks + usage.symbolizer
+    usage.address_table + usage.thread_tables + usage.tracebacks + usage.symbolizer
 }
 
 /// Memory the recorder itself uses, by part.
@@ -662,7 +653,7 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
     drop(shards);
     crate::MemoryUsage {
         address_table: address_table as u64,
-        nurseries: nursery::memory() as u64,
+        thread_tables: thread_table::memory() as u64,
         tracebacks: STORE.memory() as u64,
         symbolizer: SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64,
     }
@@ -727,13 +718,13 @@ extern "C" fn fork_prepare() {
     for shard in &table::TABLE {
         shard.data.raw_lock();
     }
-    nursery::fork_prepare();
+    thread_table::fork_prepare();
 }
 
 extern "C" fn fork_parent() {
     // SAFETY: `fork_prepare` took exactly these locks on this thread.
     unsafe {
-        nursery::fork_parent();
+        thread_table::fork_parent();
         for shard in table::TABLE.iter().rev() {
             shard.data.raw_unlock();
         }
@@ -744,14 +735,14 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
-    // Moving the other threads' nurseries into the table may grow it: that
+    // Moving the other threads' blocks into the shared table may grow it: that
     // allocation must not be traced (the store's lock is still held).
     let _guard = Guard::enter(GUARD_UNTRACED);
     // SAFETY: the child has only this thread, which took the locks in
     // `fork_prepare`.
     unsafe {
-        let keep = tls::with(|state| state.nursery.get());
-        nursery::fork_child(keep, &mut |addr| {
+        let keep = tls::with(|state| state.table.get());
+        thread_table::fork_child(keep, &mut |addr| {
             table::shard_of(addr).data.data_unchecked()
         });
         for shard in table::TABLE.iter().rev() {

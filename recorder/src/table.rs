@@ -76,8 +76,10 @@ impl BuildHasher for AddrHasher {
     }
 }
 
+/// Mixes every bit of `x` into every bit of the result (a folded
+/// 128-bit multiply).
 #[inline]
-fn mix(x: u64) -> u64 {
+pub(crate) fn mix(x: u64) -> u64 {
     let m = u128::from(x) * 0x9E37_79B9_7F4A_7C15u128;
     (m as u64) ^ ((m >> 64) as u64)
 }

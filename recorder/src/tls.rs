@@ -50,14 +50,11 @@ pub(crate) struct ThreadState {
     pub(crate) pending_epoch: Cell<u32>,
     /// Whether the thread-exit hook that flushes `pending` is registered.
     pub(crate) exit_hook: Cell<bool>,
-    /// The thread's nursery (null until its first traced allocation).
-    pub(crate) nursery: Cell<*const crate::nursery::Nursery>,
-    /// Set at thread exit, once the nursery is gone: later allocations (in
+    /// The thread's table (null until its first traced allocation).
+    pub(crate) table: Cell<*const crate::thread_table::ThreadTable>,
+    /// Set at thread exit, once the table is gone: later allocations (in
     /// other thread-locals' destructors) use the shared table.
-    pub(crate) nursery_retired: Cell<bool>,
-    /// Allocations left that skip the nursery, because its last eviction
-    /// found it full of blocks that lived long (see `state::insert`).
-    pub(crate) nursery_bypass: Cell<u32>,
+    pub(crate) table_retired: Cell<bool>,
     /// The thread's stack, `[lo, hi)`; `hi == 0` until first needed, and
     /// `lo == hi == 1` when it could not be found.
     pub(crate) stack_lo: Cell<usize>,
@@ -85,9 +82,8 @@ impl ThreadState {
             pending: Cell::new(0),
             pending_epoch: Cell::new(0),
             exit_hook: Cell::new(false),
-            nursery: Cell::new(std::ptr::null()),
-            nursery_retired: Cell::new(false),
-            nursery_bypass: Cell::new(0),
+            table: Cell::new(std::ptr::null()),
+            table_retired: Cell::new(false),
             stack_lo: Cell::new(0),
             stack_hi: Cell::new(0),
             sample_left: Cell::new(0),
@@ -155,12 +151,12 @@ impl Drop for ExitFlush {
         crate::state::flush_pending_at_exit();
         let _guard = Guard::enter(GUARD_UNTRACED);
         STATE.with(|state| {
-            state.nursery_retired.set(true);
-            let nursery = state.nursery.replace(std::ptr::null());
-            if !nursery.is_null() {
-                // SAFETY: the pointer came from `Nursery::create` and only
+            state.table_retired.set(true);
+            let table = state.table.replace(std::ptr::null());
+            if !table.is_null() {
+                // SAFETY: the pointer came from `ThreadTable::create` and only
                 // this thread retires it, once.
-                unsafe { &*nursery }.retire();
+                unsafe { &*table }.retire();
             }
         });
     }

@@ -13,7 +13,7 @@ static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::sys
 
 /// What grows with the number of live blocks.
 fn per_block_tables(usage: MemoryUsage) -> u64 {
-    usage.address_table + usage.nurseries
+    usage.address_table + usage.thread_tables
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     let worst = figures.iter().copied().fold(0.0, f64::max);
     let best = figures.iter().copied().fold(f64::MAX, f64::min);
     eprintln!(
-        "address table + nurseries: {best:.1} to {worst:.1} bytes per live block, {mean:.1} on average"
+        "address table + per-thread tables: {best:.1} to {worst:.1} bytes per live block, {mean:.1} on average"
     );
     // A `std` hash map of 16-byte entries plus a control byte each costs
     // 17 / 0.875 = 19.4 bytes per entry when 7/8 full and 38.9 when 7/16
@@ -75,9 +75,9 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
         after.symbolizer
     );
     // The total is the sum of the parts. The test harness's threads may
-    // allocate meanwhile (a new thread's nursery, say), and nothing here
+    // allocate meanwhile (a new thread's table, say), and nothing here
     // shrinks, so the total lies between the sums before and after.
-    let sum = |u: MemoryUsage| u.address_table + u.nurseries + u.tracebacks + u.symbolizer;
+    let sum = |u: MemoryUsage| u.address_table + u.thread_tables + u.tracebacks + u.symbolizer;
     let total = tracemalloc::get_tracemalloc_memory();
     let later = tracemalloc::get_tracemalloc_memory_usage();
     assert!(

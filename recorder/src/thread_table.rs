@@ -1,0 +1,742 @@
+//! Per-thread tables: every block a thread allocates (in exact mode) is
+//! filed in a hash table of that thread's own, so that allocating and
+//! freeing take no lock and no atomic read-modify-write.
+//!
+//! Recording a block in a shared table costs a lock per event, and on x86
+//! the locked instruction also waits for the store buffer to drain, which
+//! after the allocator's own stores is a large part of the recorder's cost.
+//! Most blocks are freed by the thread that made them (temporary strings,
+//! `Vec` growth, per-request buffers, and long-lived structures alike), so
+//! a thread's table is written by its owner with plain (relaxed) stores.
+//!
+//! The table is open addressing with linear probing over slots of an
+//! address and a packed `size | traceback << 32`. A key is `EMPTY`, a
+//! `TOMBSTONE` (a removed block) or a block's address. Other threads only
+//! ever take a block *out* of a table, when they free it (a block handed to
+//! another thread): holding the registry lock and the block's shard lock,
+//! they probe the table and turn the slot's key from the address into a
+//! tombstone with a compare-and-swap. A block is therefore always in
+//! exactly one place: a thread's table or the shared table, and it moves
+//! between them (thread exit, `fork`) under its shard lock.
+//!
+//! Probing stays correct while another thread searches because an owner
+//! only ever changes a slot in ways a search tolerates: an empty or
+//! tombstone slot becomes a block (written size first, then the key with
+//! release ordering), a block becomes a tombstone, and a tombstone becomes
+//! empty only when the slot after it is empty (so no probe sequence of a
+//! live block ever crosses an empty slot). Growing or rehashing the table
+//! moves every slot: the owner does it holding the registry lock, which
+//! keeps remote searches and freezers out.
+//!
+//! Tables are used in exact mode only (a block's accounted amount is its
+//! size); sampled blocks are rare and go to the shared table.
+//!
+//! Snapshots (and `clear_traces`, `fork`) need every table still. They
+//! *freeze* the tables: set each one's `frozen` flag, run
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running
+//! thread execute a full memory barrier, then wait until no owner is
+//! `busy`. The owner sets `busy` before checking `frozen`; with the
+//! membarrier on the freezer's side, either the owner sees `frozen` and
+//! backs off, or the freezer sees `busy` and waits (the asymmetric Dekker
+//! protocol of liburcu and folly's `asymmetricHeavyBarrier`). Where the
+//! system call is missing, owners use a full fence instead: correct, slower.
+
+use std::alloc::Layout;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence,
+};
+
+use crate::lock::SpinLock;
+use crate::table::{self, Copied, Entry, ShardData};
+
+/// Slots of a new (or cleared) table.
+const MIN_CAPACITY: usize = 256;
+const EMPTY: usize = 0;
+const TOMBSTONE: usize = 1;
+
+/// A table is rebuilt when more than 4/5 of its slots are in use (blocks
+/// and tombstones); the rebuilt one is sized for its blocks to fill 5/9 of
+/// it. Between the two, a block costs 16 / 0.8 = 20 to 16 / 0.56 = 29
+/// bytes, and a search probes a few slots on average.
+const MAX_USED_NUM: usize = 4;
+const MAX_USED_DEN: usize = 5;
+const REBUILT_LOAD_NUM: usize = 5;
+const REBUILT_LOAD_DEN: usize = 9;
+
+/// One slot: the block's address (or `EMPTY`, `TOMBSTONE`) and
+/// `size | tb << 32`.
+struct Slot {
+    key: AtomicUsize,
+    meta: AtomicU64,
+}
+
+/// What only the owner (or a thread holding the registry lock while the
+/// owner is kept out) touches.
+struct Private {
+    /// Slots that are not empty: blocks and tombstones.
+    used: usize,
+    /// Blocks the owner added minus the ones it took out itself; the
+    /// table holds `owned - remote_taken` blocks.
+    owned: usize,
+}
+
+/// A thread's table.
+pub(crate) struct ThreadTable {
+    busy: AtomicBool,
+    frozen: AtomicBool,
+    /// The slot array and its length. Replaced only by the owner, holding
+    /// the registry lock.
+    slots: AtomicPtr<Slot>,
+    capacity: AtomicUsize,
+    /// Accounted bytes the owner added minus what it took back itself.
+    current: AtomicU64,
+    /// Accounted bytes other threads took out (freeing blocks).
+    remote_freed: AtomicU64,
+    /// Accounted bytes moved into the shared table at thread exit
+    /// (written under the blocks' shard locks).
+    evicted: AtomicU64,
+    /// Blocks other threads took out since the table was last rebuilt.
+    remote_taken: AtomicUsize,
+    private: UnsafeCell<Private>,
+}
+
+// SAFETY: the shared fields are atomics; `private` is only touched by the
+// owner while `busy` or while holding the registry lock (or by a freezer
+// while every owner is kept out), as the module documentation explains.
+unsafe impl Sync for ThreadTable {}
+// SAFETY: as above.
+unsafe impl Send for ThreadTable {}
+
+/// Every live table. Its lock also orders remote frees, rebuilds and
+/// freezes.
+struct Registry {
+    tables: Vec<*const ThreadTable>,
+}
+
+// SAFETY: the pointers are to tables that stay alive while registered
+// (they are unregistered under this lock before being freed).
+unsafe impl Send for Registry {}
+
+static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry { tables: Vec::new() });
+
+/// Whether `membarrier` works here (decided once at the first `start`).
+static MEMBARRIER: AtomicBool = AtomicBool::new(false);
+
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+/// Registers the process for expedited membarriers (once).
+pub(crate) fn init_membarrier() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: a system call with integer arguments; failure is reported
+        // through the return value.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                0,
+            )
+        };
+        MEMBARRIER.store(rc == 0, Ordering::Release);
+    }
+}
+
+fn heavy_barrier() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if MEMBARRIER.load(Ordering::Acquire) {
+        // SAFETY: as in `init_membarrier`.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
+        if rc == 0 {
+            return;
+        }
+    }
+    fence(Ordering::SeqCst);
+}
+
+/// Where a probe for `addr` starts in a table of `capacity` slots: the
+/// hash scaled to the capacity (which need not be a power of two).
+#[inline]
+fn home(addr: usize, capacity: usize) -> usize {
+    ((u128::from(table::mix(addr as u64)) * capacity as u128) >> 64) as usize
+}
+
+#[inline]
+fn next(i: usize, capacity: usize) -> usize {
+    if i + 1 == capacity { 0 } else { i + 1 }
+}
+
+#[inline]
+fn pack(size: usize, traceback: u32) -> u64 {
+    size as u64 | (u64::from(traceback) << 32)
+}
+
+#[inline]
+fn unpack(meta: u64) -> Entry {
+    Entry {
+        size: (meta & 0xffff_ffff) as usize,
+        traceback: (meta >> 32) as u32,
+    }
+}
+
+/// A zeroed (all `EMPTY`) slot array; null if memory ran out. The caller
+/// holds the re-entrancy guard.
+fn alloc_slots(capacity: usize) -> *mut Slot {
+    let Ok(layout) = Layout::array::<Slot>(capacity) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `capacity` is at least `MIN_CAPACITY`, so the size is not
+    // zero; zeroed memory is a valid array of empty slots.
+    unsafe { std::alloc::alloc_zeroed(layout).cast() }
+}
+
+/// # Safety
+/// `slots` came from `alloc_slots(capacity)` and nothing uses it any more.
+unsafe fn free_slots(slots: *mut Slot, capacity: usize) {
+    if let Ok(layout) = Layout::array::<Slot>(capacity) {
+        // SAFETY: allocated with this layout (see the caller's contract).
+        unsafe { std::alloc::dealloc(slots.cast(), layout) };
+    }
+}
+
+/// The outcome of trying the owner's fast path.
+pub(crate) enum Fast<T> {
+    Done(T),
+    /// A freezer holds the table: wait, then try again.
+    Frozen,
+    /// Too full: rebuild (`grow`), then try again.
+    Full,
+}
+
+impl ThreadTable {
+    /// A new, registered table; `None` if memory ran out. The caller holds
+    /// the re-entrancy guard.
+    pub(crate) fn create() -> Option<&'static ThreadTable> {
+        let slots = alloc_slots(MIN_CAPACITY);
+        if slots.is_null() {
+            return None;
+        }
+        let table = Box::new(ThreadTable {
+            busy: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
+            slots: AtomicPtr::new(slots),
+            capacity: AtomicUsize::new(MIN_CAPACITY),
+            current: AtomicU64::new(0),
+            remote_freed: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            remote_taken: AtomicUsize::new(0),
+            private: UnsafeCell::new(Private { used: 0, owned: 0 }),
+        });
+        let table: &'static ThreadTable = Box::leak(table);
+        let mut registry = REGISTRY.lock();
+        if registry.tables.try_reserve(1).is_err() {
+            drop(registry);
+            // SAFETY: never shared; made by `alloc_slots` and `Box::new`
+            // just above.
+            unsafe { table.free() };
+            return None;
+        }
+        registry.tables.push(table);
+        Some(table)
+    }
+
+    /// Frees the slots and the table itself.
+    ///
+    /// # Safety
+    /// The table is unregistered (or was never registered) and nothing
+    /// uses it any more.
+    unsafe fn free(&'static self) {
+        let slots = self.slots.load(Ordering::Relaxed);
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        // SAFETY: the caller's contract; `slots` has `capacity` slots.
+        unsafe {
+            free_slots(slots, capacity);
+            drop(Box::from_raw((self as *const ThreadTable).cast_mut()));
+        }
+    }
+
+    /// The slot array.
+    #[inline]
+    fn slots(&self) -> (&[Slot], usize) {
+        let capacity = self.capacity.load(Ordering::Acquire);
+        let slots = self.slots.load(Ordering::Acquire);
+        // SAFETY: `slots` points to `capacity` slots, and the caller is the
+        // owner (who alone replaces them), holds the registry lock (which a
+        // replacement needs), or froze the table.
+        (
+            unsafe { std::slice::from_raw_parts(slots, capacity) },
+            capacity,
+        )
+    }
+
+    /// Enters an owner operation; `false` if frozen (nothing entered).
+    #[inline]
+    fn enter(&self) -> bool {
+        self.busy.store(true, Ordering::Relaxed);
+        if MEMBARRIER.load(Ordering::Relaxed) {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        if self.frozen.load(Ordering::Acquire) {
+            self.busy.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    #[inline]
+    fn leave(&self) {
+        compiler_fence(Ordering::SeqCst);
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Waits while a freezer holds the table.
+    #[cold]
+    pub(crate) fn wait_unfrozen(&self) {
+        while self.frozen.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Adds a block (owner only). `Frozen` or `Full`: the caller waits or
+    /// grows, then tries again. `Done(false)`: the epoch changed, the
+    /// block is not traced.
+    #[inline]
+    pub(crate) fn add(&self, addr: usize, size: usize, traceback: u32, epoch: u32) -> Fast<bool> {
+        if !self.enter() {
+            return Fast::Frozen;
+        }
+        // Entered, no reset can happen before `leave` (a reset freezes
+        // first), so an unchanged epoch stays unchanged until then.
+        if crate::state::EPOCH.load(Ordering::Relaxed) != epoch {
+            self.leave();
+            return Fast::Done(false);
+        }
+        // SAFETY: entered: the owner alone touches `private`.
+        let private = unsafe { &mut *self.private.get() };
+        let (slots, capacity) = self.slots();
+        if (private.used + 1) * MAX_USED_DEN > capacity * MAX_USED_NUM {
+            self.leave();
+            return Fast::Full;
+        }
+        // At most 4/5 of the slots are in use, so the probe ends.
+        let mut i = home(addr, capacity);
+        loop {
+            // Acquire: a tombstone may come from another thread's
+            // compare-and-swap, which read the slot's size first.
+            let key = slots[i].key.load(Ordering::Acquire);
+            if key == EMPTY {
+                private.used += 1;
+                break;
+            }
+            if key == TOMBSTONE {
+                break;
+            }
+            i = next(i, capacity);
+        }
+        slots[i]
+            .meta
+            .store(pack(size, traceback), Ordering::Relaxed);
+        slots[i].key.store(addr, Ordering::Release);
+        private.owned += 1;
+        let current = self.current.load(Ordering::Relaxed);
+        self.current
+            .store(current.wrapping_add(size as u64), Ordering::Relaxed);
+        self.leave();
+        Fast::Done(true)
+    }
+
+    /// Takes a block out if it is in this table (owner only).
+    /// `Done(None)`: not here.
+    #[inline]
+    pub(crate) fn take(&self, addr: usize) -> Fast<Option<Entry>> {
+        if !self.enter() {
+            return Fast::Frozen;
+        }
+        let (slots, capacity) = self.slots();
+        let mut i = home(addr, capacity);
+        loop {
+            let key = slots[i].key.load(Ordering::Acquire);
+            if key == addr {
+                break;
+            }
+            if key == EMPTY {
+                self.leave();
+                return Fast::Done(None);
+            }
+            i = next(i, capacity);
+        }
+        let entry = unpack(slots[i].meta.load(Ordering::Relaxed));
+        // SAFETY: entered.
+        let private = unsafe { &mut *self.private.get() };
+        // Nobody else can take this block now: only the thread freeing it
+        // would, and that is this one.
+        if slots[next(i, capacity)].key.load(Ordering::Relaxed) == EMPTY {
+            // The end of a probe run: this slot and the tombstones just
+            // before it can be empty again (see the module documentation).
+            slots[i].key.store(EMPTY, Ordering::Release);
+            private.used -= 1;
+            let mut j = i;
+            loop {
+                j = if j == 0 { capacity - 1 } else { j - 1 };
+                // Only live keys change under other threads (they turn into
+                // tombstones), so a tombstone read here stays one.
+                if j == i || slots[j].key.load(Ordering::Relaxed) != TOMBSTONE {
+                    break;
+                }
+                slots[j].key.store(EMPTY, Ordering::Release);
+                private.used -= 1;
+            }
+        } else {
+            slots[i].key.store(TOMBSTONE, Ordering::Release);
+        }
+        private.owned -= 1;
+        let current = self.current.load(Ordering::Relaxed);
+        self.current
+            .store(current.wrapping_sub(entry.size as u64), Ordering::Relaxed);
+        self.leave();
+        Fast::Done(Some(entry))
+    }
+
+    /// Rebuilds the table (owner only, not entered) with room for its
+    /// blocks and without tombstones; `false` if memory ran out.
+    #[cold]
+    pub(crate) fn grow(&self) -> bool {
+        // The registry lock keeps out other threads' searches and
+        // freezers, the only others that read the slots.
+        let registry = REGISTRY.lock();
+        // SAFETY: the owner, holding the registry lock.
+        let private = unsafe { &mut *self.private.get() };
+        let live = private.owned - self.remote_taken.swap(0, Ordering::Relaxed);
+        let (old, old_capacity) = self.slots();
+        let capacity = (live * REBUILT_LOAD_DEN / REBUILT_LOAD_NUM + 1).max(MIN_CAPACITY);
+        let fresh = alloc_slots(capacity);
+        if fresh.is_null() {
+            // Keep counting what the table holds.
+            self.remote_taken
+                .fetch_add(private.owned - live, Ordering::Relaxed);
+            return false;
+        }
+        // SAFETY: just allocated with `capacity` slots, not shared yet.
+        let new = unsafe { std::slice::from_raw_parts(fresh, capacity) };
+        for slot in old {
+            let key = slot.key.load(Ordering::Relaxed);
+            if key > TOMBSTONE {
+                let mut i = home(key, capacity);
+                while new[i].key.load(Ordering::Relaxed) != EMPTY {
+                    i = next(i, capacity);
+                }
+                new[i]
+                    .meta
+                    .store(slot.meta.load(Ordering::Relaxed), Ordering::Relaxed);
+                new[i].key.store(key, Ordering::Relaxed);
+            }
+        }
+        let old_ptr = self.slots.swap(fresh, Ordering::Release);
+        self.capacity.store(capacity, Ordering::Release);
+        private.used = live;
+        private.owned = live;
+        drop(registry);
+        // SAFETY: replaced above; other threads read slots only under the
+        // registry lock (released after the replacement) or while frozen.
+        unsafe { free_slots(old_ptr, old_capacity) };
+        true
+    }
+
+    /// Moves blocks `(slot, address)` of one shard from this table into
+    /// the shared table, those still here, under the shard's lock.
+    fn move_to_table(&self, blocks: &[(usize, usize)], epoch: u32) {
+        let Some(&(_, first)) = blocks.first() else {
+            return;
+        };
+        let (slots, _) = self.slots();
+        let mut data = table::shard_of(first).data.lock();
+        let same_epoch = crate::state::EPOCH.load(Ordering::Relaxed) == epoch;
+        let mut evicted = 0;
+        for &(s, addr) in blocks {
+            // Every other thread that empties a slot (a remote free, a
+            // freezer's `clear`) holds the block's shard lock, which this
+            // thread holds now: the slot cannot change meanwhile.
+            let slot = &slots[s];
+            if slot.key.load(Ordering::Acquire) != addr {
+                continue;
+            }
+            let entry = unpack(slot.meta.load(Ordering::Relaxed));
+            slot.key.store(TOMBSTONE, Ordering::Release);
+            evicted += entry.size as u64;
+            if same_epoch {
+                // A failed insert (out of memory) drops the trace.
+                let _ = data.insert(0, addr, entry, entry.size as u64, |size| size as u64);
+            }
+        }
+        // Under the lock, so that a snapshot (which holds every shard lock)
+        // sees each block counted exactly once: in the shared table, or
+        // here. Only the owner writes `evicted`.
+        let total = self.evicted.load(Ordering::Relaxed);
+        self.evicted
+            .store(total.wrapping_add(evicted), Ordering::Release);
+        drop(data);
+    }
+
+    /// Moves every block into the shared table and unregisters the table
+    /// (thread exit). The memory is freed.
+    pub(crate) fn retire(&'static self) {
+        let epoch = crate::state::EPOCH.load(Ordering::Acquire);
+        let (slots, _) = self.slots();
+        for (s, slot) in slots.iter().enumerate() {
+            let addr = slot.key.load(Ordering::Acquire);
+            if addr > TOMBSTONE {
+                self.move_to_table(&[(s, addr)], epoch);
+            }
+        }
+        let mut registry = REGISTRY.lock();
+        registry.tables.retain(|&t| !std::ptr::eq(t, self));
+        drop(registry);
+        // SAFETY: unregistered above under the registry lock, so no other
+        // thread holds it; its owner is exiting.
+        unsafe { self.free() };
+    }
+
+    /// Searches for `addr` (the table is frozen, or the caller holds the
+    /// registry lock): its slot index.
+    fn find(&self, addr: usize) -> Option<usize> {
+        let (slots, capacity) = self.slots();
+        let mut i = home(addr, capacity);
+        loop {
+            match slots[i].key.load(Ordering::Acquire) {
+                k if k == addr => return Some(i),
+                EMPTY => return None,
+                _ => i = next(i, capacity),
+            }
+        }
+    }
+
+    /// The table's blocks, as `(address, entry)`.
+    fn blocks(&self) -> impl Iterator<Item = (usize, Entry)> + '_ {
+        let (slots, _) = self.slots();
+        slots.iter().filter_map(|slot| {
+            let key = slot.key.load(Ordering::Acquire);
+            (key > TOMBSTONE).then(|| (key, unpack(slot.meta.load(Ordering::Relaxed))))
+        })
+    }
+}
+
+/// Takes `addr` out of whichever other thread's table holds it, for a
+/// thread that is not its owner. The caller holds the block's shard lock.
+pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable) -> Option<Entry> {
+    let registry = REGISTRY.lock();
+    for &t in &registry.tables {
+        if std::ptr::eq(t, skip) {
+            continue;
+        }
+        // SAFETY: registered tables are alive while the registry lock is
+        // held, and their slots are not replaced meanwhile.
+        let t = unsafe { &*t };
+        let Some(i) = t.find(addr) else {
+            continue;
+        };
+        let (slots, _) = t.slots();
+        // Read before the compare-and-swap: once the slot is a tombstone,
+        // its owner may reuse it.
+        let meta = slots[i].meta.load(Ordering::Relaxed);
+        if slots[i]
+            .key
+            .compare_exchange(addr, TOMBSTONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let entry = unpack(meta);
+            t.remote_freed
+                .fetch_add(entry.size as u64, Ordering::AcqRel);
+            t.remote_taken.fetch_add(1, Ordering::Release);
+            return Some(entry);
+        }
+    }
+    None
+}
+
+/// Every table held still; see the module documentation. Unfreezes when
+/// dropped.
+pub(crate) struct Frozen {
+    registry: crate::lock::SpinGuard<'static, Registry>,
+}
+
+/// Freezes every table. The caller holds every shard lock.
+pub(crate) fn freeze_all() -> Frozen {
+    let registry = REGISTRY.lock();
+    freeze(&registry);
+    Frozen { registry }
+}
+
+fn freeze(registry: &Registry) {
+    for &t in &registry.tables {
+        // SAFETY: registered, and the registry is locked.
+        unsafe { &*t }.frozen.store(true, Ordering::Relaxed);
+    }
+    heavy_barrier();
+    fence(Ordering::SeqCst);
+    for &t in &registry.tables {
+        // SAFETY: as above.
+        let t = unsafe { &*t };
+        while t.busy.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn unfreeze(registry: &Registry) {
+    for &t in &registry.tables {
+        // SAFETY: registered, and the registry is locked.
+        unsafe { &*t }.frozen.store(false, Ordering::Release);
+    }
+}
+
+/// `fork()` "prepare": locks the registry and freezes every table. The
+/// caller holds every shard lock.
+pub(crate) fn fork_prepare() {
+    REGISTRY.raw_lock();
+    // SAFETY: locked just above.
+    freeze(unsafe { REGISTRY.data_unchecked() });
+}
+
+/// `fork()` "parent": undoes [`fork_prepare`].
+///
+/// # Safety
+/// `fork_prepare` ran on this thread and was not undone.
+pub(crate) unsafe fn fork_parent() {
+    // SAFETY: the registry is locked by `fork_prepare`.
+    unfreeze(unsafe { REGISTRY.data_unchecked() });
+    // SAFETY: as above.
+    unsafe { REGISTRY.raw_unlock() };
+}
+
+/// `fork()` "child": the other threads' tables have no owner any more;
+/// their blocks move into the shared table (whose shard locks the caller
+/// holds, through `shard_data`) and they are forgotten. Their memory is
+/// left alone: it belongs to a heap the child inherited, and freeing here
+/// would be the only allocator call in a fork handler.
+///
+/// # Safety
+/// `fork_prepare` ran before the fork; the caller holds every shard lock.
+pub(crate) unsafe fn fork_child(
+    keep: *const ThreadTable,
+    shard_data: &mut dyn FnMut(usize) -> *mut ShardData,
+) {
+    // SAFETY: the registry is locked by `fork_prepare`; only this thread
+    // exists.
+    let registry = unsafe { REGISTRY.data_unchecked() };
+    for &t in &registry.tables {
+        if std::ptr::eq(t, keep) {
+            continue;
+        }
+        // SAFETY: registered.
+        let t = unsafe { &*t };
+        for (addr, e) in t.blocks() {
+            // SAFETY: the caller holds every shard lock.
+            let data = unsafe { &mut *shard_data(addr) };
+            let _ = data.insert(0, addr, e, e.size as u64, |size| size as u64);
+        }
+    }
+    registry.tables.retain(|&t| std::ptr::eq(t, keep));
+    unfreeze(registry);
+    // SAFETY: the child's only thread took it in `fork_prepare`.
+    unsafe { REGISTRY.force_unlock() };
+}
+
+/// Bytes the tables use.
+pub(crate) fn memory() -> usize {
+    let registry = REGISTRY.lock();
+    registry
+        .tables
+        .iter()
+        .map(|&t| {
+            // SAFETY: registered, and the registry is locked.
+            let t = unsafe { &*t };
+            size_of::<ThreadTable>() + t.capacity.load(Ordering::Acquire) * size_of::<Slot>()
+        })
+        .sum()
+}
+
+impl Frozen {
+    fn tables(&self) -> impl Iterator<Item = &ThreadTable> {
+        // SAFETY: registered tables live while the registry is locked,
+        // which `self` does.
+        self.registry.tables.iter().map(|&t| unsafe { &*t })
+    }
+
+    /// Traced bytes in the tables.
+    pub(crate) fn current(&self) -> u64 {
+        self.tables()
+            .map(|t| {
+                t.current
+                    .load(Ordering::Acquire)
+                    .wrapping_sub(t.remote_freed.load(Ordering::Acquire))
+                    .wrapping_sub(t.evicted.load(Ordering::Acquire))
+            })
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    /// Number of blocks in the tables.
+    pub(crate) fn len(&self) -> usize {
+        self.tables().map(|t| t.blocks().count()).sum()
+    }
+
+    /// Appends every block to `out`.
+    pub(crate) fn copy_into(&self, out: &mut Vec<Copied>) {
+        for t in self.tables() {
+            out.extend(t.blocks().map(|(_, e)| Copied {
+                domain: 0,
+                size: e.size as u64,
+                traceback: e.traceback,
+            }));
+        }
+    }
+
+    /// Looks a block up.
+    pub(crate) fn get(&self, addr: usize) -> Option<Entry> {
+        self.tables().find_map(|t| {
+            let i = t.find(addr)?;
+            Some(unpack(t.slots().0[i].meta.load(Ordering::Relaxed)))
+        })
+    }
+
+    /// Empties every table (`clear_traces`, `stop`); large ones shrink
+    /// back to their first size. The caller holds the re-entrancy guard.
+    pub(crate) fn clear(&self) {
+        for t in self.tables() {
+            let (slots, capacity) = t.slots();
+            let fresh = if capacity > MIN_CAPACITY {
+                alloc_slots(MIN_CAPACITY)
+            } else {
+                std::ptr::null_mut()
+            };
+            if fresh.is_null() {
+                for slot in slots {
+                    slot.key.store(EMPTY, Ordering::Relaxed);
+                }
+            } else {
+                let old = t.slots.swap(fresh, Ordering::Release);
+                t.capacity.store(MIN_CAPACITY, Ordering::Release);
+                // SAFETY: replaced above; frozen, with the registry locked,
+                // nobody else reads the old slots.
+                unsafe { free_slots(old, capacity) };
+            }
+            t.current.store(0, Ordering::Relaxed);
+            t.remote_freed.store(0, Ordering::Relaxed);
+            t.evicted.store(0, Ordering::Relaxed);
+            t.remote_taken.store(0, Ordering::Relaxed);
+            // SAFETY: frozen with no owner inside (see `freeze_all`).
+            let private = unsafe { &mut *t.private.get() };
+            private.used = 0;
+            private.owned = 0;
+        }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        unfreeze(&self.registry);
+    }
+}
