@@ -152,16 +152,34 @@ impl Store {
     /// Lock-free; see the module documentation for why this is sound.
     #[inline]
     pub(crate) fn matches(&self, id: u32, frames: &[usize], complete: bool) -> bool {
-        let Some(slot) = self.id_slot(id) else {
-            return false;
-        };
-        let header = slot.load(Ordering::Acquire) as *const AtomicUsize;
-        if header.is_null() {
-            return false;
+        let header = self.header_of(id);
+        // SAFETY: from `header_of`.
+        !header.is_null() && unsafe { Self::matches_at(header, frames, complete) }
+    }
+
+    /// Where traceback `id` is stored (its header word), or null. Valid
+    /// for as long as the epoch `id` was interned in.
+    #[inline]
+    pub(crate) fn header_of(&self, id: u32) -> *const AtomicUsize {
+        match self.id_slot(id) {
+            Some(slot) => slot.load(Ordering::Acquire) as *const AtomicUsize,
+            None => std::ptr::null(),
         }
-        // SAFETY: a non-null slot points at a header word inside a frame
-        // chunk, followed by at least `PAD` words of the same allocation;
-        // chunks are never freed.
+    }
+
+    /// Whether the traceback stored at `header` is exactly `frames`.
+    ///
+    /// # Safety
+    /// `header` is a non-null pointer from [`Store::header_of`].
+    #[inline]
+    pub(crate) unsafe fn matches_at(
+        header: *const AtomicUsize,
+        frames: &[usize],
+        complete: bool,
+    ) -> bool {
+        // SAFETY: a header points at a header word inside a frame chunk,
+        // followed by at least `PAD` words of the same allocation; chunks
+        // are never freed.
         let word = unsafe { &*header }.load(Ordering::Relaxed);
         let len = word & LEN_MASK;
         if len != frames.len() || (word & COMPLETE_BIT != 0) != complete || len > MAX_RAW {
@@ -350,11 +368,24 @@ pub(crate) fn intern(
     // it while the recorder's guard is set.
     let cache = unsafe { &mut *state.cache.get() };
     let entry = &mut cache[hash as usize & (CACHE_SIZE - 1)];
-    if entry.hash == hash && entry.epoch == epoch && STORE.matches(entry.id, frames, complete) {
+    // The entry keeps where its traceback is stored, so that checking it
+    // is one read of the frames, not a walk from the id first.
+    if entry.hash == hash
+        && entry.epoch == epoch
+        && !entry.header.is_null()
+        // SAFETY: `header` came from `header_of` in this epoch.
+        && unsafe { Store::matches_at(entry.header, frames, complete) }
+    {
         return Some(entry.id);
     }
     let id = STORE.intern_locked(frames, complete, hash)?;
-    *entry = crate::tls::CacheEntry { hash, id, epoch };
+    let header = STORE.header_of(id);
+    *entry = crate::tls::CacheEntry {
+        hash,
+        id,
+        epoch,
+        header,
+    };
     Some(id)
 }
 

@@ -31,12 +31,14 @@ pub(crate) const GUARD_CALIBRATE: u8 = 3;
 pub(crate) const CACHE_SIZE: usize = 1024;
 
 /// One entry of the per-thread cache: a traceback hash, the id it was
-/// interned as, and the tracing epoch the id belongs to.
+/// interned as, the tracing epoch the id belongs to, and where the store
+/// keeps the traceback (null in an unused entry).
 #[derive(Clone, Copy)]
 pub(crate) struct CacheEntry {
     pub(crate) hash: u64,
     pub(crate) id: u32,
     pub(crate) epoch: u32,
+    pub(crate) header: *const std::sync::atomic::AtomicUsize,
 }
 
 /// The per-thread state. Only its own thread touches it.
@@ -97,6 +99,7 @@ impl ThreadState {
                     hash: 0,
                     id: 0,
                     epoch: 0,
+                    header: std::ptr::null(),
                 }; CACHE_SIZE],
             ),
         }
@@ -110,7 +113,14 @@ thread_local! {
 /// Runs `f` with this thread's state.
 #[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    STATE.with(f)
+    // Only the address is taken inside `LocalKey::with`: with the whole
+    // hook in its closure, the compiler keeps `with` out of line and
+    // reaches the thread-local through a function pointer on every call.
+    let state: *const ThreadState = STATE.with(std::ptr::from_ref);
+    // SAFETY: the thread-local is const-initialized and has no destructor,
+    // so it lives, unmoved, as long as this thread, and `f` runs on this
+    // thread, within this call.
+    f(unsafe { &*state })
 }
 
 /// Sets this thread's guard for the lifetime of the value, and restores the
