@@ -330,6 +330,12 @@ impl AllShards {
         AllShards { _private: () }
     }
 
+    /// The data of `addr`'s shard.
+    pub(crate) fn of(&mut self, addr: usize) -> &mut ShardData {
+        // SAFETY: as in `iter_mut`.
+        unsafe { TABLE[shard_index(addr)].data.data_unchecked() }
+    }
+
     /// The shards' data.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut ShardData> {
         TABLE.iter().map(|shard| {

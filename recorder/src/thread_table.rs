@@ -17,7 +17,8 @@
 //! they probe the table and turn the slot's key from the address into a
 //! tombstone with a compare-and-swap. A block is therefore always in
 //! exactly one place: a thread's table or the shared table, and it moves
-//! between them (thread exit, `fork`) under its shard lock.
+//! between them (thread exit, `fork`) under every shard lock and the
+//! registry lock.
 //!
 //! Probing stays correct while another thread searches because an owner
 //! only ever changes a slot in ways a search tolerates: an empty or
@@ -93,9 +94,6 @@ pub(crate) struct ThreadTable {
     current: AtomicU64,
     /// Accounted bytes other threads took out (freeing blocks).
     remote_freed: AtomicU64,
-    /// Accounted bytes moved into the shared table at thread exit
-    /// (written under the blocks' shard locks).
-    evicted: AtomicU64,
     /// Blocks other threads took out since the table was last rebuilt.
     remote_taken: AtomicUsize,
     private: UnsafeCell<Private>,
@@ -225,7 +223,6 @@ impl ThreadTable {
             capacity: AtomicUsize::new(MIN_CAPACITY),
             current: AtomicU64::new(0),
             remote_freed: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
             remote_taken: AtomicUsize::new(0),
             private: UnsafeCell::new(Private { used: 0, owned: 0 }),
         });
@@ -446,55 +443,24 @@ impl ThreadTable {
         true
     }
 
-    /// Moves blocks `(slot, address)` of one shard from this table into
-    /// the shared table, those still here, under the shard's lock.
-    fn move_to_table(&self, blocks: &[(usize, usize)], epoch: u32) {
-        let Some(&(_, first)) = blocks.first() else {
-            return;
-        };
-        let (slots, _) = self.slots();
-        let mut data = table::shard_of(first).data.lock();
-        let same_epoch = crate::state::EPOCH.load(Ordering::Relaxed) == epoch;
-        let mut evicted = 0;
-        for &(s, addr) in blocks {
-            // Every other thread that empties a slot (a remote free, a
-            // freezer's `clear`) holds the block's shard lock, which this
-            // thread holds now: the slot cannot change meanwhile.
-            let slot = &slots[s];
-            if slot.key.load(Ordering::Acquire) != addr {
-                continue;
-            }
-            let entry = unpack(slot.meta.load(Ordering::Relaxed));
-            slot.key.store(TOMBSTONE, Ordering::Release);
-            evicted += entry.size as u64;
-            if same_epoch {
-                // A failed insert (out of memory) drops the trace.
-                let _ = data.insert(0, addr, entry, entry.size as u64, |size| size as u64);
-            }
-        }
-        // Under the lock, so that a snapshot (which holds every shard lock)
-        // sees each block counted exactly once: in the shared table, or
-        // here. Only the owner writes `evicted`.
-        let total = self.evicted.load(Ordering::Relaxed);
-        self.evicted
-            .store(total.wrapping_add(evicted), Ordering::Release);
-        drop(data);
-    }
-
     /// Moves every block into the shared table and unregisters the table
-    /// (thread exit). The memory is freed.
+    /// (thread exit, under the re-entrancy guard). The memory is freed.
+    ///
+    /// Every shard lock and the registry lock are held throughout, as a
+    /// snapshot holds them: no snapshot, other thread's free or `clear`
+    /// (which may replace the slots) sees the blocks half moved.
     pub(crate) fn retire(&'static self) {
-        let epoch = crate::state::EPOCH.load(Ordering::Acquire);
-        let (slots, _) = self.slots();
-        for (s, slot) in slots.iter().enumerate() {
-            let addr = slot.key.load(Ordering::Acquire);
-            if addr > TOMBSTONE {
-                self.move_to_table(&[(s, addr)], epoch);
-            }
-        }
+        let mut shards = table::AllShards::lock();
         let mut registry = REGISTRY.lock();
+        for (addr, entry) in self.blocks() {
+            // A failed insert (out of memory) drops the trace.
+            let _ = shards
+                .of(addr)
+                .insert(0, addr, entry, entry.size as u64, |size| size as u64);
+        }
         registry.tables.retain(|&t| !std::ptr::eq(t, self));
         drop(registry);
+        drop(shards);
         // SAFETY: unregistered above under the registry lock, so no other
         // thread holds it; its owner is exiting.
         unsafe { self.free() };
@@ -673,7 +639,6 @@ impl Frozen {
                 t.current
                     .load(Ordering::Acquire)
                     .wrapping_sub(t.remote_freed.load(Ordering::Acquire))
-                    .wrapping_sub(t.evicted.load(Ordering::Acquire))
             })
             .fold(0u64, u64::wrapping_add)
     }
@@ -725,7 +690,6 @@ impl Frozen {
             }
             t.current.store(0, Ordering::Relaxed);
             t.remote_freed.store(0, Ordering::Relaxed);
-            t.evicted.store(0, Ordering::Relaxed);
             t.remote_taken.store(0, Ordering::Relaxed);
             // SAFETY: frozen with no owner inside (see `freeze_all`).
             let private = unsafe { &mut *t.private.get() };

@@ -1,8 +1,8 @@
 //! The recorder's own memory, by part (`get_tracemalloc_memory_usage()`):
-//! the tables that grow with the live blocks stay near 32 bytes per block,
+//! the tables that grow with the live blocks stay within 32 bytes per block,
 //! the interned tracebacks are apart, the symbolizer gives back the debug
 //! information it parsed once a snapshot is taken, and `clear_traces()`
-//! frees the address table.
+//! frees the tables.
 
 use std::hint::black_box;
 
@@ -20,10 +20,10 @@ fn per_block_tables(usage: MemoryUsage) -> u64 {
 fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     tracemalloc::start(8).unwrap();
     let empty = tracemalloc::get_tracemalloc_memory_usage();
-    // Counts from 100 000 to 400 000 live blocks cover two doublings of the
-    // address table's hash maps, so the figures below are over the whole
-    // cycle of a map's load (7/16 full just after it doubles, 7/8 just
-    // before).
+    // Counts from 100 000 to 400 000 live blocks cover several rebuilds of
+    // this thread's table (each about 1.45 times larger), so the figures
+    // below are over the whole cycle of its load (5/9 of the slots in use
+    // just after a rebuild, 4/5 just before).
     let mut blocks: Vec<Box<u64>> = Vec::with_capacity(400_000);
     let mut figures = Vec::new();
     for step in 0..=24u64 {
@@ -48,14 +48,16 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     eprintln!(
         "address table + per-thread tables: {best:.1} to {worst:.1} bytes per live block, {mean:.1} on average"
     );
-    // A `std` hash map of 16-byte entries plus a control byte each costs
-    // 17 / 0.875 = 19.4 bytes per entry when 7/8 full and 38.9 when 7/16
-    // full: 27 on average over a doubling.
+    // 16-byte slots cost 16 / 0.8 = 20 bytes per block just before a
+    // rebuild and 16 * 9 / 5 = 28.8 just after: always within 32.
     assert!(
         mean <= 32.0,
         "{mean:.1} bytes per live block on average (figures {figures:.1?})"
     );
-    assert!(worst <= 40.0, "{worst:.1} bytes per live block at worst");
+    assert!(
+        worst <= 32.0,
+        "{worst:.1} bytes per live block at worst (figures {figures:.1?})"
+    );
     assert!(
         best >= 16.0,
         "{best:.1}: the tables cannot be smaller than their keys"
@@ -89,11 +91,15 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     drop(blocks);
     tracemalloc::clear_traces();
     let cleared = tracemalloc::get_tracemalloc_memory_usage();
-    // The address table is freed; the traceback store keeps its first
-    // chunks for reuse.
+    // The tables are freed (the per-thread ones shrink back to their first
+    // size); the traceback store keeps its first chunks for reuse.
     assert!(
         cleared.address_table < empty.address_table + 64 * 1024,
         "{cleared:?} after clear_traces"
+    );
+    assert!(
+        cleared.thread_tables < empty.thread_tables + 64 * 1024,
+        "{cleared:?} after clear_traces, {empty:?} at first"
     );
     tracemalloc::stop();
     black_box(cleared);
