@@ -704,3 +704,68 @@ impl Drop for Frozen {
         unfreeze(&self.registry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adds a block, growing the table when it is full.
+    fn add(t: &ThreadTable, addr: usize, size: usize, epoch: u32) {
+        loop {
+            match t.add(addr, size, 7, epoch) {
+                Fast::Done(added) => {
+                    assert!(added, "the epoch did not change");
+                    return;
+                }
+                Fast::Full => assert!(t.grow(), "memory for a larger table"),
+                Fast::Frozen => t.wait_unfrozen(),
+            }
+        }
+    }
+
+    fn take(t: &ThreadTable, addr: usize) -> Option<Entry> {
+        loop {
+            match t.take(addr) {
+                Fast::Done(found) => return found,
+                Fast::Frozen => t.wait_unfrozen(),
+                Fast::Full => unreachable!("take never reports a full table"),
+            }
+        }
+    }
+
+    #[test]
+    fn churn_keeps_the_table_small_and_every_block_findable() {
+        let epoch = crate::state::EPOCH.load(Ordering::Relaxed);
+        let t = ThreadTable::create().unwrap();
+        let addr = |i: usize| 0x10_0000 + i * 48;
+        let size = |i: usize| i % 100 + 1;
+        const LIVE: usize = 10_000;
+        for i in 0..LIVE {
+            add(t, addr(i), size(i), epoch);
+        }
+        // A queue of 10,000 live blocks: the oldest goes, a new one comes,
+        // which leaves tombstones all over the table.
+        for i in LIVE..20 * LIVE {
+            let old = i - LIVE;
+            let entry = take(t, addr(old)).expect("a live block is found");
+            assert_eq!((entry.size, entry.traceback), (size(old), 7));
+            add(t, addr(i), size(i), epoch);
+        }
+        // Rebuilt for 10,000 blocks to fill 5/9 of it, at most.
+        let capacity = t.capacity.load(Ordering::Relaxed);
+        assert!(capacity <= LIVE * 9 / 5 + 1, "{capacity} slots");
+        let live: Vec<(usize, Entry)> = t.blocks().collect();
+        assert_eq!(live.len(), LIVE);
+        for i in 19 * LIVE..20 * LIVE {
+            assert!(t.find(addr(i)).is_some(), "block {i}");
+        }
+        assert!(t.find(addr(19 * LIVE - 1)).is_none());
+        assert!(take(t, addr(5)).is_none(), "a freed block is gone");
+        for i in 19 * LIVE..20 * LIVE {
+            assert!(take(t, addr(i)).is_some());
+        }
+        assert_eq!(t.blocks().count(), 0);
+        // Empty: nothing moves to the shared table.
+        t.retire();
+    }
+}
