@@ -26,15 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
         _ => return Err(format!("unknown mode {mode}").into()),
     }
-    let start = std::time::Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| std::thread::spawn(move || workload::run(scale, 0x9E37_79B9 + t)))
-        .collect();
-    let mut checksum = 0u64;
-    for h in handles {
-        checksum = checksum.wrapping_add(h.join().map_err(|_| "a workload thread panicked")?);
-    }
-    let elapsed = start.elapsed();
+    let (checksum, elapsed) = workload::run_on_threads(threads, scale)?;
     let (current, peak) = tracemalloc::get_traced_memory();
     println!(
         "mode={mode} threads={threads} workload_s={:.3} checksum={checksum} traced_current={current} traced_peak={peak} recorder_memory={}",

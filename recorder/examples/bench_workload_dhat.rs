@@ -17,15 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scale: u32 = args.next().map_or(Ok(1), |a| a.parse())?;
     let out = std::env::temp_dir().join(format!("dhat-bench-{}.json", std::process::id()));
     let profiler = dhat::Profiler::builder().file_name(&out).build();
-    let start = std::time::Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| std::thread::spawn(move || workload::run(scale, 0x9E37_79B9 + t)))
-        .collect();
-    let mut checksum = 0u64;
-    for h in handles {
-        checksum = checksum.wrapping_add(h.join().map_err(|_| "a workload thread panicked")?);
-    }
-    let elapsed = start.elapsed();
+    let (checksum, elapsed) = workload::run_on_threads(threads, scale)?;
     drop(profiler);
     let _ = std::fs::remove_file(&out);
     println!(

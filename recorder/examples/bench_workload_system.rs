@@ -13,17 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let threads: u64 = args.next().map_or(Ok(1), |a| a.parse())?;
     let scale: u32 = args.next().map_or(Ok(1), |a| a.parse())?;
-    let start = std::time::Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| std::thread::spawn(move || workload::run(scale, 0x9E37_79B9 + t)))
-        .collect();
-    let mut checksum = 0u64;
-    for h in handles {
-        checksum = checksum.wrapping_add(h.join().map_err(|_| "a workload thread panicked")?);
-    }
+    let (checksum, elapsed) = workload::run_on_threads(threads, scale)?;
     println!(
         "mode=system threads={threads} workload_s={:.3} checksum={checksum}",
-        start.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
     Ok(())
 }

@@ -71,3 +71,20 @@ pub fn run(scale: u32, seed: u64) -> u64 {
     }
     checksum
 }
+
+/// Runs the workload on `threads` threads at once, each with its own seed;
+/// returns the sum of their checksums and the time they took together.
+pub fn run_on_threads(
+    threads: u64,
+    scale: u32,
+) -> Result<(u64, std::time::Duration), &'static str> {
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| std::thread::spawn(move || run(scale, 0x9E37_79B9 + t)))
+        .collect();
+    let mut checksum = 0u64;
+    for h in handles {
+        checksum = checksum.wrapping_add(h.join().map_err(|_| "a workload thread panicked")?);
+    }
+    Ok((checksum, start.elapsed()))
+}
