@@ -23,7 +23,6 @@ use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::{KeyType, Metadata, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
 use tracemalloc_viewer::viewer::session::SnapshotId;
-use tracemalloc_viewer::viewer::state::Sort;
 use tracemalloc_viewer::viewer::timeline::{
     TimelinePoint, TimelineRequest, TimelineResult, TimelineService,
 };
@@ -159,22 +158,7 @@ fn flame_scenario(new: Snapshot, old: Snapshot) {
 
     // Through the analysis thread, as the window asks.
     let mut analysis = Analysis::start(Arc::new(|| {})).expect("the analysis thread");
-    let mut request = AnalysisRequest {
-        generation: 0,
-        new: new.clone(),
-        old: Some(old.clone()),
-        hide_std_frames: true,
-        filters: Vec::new(),
-        key_type: KeyType::Lineno,
-        cumulative: false,
-        sort: Sort::default_for(true),
-        search: String::new(),
-        chart_top_n: 10,
-        selected: None,
-        flame: None,
-        flame_search: String::new(),
-        annotate: None,
-    };
+    let mut request = AnalysisRequest::by_line(new.clone(), Some(old.clone()));
     analysis.request(request.clone());
     let (_, t) = wait_analysis(&mut analysis, "table");
     println!(

@@ -122,22 +122,7 @@ fn scenario(name: &str, new: Snapshot, old: Snapshot, third: Snapshot) {
         analysis: Analysis::start(Arc::new(|| {})).expect("the analysis thread"),
         last: None,
     };
-    let first = AnalysisRequest {
-        generation: 0,
-        new: new.clone(),
-        old: Some(old.clone()),
-        hide_std_frames: true,
-        filters: Vec::new(),
-        key_type: KeyType::Lineno,
-        cumulative: false,
-        sort: Sort::default_for(true),
-        search: String::new(),
-        chart_top_n: 10,
-        selected: None,
-        flame: None,
-        flame_search: String::new(),
-        annotate: None,
-    };
+    let first = AnalysisRequest::by_line(new.clone(), Some(old.clone()));
     bench.run("open: group both by line, compare", first);
     for key_type in [KeyType::Traceback, KeyType::Filename, KeyType::Lineno] {
         let mut r = bench.last();

@@ -86,6 +86,30 @@ pub struct AnalysisRequest {
 }
 
 impl AnalysisRequest {
+    /// The window's first request for `new` (compared to `old`): grouped
+    /// by line, standard-library frames hidden, tracemallocqt's default
+    /// order, 10 bars per chart, no search, selection, flame graph or
+    /// annotated source.
+    pub fn by_line(new: Input, old: Option<Input>) -> AnalysisRequest {
+        let comparing = old.is_some();
+        AnalysisRequest {
+            generation: 0,
+            new,
+            old,
+            hide_std_frames: true,
+            filters: Vec::new(),
+            key_type: KeyType::Lineno,
+            cumulative: false,
+            sort: Sort::default_for(comparing),
+            search: String::new(),
+            chart_top_n: 10,
+            selected: None,
+            flame: None,
+            flame_search: String::new(),
+            annotate: None,
+        }
+    }
+
     /// Whether two requests ask for the same result (everything but the
     /// generation and the selection).
     pub fn same_work(&self, other: &AnalysisRequest) -> bool {
@@ -738,19 +762,8 @@ mod tests {
     fn request(new: Input, old: Option<Input>) -> AnalysisRequest {
         AnalysisRequest {
             generation: 1,
-            new,
-            old,
-            hide_std_frames: true,
-            filters: Vec::new(),
-            key_type: KeyType::Lineno,
-            cumulative: false,
             sort: Sort::default_for(false),
-            search: String::new(),
-            chart_top_n: 10,
-            selected: None,
-            flame: None,
-            flame_search: String::new(),
-            annotate: None,
+            ..AnalysisRequest::by_line(new, old)
         }
     }
 
