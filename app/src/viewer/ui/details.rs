@@ -110,16 +110,12 @@ fn source_ui(
 ) {
     ui.horizontal(|ui| {
         ui.strong("Source");
-        if ui
-            .small_button("Open in editor")
-            .on_hover_text("$VISUAL or $EDITOR, else VS Code")
-            .clicked()
-        {
-            commands.push(Command::OpenInEditor {
-                file: frame.filename.to_string(),
-                line: frame.lineno,
-            });
-        }
+        super::open_in_editor_on_click(
+            ui.small_button("Open in editor"),
+            &frame.filename,
+            frame.lineno,
+            commands,
+        );
     });
     if let Some(annotation) = annotation {
         ui.label(file_summary(annotation)).on_hover_text(

@@ -46,6 +46,25 @@ pub fn diff_color(ui: &egui::Ui, diff: i64) -> Option<Color32> {
     }
 }
 
+/// Asks to open `file` at `line` in the user's editor when `button` (an
+/// "Open in editor" button) is clicked, and says on hover which editor.
+pub fn open_in_editor_on_click(
+    button: egui::Response,
+    file: &str,
+    line: u32,
+    commands: &mut Vec<Command>,
+) {
+    if button
+        .on_hover_text("$VISUAL or $EDITOR, else VS Code")
+        .clicked()
+    {
+        commands.push(Command::OpenInEditor {
+            file: file.to_owned(),
+            line,
+        });
+    }
+}
+
 /// A small frameless button showing `icon`, known to screen readers (and
 /// the UI tests) by `name`, which its tooltip also says.
 pub fn icon_button(ui: &mut egui::Ui, icon: &str, name: &str) -> egui::Response {

@@ -400,16 +400,12 @@ fn row_menu_ui(
         commands.push(Command::Copy(traceback_text(view, row, None)));
     }
     if let Some(frame) = first {
-        if ui
-            .button("Open in editor")
-            .on_hover_text("$VISUAL or $EDITOR, else VS Code")
-            .clicked()
-        {
-            commands.push(Command::OpenInEditor {
-                file: frame.filename.to_owned(),
-                line: frame.lineno,
-            });
-        }
+        super::open_in_editor_on_click(
+            ui.button("Open in editor"),
+            frame.filename,
+            frame.lineno,
+            commands,
+        );
         ui.separator();
         let pattern = text::escape_glob(frame.filename);
         if ui.button("Include this file").clicked() {
