@@ -19,7 +19,7 @@ use tracemalloc_format::{Metadata, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::export::ExportKind;
 use tracemalloc_viewer::viewer::{Command, DialogKind, StartupOptions, ViewerApp};
 
-use support::{settle, viewer, write_leaky_series};
+use support::{settle, snapshot_names, viewer, write_leaky_series};
 
 const CACHE_ROW: &str = "leaky_service/src/cache.rs:8  Cache::put";
 
@@ -206,14 +206,7 @@ fn a_folder_opens_every_snapshot_and_watching_adds_new_ones() {
     write_steady_series(dir.path(), 3);
     std::fs::write(dir.path().join("README.txt"), b"not a snapshot").unwrap();
     let mut harness = viewer_fast_watch(vec![dir.path().to_owned()]);
-    let names: Vec<String> = harness
-        .state()
-        .state
-        .session
-        .snapshots()
-        .iter()
-        .map(|s| s.name())
-        .collect();
+    let names = snapshot_names(&harness);
     assert_eq!(
         names,
         ["app-0001.tmsnap", "app-0002.tmsnap", "app-0003.tmsnap"]
@@ -532,14 +525,7 @@ fn file_open_folder_loads_the_folder_and_lets_it_be_watched() {
         std::thread::sleep(Duration::from_millis(10));
     }
     settle(&mut harness);
-    let names: Vec<String> = harness
-        .state()
-        .state
-        .session
-        .snapshots()
-        .iter()
-        .map(|s| s.name())
-        .collect();
+    let names = snapshot_names(&harness);
     assert_eq!(
         names,
         ["app-0001.tmsnap", "app-0002.tmsnap", "app-0003.tmsnap"]

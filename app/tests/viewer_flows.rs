@@ -11,7 +11,7 @@ use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tracemalloc_format::KeyType;
 use tracemalloc_viewer::viewer::ViewerApp;
 
-use support::{settle, viewer, write_leaky_series};
+use support::{settle, snapshot_names, viewer, write_leaky_series};
 
 /// The Source cell of the cache line, as the table shows it.
 const CACHE_ROW: &str = "leaky_service/src/cache.rs:8  Cache::put";
@@ -65,8 +65,8 @@ fn double_click(harness: &mut Harness<'static, ViewerApp>, label: &str) {
 #[test]
 fn opening_files_lists_them_and_compares_newest_to_oldest() {
     let (_dir, harness) = open_series();
+    let names = snapshot_names(&harness);
     let state = &harness.state().state;
-    let names: Vec<String> = state.session.snapshots().iter().map(|s| s.name()).collect();
     assert_eq!(
         names,
         [
@@ -592,13 +592,6 @@ fn settings_and_recent_files_are_kept_between_runs() {
     harness.run();
     let third = dir.path().join("leaky-3.tmsnap").display().to_string();
     click(&mut harness, &third);
-    let names: Vec<String> = harness
-        .state()
-        .state
-        .session
-        .snapshots()
-        .iter()
-        .map(|s| s.name())
-        .collect();
+    let names = snapshot_names(&harness);
     assert_eq!(names, ["leaky-3.tmsnap"]);
 }

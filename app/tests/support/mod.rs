@@ -139,6 +139,18 @@ pub fn viewer(files: Vec<PathBuf>) -> Harness<'static, ViewerApp> {
     harness
 }
 
+/// The names of the opened snapshots, in the list's order.
+pub fn snapshot_names(harness: &Harness<'static, ViewerApp>) -> Vec<String> {
+    harness
+        .state()
+        .state
+        .session
+        .snapshots()
+        .iter()
+        .map(|s| s.name())
+        .collect()
+}
+
 /// Steps until the background threads are done and the UI is still.
 pub fn settle(harness: &mut Harness<'static, ViewerApp>) {
     let start = Instant::now();
