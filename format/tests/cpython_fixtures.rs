@@ -150,6 +150,28 @@ fn key_type(case: &Json) -> (KeyType, bool) {
 
 /// The expected rows and strings of a case: ours where we deliberately
 /// differ from CPython, CPython's otherwise.
+/// Checks `actual` rows (as `to_json` gives them) and their `str()` text
+/// against a case's expected rows and strings.
+fn check_rows<T: ToString>(
+    failures: &mut Vec<String>,
+    fixture: &str,
+    label: &str,
+    case: &Json,
+    actual: &[T],
+    to_json: impl Fn(&[T]) -> Json,
+) {
+    let (rows, strs) = expected_rows(case);
+    check(failures, fixture, label, rows, &to_json(actual));
+    let n = strs.as_array().map_or(0, Vec::len);
+    check(
+        failures,
+        fixture,
+        &format!("str of {label}"),
+        strs,
+        &strings(actual, n),
+    );
+}
+
 fn expected_rows(case: &Json) -> (&Json, &Json) {
     match case.get("ours") {
         Some(ours) => (ours, &case["ours_str"]),
@@ -229,16 +251,7 @@ fn check_fixture(name: &str, loaded: &mut Loaded, failures: &mut Vec<String>) {
         let (key, cumulative) = key_type(case);
         let label = format!("statistics({key}, cumulative={cumulative})");
         let stats = snapshot.statistics(key, cumulative).expect("statistics");
-        let (rows, strs) = expected_rows(case);
-        check(failures, fixture, &label, rows, &stat_rows(&stats));
-        let n = strs.as_array().map_or(0, Vec::len);
-        check(
-            failures,
-            fixture,
-            &format!("str of {label}"),
-            strs,
-            &strings(&stats, n),
-        );
+        check_rows(failures, fixture, &label, case, &stats, stat_rows);
     }
 
     for case in expected["compare_to"].as_array().expect("compare_to") {
@@ -249,16 +262,7 @@ fn check_fixture(name: &str, loaded: &mut Loaded, failures: &mut Vec<String>) {
         let diffs = snapshot
             .compare_to(&old, key, cumulative)
             .expect("compare_to");
-        let (rows, strs) = expected_rows(case);
-        check(failures, fixture, &label, rows, &diff_rows(&diffs));
-        let n = strs.as_array().map_or(0, Vec::len);
-        check(
-            failures,
-            fixture,
-            &format!("str of {label}"),
-            strs,
-            &strings(&diffs, n),
-        );
+        check_rows(failures, fixture, &label, case, &diffs, diff_rows);
     }
 
     for case in expected["filters"].as_array().expect("filters") {
