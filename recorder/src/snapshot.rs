@@ -38,6 +38,9 @@ pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
                 data.copy_into(&mut blocks);
                 current += data.current;
             }
+            // The tables' counts are kept, not counted: checked here in
+            // every debug build's test.
+            debug_assert_eq!(blocks.len(), count, "the tables' block counts");
             (blocks, current)
         };
         let (_, peak) = state::traced_memory();
