@@ -407,14 +407,11 @@ impl ThreadTable {
         let registry = REGISTRY.lock();
         // SAFETY: the owner, holding the registry lock.
         let private = unsafe { &mut *self.private.get() };
-        let live = private.owned - self.remote_taken.swap(0, Ordering::Relaxed);
+        let live = private.owned - self.remote_taken.load(Ordering::Relaxed);
         let (old, old_capacity) = self.slots();
         let capacity = (live * REBUILT_LOAD_DEN / REBUILT_LOAD_NUM + 1).max(MIN_CAPACITY);
         let fresh = alloc_slots(capacity);
         if fresh.is_null() {
-            // Keep counting what the table holds.
-            self.remote_taken
-                .fetch_add(private.owned - live, Ordering::Relaxed);
             return false;
         }
         // SAFETY: just allocated with `capacity` slots, not shared yet.
@@ -436,6 +433,7 @@ impl ThreadTable {
         self.capacity.store(capacity, Ordering::Release);
         private.used = live;
         private.owned = live;
+        self.remote_taken.store(0, Ordering::Relaxed);
         drop(registry);
         // SAFETY: replaced above; other threads read slots only under the
         // registry lock (released after the replacement) or while frozen.
