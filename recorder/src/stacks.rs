@@ -96,27 +96,36 @@ fn chunk_of(n: usize, base: usize) -> (usize, usize) {
     (k, n - base * ((1 << k) - 1))
 }
 
-/// Hash of a raw traceback. Two independent multiply chains keep the
-/// latency per frame low; the final mix spreads every input bit.
-#[inline]
-pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> u64 {
-    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
-    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    let mut a = 0x243F_6A88_85A3_08D3 ^ frames.len() as u64;
-    let mut b = u64::from(complete);
-    let mut pairs = frames.chunks_exact(2);
-    for pair in &mut pairs {
-        a = (a ^ pair[0] as u64).wrapping_mul(K1);
-        b = (b ^ pair[1] as u64).wrapping_mul(K2);
-    }
-    if let [last] = pairs.remainder() {
-        a = (a ^ *last as u64).wrapping_mul(K1);
-    }
-    let mut h = a ^ b.rotate_left(31);
+/// Where the traceback hash starts, before any frame.
+pub(crate) const HASH_SEED: u64 = 0x243F_6A88_85A3_08D3;
+const HASH_K1: u64 = 0x9E37_79B9_7F4A_7C15;
+const HASH_K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Adds one frame to a traceback hash. A step is a bijection of the state
+/// for a given frame, so two tracebacks that differ in one frame never
+/// collide before the final mix; the frame-pointer walk calls it as it
+/// goes (see `unwind::walk_frame_pointers`).
+#[inline(always)]
+pub(crate) fn hash_step(hash: u64, frame: usize) -> u64 {
+    (hash ^ frame as u64).wrapping_mul(HASH_K1)
+}
+
+/// Finishes a traceback hash: adds the length and the completeness, then
+/// spreads every bit into the low ones the caches index by.
+#[inline(always)]
+pub(crate) fn hash_finish(hash: u64, len: usize, complete: bool) -> u64 {
+    let mut h = hash ^ ((len as u64) << 1 | u64::from(complete)).wrapping_mul(HASH_K2);
     h ^= h >> 32;
-    h = h.wrapping_mul(K1);
+    h = h.wrapping_mul(HASH_K1);
     h ^= h >> 29;
     h
+}
+
+/// Hash of a raw traceback.
+#[inline]
+pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> u64 {
+    let hash = frames.iter().fold(HASH_SEED, |h, &f| hash_step(h, f));
+    hash_finish(hash, frames.len(), complete)
 }
 
 impl Store {
@@ -185,11 +194,16 @@ impl Store {
         if len != frames.len() || (word & COMPLETE_BIT != 0) != complete || len > MAX_RAW {
             return false;
         }
-        frames.iter().enumerate().all(|(i, &f)| {
-            // SAFETY: `i < len <= MAX_RAW < PAD`, so the word is inside the
-            // chunk's allocation (see above).
-            unsafe { &*header.add(1 + i) }.load(Ordering::Relaxed) == f
-        })
+        // SAFETY: `i < len <= MAX_RAW < PAD`, so every word read is
+        // inside the chunk's allocation (see above).
+        let stored = unsafe { header.add(1) };
+        for (i, &f) in frames.iter().enumerate() {
+            // SAFETY: as above.
+            if unsafe { &*stored.add(i) }.load(Ordering::Relaxed) != f {
+                return false;
+            }
+        }
+        true
     }
 
     /// Copies traceback `id` into `out` (cleared first) and returns whether
@@ -354,16 +368,17 @@ fn alloc_words(words: usize) -> Option<*mut AtomicUsize> {
     (!ptr.is_null()).then_some(ptr.cast())
 }
 
-/// The id of a raw traceback: from the thread's cache when it was seen
-/// recently in this epoch, from the store otherwise.
+/// The id of a raw traceback whose [`hash_frames`] is `hash`: from the
+/// thread's cache when it was seen recently in this epoch, from the store
+/// otherwise.
 #[inline]
 pub(crate) fn intern(
     state: &ThreadState,
     frames: &[usize],
     complete: bool,
+    hash: u64,
     epoch: u32,
 ) -> Option<u32> {
-    let hash = hash_frames(frames, complete);
     // SAFETY: only this thread touches its cache, and nothing else borrows
     // it while the recorder's guard is set.
     let cache = unsafe { &mut *state.cache.get() };

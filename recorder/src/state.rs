@@ -155,12 +155,18 @@ pub(crate) fn record(
     // frame buffer until this function returns.
     let buffer = unsafe { &mut *state.frames.get() };
     let buffer = &mut buffer[..depth.min(MAX_RAW)];
-    let (n, complete) = if config & DWARF_FLAG != 0 {
-        unwind::capture_dwarf(buffer)
+    let (n, complete, hash) = if config & DWARF_FLAG != 0 {
+        let (n, complete) = unwind::capture_dwarf(buffer);
+        (
+            n,
+            complete,
+            crate::stacks::hash_frames(&buffer[..n], complete),
+        )
     } else {
-        unwind::capture_fp(state, buffer)
+        let (n, complete, hash) = unwind::capture_fp(state, buffer);
+        (n, complete, crate::stacks::hash_finish(hash, n, complete))
     };
-    let Some(traceback) = crate::stacks::intern(state, &buffer[..n], complete, epoch) else {
+    let Some(traceback) = crate::stacks::intern(state, &buffer[..n], complete, hash, epoch) else {
         return false;
     };
     insert(state, domain, addr, size, traceback, epoch)

@@ -96,13 +96,18 @@ fn query_stack_bounds() -> Option<(usize, usize)> {
 }
 
 /// Walks the frame-pointer chain starting at the frame record `fp`, storing
-/// return addresses into `out`. Returns how many were stored and whether
-/// the walk ended by itself (rather than by filling `out`).
+/// return addresses into `out` and hashing them on the way (see
+/// [`hash_step`](crate::stacks::hash_step)). Returns how many were stored,
+/// whether the walk ended by itself (rather than by filling `out`), and
+/// the unfinished hash.
 ///
 /// Every record is checked before it is read: inside `[fp, hi)`, 8-byte
 /// aligned, and each strictly above the previous one, so the walk only ever
 /// reads the live part of the current stack. A chain broken by code without
 /// frame pointers ends the walk; it cannot crash it.
+///
+/// The hash is computed here rather than in a second pass because the walk
+/// is a chain of dependent loads: the multiplications run in their shadow.
 ///
 /// # Safety
 /// `fp` is the current function's frame pointer (or any address) and
@@ -112,39 +117,48 @@ pub(crate) unsafe fn walk_frame_pointers(
     mut fp: usize,
     hi: usize,
     out: &mut [usize],
-) -> (usize, bool) {
-    let lo = fp;
-    let limit = hi.saturating_sub(2 * size_of::<usize>());
+) -> (usize, bool, u64) {
+    use crate::stacks::{HASH_SEED, hash_step};
+    const WORD: usize = size_of::<usize>();
+    let limit = hi.saturating_sub(2 * WORD);
+    let mut hash = HASH_SEED;
+    if out.is_empty() || fp > limit || !fp.is_multiple_of(WORD) {
+        return (0, true, hash);
+    }
     let mut n = 0;
-    while n < out.len() {
-        if fp < lo || fp > limit || !fp.is_multiple_of(size_of::<usize>()) {
-            return (n, true);
-        }
+    loop {
         let record = fp as *const usize;
-        // SAFETY: `lo <= fp <= hi - 16` and aligned, so both words are in
-        // the caller-guaranteed readable range.
+        // SAFETY: `fp` is aligned and `start <= fp <= hi - 16` (checked
+        // above for the first record, below for every next one, which is
+        // strictly above the previous), so both words are in the
+        // caller-guaranteed readable range.
         let (next, ret) = unsafe { (record.read(), record.add(1).read()) };
         if ret < 4096 {
-            return (n, true);
+            return (n, true, hash);
         }
-        out[n] = ret;
+        // SAFETY: `n < out.len()`: checked on entry and before every step.
+        unsafe { *out.get_unchecked_mut(n) = ret };
         n += 1;
-        if next <= fp {
-            return (n, true);
+        hash = hash_step(hash, ret);
+        if next <= fp || next > limit || !next.is_multiple_of(WORD) {
+            return (n, true, hash);
+        }
+        if n == out.len() {
+            return (n, false, hash);
         }
         fp = next;
     }
-    (n, false)
 }
 
-/// Captures the caller's return addresses by walking frame pointers.
+/// Captures the caller's return addresses by walking frame pointers; the
+/// third value is the unfinished hash of what was captured.
 #[inline(always)]
-pub(crate) fn capture_fp(state: &ThreadState, out: &mut [usize]) -> (usize, bool) {
+pub(crate) fn capture_fp(state: &ThreadState, out: &mut [usize]) -> (usize, bool, u64) {
     let (lo, hi) = stack_bounds(state);
     let fp = frame_pointer();
     if fp < lo || fp >= hi {
         // A signal handler on an alternate stack, or unknown bounds.
-        return (0, true);
+        return (0, true, crate::stacks::HASH_SEED);
     }
     // SAFETY: `fp` is this function's frame (inlined into the capture site)
     // inside the current thread's stack, and everything from it to the top
@@ -215,7 +229,7 @@ pub(crate) fn check_frame_pointers(state: &ThreadState) -> Result<(), String> {
         return Err("this target has no frame-pointer walker".into());
     }
     let mut fp_frames = [0usize; 64];
-    let (n, _) = capture_fp(state, &mut fp_frames);
+    let (n, _, _) = capture_fp(state, &mut fp_frames);
     let fp_frames = &fp_frames[..n];
     let mut dwarf = [0usize; 96];
     let (m, _) = capture_dwarf(&mut dwarf);
@@ -305,21 +319,27 @@ mod tests {
         // writes from being optimized away.
         std::hint::black_box(&mut stack);
         // SAFETY: the whole fake stack is readable.
-        let (n, complete) = unsafe { walk_frame_pointers(base, hi, &mut out) };
+        let (n, complete, hash) = unsafe { walk_frame_pointers(base, hi, &mut out) };
         assert_eq!(&out[..n], &[0x1111, 0x2222, 0x3333]);
         assert!(complete);
+        // The hash built during the walk is the one of the frames stored.
+        use crate::stacks::{hash_finish, hash_frames};
+        assert_eq!(
+            hash_finish(hash, n, complete),
+            hash_frames(&out[..n], complete)
+        );
 
         // A record outside the bounds is not read at all.
         stack[8] = base + 100 * word;
         std::hint::black_box(&mut stack);
         // SAFETY: as above.
-        let (n, _) = unsafe { walk_frame_pointers(base, hi, &mut out) };
+        let (n, _, _) = unsafe { walk_frame_pointers(base, hi, &mut out) };
         assert_eq!(n, 3);
         // A misaligned pointer ends the walk too.
         stack[4] = base + 8 * word + 1;
         std::hint::black_box(&mut stack);
         // SAFETY: as above.
-        let (n, _) = unsafe { walk_frame_pointers(base, hi, &mut out) };
+        let (n, _, _) = unsafe { walk_frame_pointers(base, hi, &mut out) };
         assert_eq!(n, 2);
         // A full buffer means an incomplete walk.
         stack[4] = base + 8 * word;
@@ -327,7 +347,7 @@ mod tests {
         std::hint::black_box(&mut stack);
         let mut small = [0usize; 2];
         // SAFETY: as above.
-        let (n, complete) = unsafe { walk_frame_pointers(base, hi, &mut small) };
+        let (n, complete, _) = unsafe { walk_frame_pointers(base, hi, &mut small) };
         assert_eq!((n, complete), (2, false));
     }
 
