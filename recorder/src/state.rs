@@ -202,8 +202,42 @@ fn create_thread_table(state: &ThreadState) -> Option<&'static ThreadTable> {
 /// Inserts a block whose traceback is interned: into the thread's own
 /// table in exact mode, otherwise (sampling, other domains, blocks of
 /// 4 GiB or more, a thread past its exit hook) into the shared table.
-#[inline]
+///
+/// The common case, a block going into an existing table that is neither
+/// frozen nor full, is inlined into the hook; everything else is
+/// [`insert_slow`], out of line, so that the hook saves few registers.
+#[inline(always)]
 fn insert(
+    state: &ThreadState,
+    domain: u32,
+    addr: usize,
+    size: usize,
+    traceback: u32,
+    epoch: u32,
+) -> bool {
+    let own = state.table.get();
+    if domain == 0
+        && !own.is_null()
+        && size < u32::MAX as usize
+        && SAMPLE_MEAN.load(Ordering::Relaxed) == 0
+    {
+        // SAFETY: see `thread_table`.
+        let t = unsafe { &*own };
+        if let Fast::Done(added) = t.add(addr, size, traceback, epoch) {
+            if added {
+                // A thread with a table has registered its exit hook.
+                note_change_registered(state, epoch, size as i64);
+            }
+            return added;
+        }
+    }
+    insert_slow(state, domain, addr, size, traceback, epoch)
+}
+
+/// Everything [`insert`] does not inline: waiting for a freezer, growing
+/// or creating the table, and the shared table.
+#[inline(never)]
+fn insert_slow(
     state: &ThreadState,
     domain: u32,
     addr: usize,
@@ -254,15 +288,34 @@ fn insert(
 }
 
 /// Forgets a block; returns its record. Looks in the thread's own table
-/// first, then in the shared table, then in the other threads' tables (a
-/// block handed to this thread).
-#[inline]
+/// first (inlined into the hook), then in the shared table, then in the
+/// other threads' tables (a block handed to this thread).
+#[inline(always)]
 pub(crate) fn remove(
     state: &ThreadState,
     domain: u32,
     addr: usize,
     epoch: u32,
 ) -> Option<table::Entry> {
+    let own = state.table.get();
+    if domain == 0 && !own.is_null() && SAMPLE_MEAN.load(Ordering::Relaxed) == 0 {
+        // SAFETY: see `thread_table`.
+        let t = unsafe { &*own };
+        match t.take(addr) {
+            Fast::Done(Some(entry)) => {
+                note_change_registered(state, epoch, -(entry.size as i64));
+                return Some(entry);
+            }
+            Fast::Done(None) => return remove_shared(state, domain, addr, epoch),
+            Fast::Frozen | Fast::Full => {}
+        }
+    }
+    remove_slow(state, domain, addr, epoch)
+}
+
+/// [`remove`] when the thread's table is frozen, missing, or not used.
+#[inline(never)]
+fn remove_slow(state: &ThreadState, domain: u32, addr: usize, epoch: u32) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
     let own = state.table.get();
     if domain == 0 && mean == 0 && !own.is_null() {
@@ -280,7 +333,7 @@ pub(crate) fn remove(
             }
         }
     }
-    remove_shared(state, domain, addr, epoch, mean, own)
+    remove_shared(state, domain, addr, epoch)
 }
 
 #[inline(never)]
@@ -289,9 +342,9 @@ fn remove_shared(
     domain: u32,
     addr: usize,
     epoch: u32,
-    mean: u64,
-    own: *const ThreadTable,
 ) -> Option<table::Entry> {
+    let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
+    let own = state.table.get();
     let shard = table::shard_of(addr);
     let mut data = shard.data.lock();
     let entry = match data.remove(domain, addr) {
@@ -330,6 +383,12 @@ fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
     if !state.exit_hook.get() {
         tls::register_exit_hook(state);
     }
+    note_change_registered(state, epoch, delta);
+}
+
+/// [`note_change`] for a thread whose exit hook is registered.
+#[inline(always)]
+fn note_change_registered(state: &ThreadState, epoch: u32, delta: i64) {
     // Changes of an older epoch were cleared with its traces.
     let mut pending = state.pending.get();
     if state.pending_epoch.get() != epoch {
