@@ -166,7 +166,9 @@ fn guarded_alloc(state: &ThreadState, guard: u8, size: usize) {
     }
 }
 
-#[inline]
+/// The tracing part of `dealloc`. Out of line so that the registers the
+/// table lookup needs are saved only while tracing, not on the off path.
+#[inline(never)]
 fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
     tls::with(|state| {
         let guard = state.guard.get();

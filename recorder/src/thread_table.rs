@@ -348,7 +348,7 @@ impl ThreadTable {
 
     /// Takes a block out if it is in this table (owner only).
     /// `Done(None)`: not here.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&self, addr: usize) -> Fast<Option<Entry>> {
         if !self.enter() {
             return Fast::Frozen;
