@@ -122,7 +122,11 @@ pub(crate) unsafe fn walk_frame_pointers(
     const WORD: usize = size_of::<usize>();
     let limit = hi.saturating_sub(2 * WORD);
     let mut hash = HASH_SEED;
-    if out.is_empty() || fp > limit || !fp.is_multiple_of(WORD) {
+    if out.is_empty() {
+        // No room for even one frame: the walk did not end by itself.
+        return (0, false, hash);
+    }
+    if fp > limit || !fp.is_multiple_of(WORD) {
         return (0, true, hash);
     }
     let mut n = 0;
@@ -349,6 +353,9 @@ mod tests {
         // SAFETY: as above.
         let (n, complete, _) = unsafe { walk_frame_pointers(base, hi, &mut small) };
         assert_eq!((n, complete), (2, false));
+        // SAFETY: as above.
+        let (n, complete, _) = unsafe { walk_frame_pointers(base, hi, &mut []) };
+        assert_eq!((n, complete), (0, false));
     }
 
     #[test]
