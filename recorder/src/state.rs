@@ -216,11 +216,7 @@ fn insert(
     epoch: u32,
 ) -> bool {
     let own = state.table.get();
-    if domain == 0
-        && !own.is_null()
-        && size < u32::MAX as usize
-        && SAMPLE_MEAN.load(Ordering::Relaxed) == 0
-    {
+    if !own.is_null() && goes_to_own_table(domain, size, SAMPLE_MEAN.load(Ordering::Relaxed)) {
         // SAFETY: see `thread_table`.
         let t = unsafe { &*own };
         if let Fast::Done(added) = t.add(addr, size, traceback, epoch) {
@@ -232,6 +228,13 @@ fn insert(
         }
     }
     insert_slow(state, domain, addr, size, traceback, epoch)
+}
+
+/// Whether a block is filed in its thread's table: heap blocks in exact
+/// mode whose size fits the table's 32 bits.
+#[inline(always)]
+fn goes_to_own_table(domain: u32, size: usize, sample_mean: u64) -> bool {
+    domain == 0 && sample_mean == 0 && size < u32::MAX as usize
 }
 
 /// Everything [`insert`] does not inline: waiting for a freezer, growing
@@ -246,9 +249,7 @@ fn insert_slow(
     epoch: u32,
 ) -> bool {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
-    if domain == 0
-        && mean == 0
-        && size < u32::MAX as usize
+    if goes_to_own_table(domain, size, mean)
         && let Some(t) = thread_table(state)
     {
         loop {
@@ -301,35 +302,15 @@ pub(crate) fn remove(
     if domain == 0 && !own.is_null() && SAMPLE_MEAN.load(Ordering::Relaxed) == 0 {
         // SAFETY: see `thread_table`.
         let t = unsafe { &*own };
-        match t.take(addr) {
-            Fast::Done(Some(entry)) => {
-                note_change_registered(state, epoch, -(entry.size as i64));
-                return Some(entry);
-            }
-            Fast::Done(None) => return remove_shared(state, domain, addr, epoch),
-            Fast::Frozen | Fast::Full => {}
-        }
-    }
-    remove_slow(state, domain, addr, epoch)
-}
-
-/// [`remove`] when the thread's table is frozen, missing, or not used.
-#[inline(never)]
-fn remove_slow(state: &ThreadState, domain: u32, addr: usize, epoch: u32) -> Option<table::Entry> {
-    let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
-    let own = state.table.get();
-    if domain == 0 && mean == 0 && !own.is_null() {
-        // SAFETY: see `thread_table`.
-        let t = unsafe { &*own };
         loop {
             match t.take(addr) {
                 Fast::Done(Some(entry)) => {
-                    note_change(state, epoch, -(entry.size as i64));
+                    // A thread with a table has registered its exit hook.
+                    note_change_registered(state, epoch, -(entry.size as i64));
                     return Some(entry);
                 }
-                Fast::Done(None) => break,
+                Fast::Done(None) | Fast::Full => break,
                 Fast::Frozen => t.wait_unfrozen(),
-                Fast::Full => break,
             }
         }
     }
