@@ -3,19 +3,25 @@
 //! per block.
 //!
 //! Lookups on the hot path go through a per-thread cache first (see
-//! [`intern`]), which reads the store without taking its lock; only a
-//! traceback the thread has not seen recently takes the store's lock. To make
-//! lock-free reads possible, stored frames never move: they live in chunks
-//! that are never freed (only reused after `clear_traces()`/`stop()`), and
-//! every word is an atomic, so a reader racing a writer reads some value,
-//! never undefined behaviour. A reader that raced a reset may see a stale
-//! traceback; it then holds an id of an older tracing epoch, and the
-//! address table refuses inserts from older epochs.
+//! [`intern`]), then through the store's index, an open-addressing table
+//! from hash to id that is read without the store's lock; only a traceback
+//! the store has never seen takes the lock, to be added. (A program can
+//! have many more distinct tracebacks than a thread's cache holds: a
+//! recursive tree builder makes one per path. With a locked lookup, two
+//! such threads spent their time waiting for each other.)
+//!
+//! To make lock-free reads possible, nothing a reader may hold moves or is
+//! freed: frames live in chunks that are never freed (only reused after
+//! `clear_traces()`/`stop()`), an index that grows is replaced by a larger
+//! one and the old one is kept, and every word is an atomic, so a reader
+//! racing a writer reads some value, never undefined behaviour. A reader
+//! trusts an index entry only after comparing the stored frames with its
+//! own. A reader that raced a reset may see a stale traceback; it then
+//! holds an id of an older tracing epoch, and the address table refuses
+//! inserts from older epochs.
 
 use std::alloc::Layout;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::lock::SpinLock;
 use crate::tls::{CACHE_SIZE, ThreadState};
@@ -43,44 +49,82 @@ const NONE: u32 = u32::MAX;
 const COMPLETE_BIT: usize = 1 << 16;
 const LEN_MASK: usize = 0xffff;
 
-/// A hasher for keys that already are good hashes.
-#[derive(Default)]
-pub(crate) struct IdentityHasher(u64);
+/// Slots of the first index; each replacement doubles it.
+const INDEX_MIN_SLOTS: usize = 1 << 10;
 
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
+// An index is a header word holding its number of slots (a power of two),
+// followed by the slots. A slot is 0 (empty) or `hash >> 32 << 32 | (id +
+// 1)`. At most half of the slots are used, so every probe ends at an empty
+// slot.
+
+/// A zeroed index of `slots` slots, or null.
+fn index_alloc(slots: usize) -> *mut AtomicU64 {
+    let Ok(layout) = Layout::array::<AtomicU64>(slots + 1) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: the layout has a non-zero size; zeroed atomics are valid.
+    let table: *mut AtomicU64 = unsafe { std::alloc::alloc_zeroed(layout) }.cast();
+    if !table.is_null() {
+        // SAFETY: the allocation holds `slots + 1` atomics.
+        unsafe { &*table }.store(slots as u64, Ordering::Relaxed);
     }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; this keeps the hasher total anyway.
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    table
+}
+
+/// The slots of a non-null index.
+///
+/// # Safety
+/// `table` came from [`index_alloc`] (indexes are never freed).
+#[inline]
+unsafe fn index_slots<'a>(table: *const AtomicU64) -> &'a [AtomicU64] {
+    // SAFETY: the header word holds the slot count, written before the
+    // index was published (see `Store::publish_index`).
+    unsafe {
+        let n = (*table).load(Ordering::Relaxed) as usize;
+        std::slice::from_raw_parts(table.add(1), n)
     }
 }
 
-type IdentityBuild = BuildHasherDefault<IdentityHasher>;
+/// Bytes of an index of `slots` slots.
+fn index_bytes(slots: usize) -> usize {
+    (slots + 1) * size_of::<AtomicU64>()
+}
+
+/// An index entry for traceback `id` with hash `hash`.
+#[inline]
+fn index_entry(hash: u64, id: u32) -> u64 {
+    (hash >> 32 << 32) | (u64::from(id) + 1)
+}
+
+/// The first slot a probe for `hash` (or for an entry, which keeps the
+/// same high half) looks at. It uses the hash's high half, not the low
+/// bits the per-thread caches index by, so that tracebacks that share a
+/// cache entry do not also crowd one part of the index; and an index can
+/// be rebuilt from its entries alone.
+#[inline]
+fn index_home(hash: u64, slots: usize) -> usize {
+    (hash >> 32) as usize & (slots - 1)
+}
 
 struct Index {
-    /// Traceback hash to the newest id with that hash.
-    by_hash: HashMap<u64, u32, IdentityBuild>,
-    /// Id to the next older id with the same hash, or `NONE`.
-    next_same_hash: Vec<u32>,
+    /// Slots used in the current index.
+    index_used: usize,
     /// Bump position: chunk and words used in it.
     chunk: usize,
     used: usize,
     /// Ids handed out in this epoch.
     count: u32,
-    /// Bytes of frame and id chunks allocated (never freed).
+    /// Bytes of frame chunks, id chunks and indexes allocated (never
+    /// freed).
     chunk_bytes: usize,
 }
 
 /// The process-wide traceback store.
 pub(crate) struct Store {
     index: SpinLock<Index>,
+    /// The current index (see [`index_slots`]); null before the first
+    /// traceback. Replaced, never freed, under the lock.
+    lookup: AtomicPtr<AtomicU64>,
     chunks: [AtomicPtr<AtomicUsize>; NCHUNKS],
     id_chunks: [AtomicPtr<AtomicUsize>; NCHUNKS],
 }
@@ -132,13 +176,13 @@ impl Store {
     const fn new() -> Store {
         Store {
             index: SpinLock::new(Index {
-                by_hash: HashMap::with_hasher(BuildHasherDefault::new()),
-                next_same_hash: Vec::new(),
+                index_used: 0,
                 chunk: 0,
                 used: 0,
                 count: 0,
                 chunk_bytes: 0,
             }),
+            lookup: AtomicPtr::new(std::ptr::null_mut()),
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS],
             id_chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS],
         }
@@ -158,9 +202,8 @@ impl Store {
     }
 
     /// Whether traceback `id` is exactly `frames` (with this completeness).
-    /// Lock-free; see the module documentation for why this is sound.
-    #[inline]
-    pub(crate) fn matches(&self, id: u32, frames: &[usize], complete: bool) -> bool {
+    #[cfg(test)]
+    fn matches(&self, id: u32, frames: &[usize], complete: bool) -> bool {
         let header = self.header_of(id);
         // SAFETY: from `header_of`.
         !header.is_null() && unsafe { Self::matches_at(header, frames, complete) }
@@ -227,31 +270,87 @@ impl Store {
         word & COMPLETE_BIT != 0
     }
 
+    /// The current index's slots (none before the first traceback).
+    #[inline]
+    fn current_index(&self) -> &[AtomicU64] {
+        let table = self.lookup.load(Ordering::Acquire);
+        if table.is_null() {
+            return &[];
+        }
+        // SAFETY: published by `publish_index` and never freed.
+        unsafe { index_slots(table) }
+    }
+
+    /// The id of `frames` if the store has it, without taking the lock.
+    /// `None` also when an entry was added after the index was read: the
+    /// caller then asks [`Store::intern_locked`].
+    #[inline]
+    pub(crate) fn lookup(&self, frames: &[usize], complete: bool, hash: u64) -> Option<u32> {
+        self.find(self.current_index(), frames, complete, hash).ok()
+    }
+
+    /// Probes `slots` for `frames`: `Ok(id)` when found, otherwise
+    /// `Err(i)` with `i` the empty slot where the probe ended (or the
+    /// number of slots if there was none, which only a reader racing a
+    /// reset that zeroes the index can see).
+    #[inline]
+    fn find(
+        &self,
+        slots: &[AtomicU64],
+        frames: &[usize],
+        complete: bool,
+        hash: u64,
+    ) -> Result<u32, usize> {
+        if slots.is_empty() {
+            return Err(0);
+        }
+        let mask = slots.len() - 1;
+        let tag = hash >> 32;
+        let mut i = index_home(hash, slots.len());
+        // Bounded by the slot count: an index is at most half full, but a
+        // reader must not trust that of memory it races with.
+        for _ in 0..slots.len() {
+            // Acquire: pairs with the Release store of an entry, made after
+            // its traceback's header was published.
+            let entry = slots[i].load(Ordering::Acquire);
+            if entry == 0 {
+                return Err(i);
+            }
+            if entry >> 32 == tag {
+                let id = (entry as u32).wrapping_sub(1);
+                let header = self.header_of(id);
+                // SAFETY: from `header_of`.
+                if !header.is_null() && unsafe { Self::matches_at(header, frames, complete) } {
+                    return Ok(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        Err(slots.len())
+    }
+
     /// The id of `frames`, storing them if new. `None` when the recorder's
     /// own memory could not be allocated or the ids ran out: the caller
     /// then leaves the block untraced rather than failing the allocation.
     pub(crate) fn intern_locked(&self, frames: &[usize], complete: bool, hash: u64) -> Option<u32> {
         debug_assert!(frames.len() <= MAX_RAW);
         let mut index = self.index.lock();
-        let mut id = index.by_hash.get(&hash).copied().unwrap_or(NONE);
-        let head = id;
-        while id != NONE {
-            if self.matches(id, frames, complete) {
-                return Some(id);
-            }
-            id = index
-                .next_same_hash
-                .get(id as usize)
-                .copied()
-                .unwrap_or(NONE);
-        }
+        // Indexes are replaced only under the lock: this is the current one,
+        // and a search of it is final.
+        let mut slots = self.current_index();
+        let mut at = match self.find(slots, frames, complete, hash) {
+            Ok(id) => return Some(id),
+            Err(at) => at,
+        };
         let id = index.count;
         if id == NONE {
             return None;
         }
-        index.next_same_hash.try_reserve(1).ok()?;
-        index.by_hash.try_reserve(1).ok()?;
-        let slot = self.ensure_id_slot(&mut index, id)?;
+        if (index.index_used + 1) * 2 > slots.len() {
+            slots = self.publish_index(&mut index, slots)?;
+            at = Self::empty_slot(slots, hash)?;
+        }
+        let id_slot = self.ensure_id_slot(&mut index, id)?;
         let header = self.bump(&mut index, frames.len() + 1)?;
         // SAFETY: `bump` returned room for `frames.len() + 1` words in a
         // live chunk.
@@ -263,12 +362,53 @@ impl Store {
             (*header).store(word, Ordering::Relaxed);
         }
         // Publishing the header pointer with Release makes the words above
-        // visible to a lock-free reader that finds it with Acquire.
-        slot.store(header as usize, Ordering::Release);
-        index.next_same_hash.push(head);
-        index.by_hash.insert(hash, id);
+        // visible to a lock-free reader that finds it with Acquire; the
+        // entry's Release store below does the same for the id.
+        id_slot.store(header as usize, Ordering::Release);
+        slots[at].store(index_entry(hash, id), Ordering::Release);
+        index.index_used += 1;
         index.count += 1;
         Some(id)
+    }
+
+    /// The empty slot a new entry for `hash` goes to (under the lock).
+    fn empty_slot(slots: &[AtomicU64], hash: u64) -> Option<usize> {
+        let mask = slots.len() - 1;
+        let mut i = index_home(hash, slots.len());
+        for _ in 0..slots.len() {
+            if slots[i].load(Ordering::Relaxed) == 0 {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// Replaces the current index, `old`, by one twice as large (at least
+    /// `INDEX_MIN_SLOTS`) holding the same entries, and returns its slots.
+    /// The old one is kept: readers may still be probing it.
+    #[cold]
+    fn publish_index(&self, index: &mut Index, old: &[AtomicU64]) -> Option<&[AtomicU64]> {
+        let count = (old.len() * 2).max(INDEX_MIN_SLOTS);
+        let table = index_alloc(count);
+        if table.is_null() {
+            return None;
+        }
+        index.chunk_bytes += index_bytes(count);
+        // SAFETY: just allocated with `count` slots.
+        let slots = unsafe { index_slots(table) };
+        for entry in old {
+            let entry = entry.load(Ordering::Relaxed);
+            if entry != 0 {
+                // An entry keeps the high half of its hash, all a position
+                // needs (see `index_home`).
+                slots[Self::empty_slot(slots, entry)?].store(entry, Ordering::Relaxed);
+            }
+        }
+        // Release: the entries copied above are visible to a reader that
+        // loads the new index with Acquire.
+        self.lookup.store(table, Ordering::Release);
+        Some(slots)
     }
 
     fn ensure_id_slot(&self, index: &mut Index, id: u32) -> Option<&AtomicUsize> {
@@ -311,8 +451,10 @@ impl Store {
     /// still holding ids of the old epoch read stale but valid memory.
     pub(crate) fn clear(&self) {
         let mut index = self.index.lock();
-        index.by_hash = HashMap::with_hasher(BuildHasherDefault::new());
-        index.next_same_hash = Vec::new();
+        index.index_used = 0;
+        for slot in self.current_index() {
+            slot.store(0, Ordering::Relaxed);
+        }
         index.chunk = 0;
         index.used = 0;
         index.count = 0;
@@ -339,8 +481,6 @@ impl Store {
     pub(crate) fn memory(&self) -> usize {
         let index = self.index.lock();
         index.chunk_bytes
-            + crate::table::hash_map_bytes(index.by_hash.capacity(), size_of::<(u64, u32)>())
-            + index.next_same_hash.capacity() * size_of::<u32>()
     }
 
     /// Takes the lock for `fork()` (see `state::fork_prepare`).
@@ -393,7 +533,10 @@ pub(crate) fn intern(
     {
         return Some(entry.id);
     }
-    let id = STORE.intern_locked(frames, complete, hash)?;
+    let id = match STORE.lookup(frames, complete, hash) {
+        Some(id) => id,
+        None => STORE.intern_locked(frames, complete, hash)?,
+    };
     let header = STORE.header_of(id);
     *entry = crate::tls::CacheEntry {
         hash,
@@ -470,5 +613,92 @@ mod tests {
             assert_eq!(out, [i, i * 7, i * 13, 99]);
         }
         assert_eq!(store.count(), 20_000);
+    }
+
+    #[test]
+    fn the_lock_free_index_finds_every_traceback_across_growth_and_clear() {
+        let store = Store::new();
+        let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
+        let frames_of = |i: usize| [i + 1, i * 31, 7];
+        let hash_of = |i: usize| hash_frames(&frames_of(i), true);
+        assert_eq!(store.lookup(&frames_of(0), true, hash_of(0)), None);
+        // 5,000 tracebacks replace the first index (1,024 slots) four times.
+        let ids: Vec<u32> = (0..5_000)
+            .map(|i| {
+                store
+                    .intern_locked(&frames_of(i), true, hash_of(i))
+                    .unwrap()
+            })
+            .collect();
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(
+                store.lookup(&frames_of(i), true, hash_of(i)),
+                Some(id),
+                "{i}"
+            );
+            // The same frames with the other completeness are another
+            // traceback, not stored.
+            let partial = hash_frames(&frames_of(i), false);
+            assert_eq!(store.lookup(&frames_of(i), false, partial), None);
+        }
+        assert_eq!(store.lookup(&frames_of(5_000), true, hash_of(5_000)), None);
+        // Two tracebacks under one hash are both found.
+        let other = [1usize, 2, 3];
+        let shared = hash_of(17);
+        let id_other = store.intern_locked(&other, true, shared).unwrap();
+        assert_eq!(store.lookup(&other, true, shared), Some(id_other));
+        assert_eq!(store.lookup(&frames_of(17), true, shared), Some(ids[17]));
+        // Growth keeps the index at most half full.
+        let slots = store.current_index();
+        let used = slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) != 0)
+            .count();
+        assert_eq!(used, 5_001);
+        assert!(used * 2 <= slots.len(), "{used} of {}", slots.len());
+        store.clear();
+        assert_eq!(store.lookup(&frames_of(3), true, hash_of(3)), None);
+        let id = store
+            .intern_locked(&frames_of(9), true, hash_of(9))
+            .unwrap();
+        assert_eq!(id, 0);
+        assert_eq!(store.lookup(&frames_of(9), true, hash_of(9)), Some(0));
+        assert_eq!(store.lookup(&frames_of(0), true, hash_of(0)), None);
+    }
+
+    #[test]
+    fn threads_interning_the_same_tracebacks_agree_on_every_id() {
+        let store = Store::new();
+        let frames_of = |i: usize| [i + 1, 5, i * 3];
+        let n = 6_000;
+        // Both threads look up without the lock first, as `intern` does,
+        // while the other one adds tracebacks and replaces the index.
+        let run = |reverse: bool| {
+            let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
+            let mut ids = vec![0u32; n];
+            for k in 0..n {
+                let i = if reverse { n - 1 - k } else { k };
+                let frames = frames_of(i);
+                let hash = hash_frames(&frames, true);
+                ids[i] = match store.lookup(&frames, true, hash) {
+                    Some(id) => id,
+                    None => store.intern_locked(&frames, true, hash).unwrap(),
+                };
+            }
+            ids
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run(false));
+            let b = s.spawn(|| run(true));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a, b);
+        assert_eq!(store.count() as usize, n);
+        let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
+        let mut out = Vec::new();
+        for (i, &id) in a.iter().enumerate() {
+            store.read(id, &mut out);
+            assert_eq!(out, frames_of(i));
+        }
     }
 }
