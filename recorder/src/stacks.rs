@@ -49,8 +49,9 @@ const NONE: u32 = u32::MAX;
 const COMPLETE_BIT: usize = 1 << 16;
 const LEN_MASK: usize = 0xffff;
 
-/// Slots of the first index; each replacement doubles it.
-const INDEX_MIN_SLOTS: usize = 1 << 10;
+/// Slots of the first index (512 bytes: a program with few tracebacks
+/// keeps a small one); each replacement doubles it.
+const INDEX_MIN_SLOTS: usize = 1 << 6;
 
 // An index is a header word holding its number of slots (a power of two),
 // followed by the slots. A slot is 0 (empty) or `hash >> 32 << 32 | (id +
@@ -329,10 +330,22 @@ impl Store {
         Err(slots.len())
     }
 
-    /// The id of `frames`, storing them if new. `None` when the recorder's
-    /// own memory could not be allocated or the ids ran out: the caller
-    /// then leaves the block untraced rather than failing the allocation.
-    pub(crate) fn intern_locked(&self, frames: &[usize], complete: bool, hash: u64) -> Option<u32> {
+    /// The id of `frames`, storing them if new: found without the lock
+    /// when the store has them, added under it otherwise. `None` when the
+    /// recorder's own memory could not be allocated or the ids ran out:
+    /// the caller then leaves the block untraced rather than failing the
+    /// allocation. Out of line: the hot path calls it only when the
+    /// thread's cache misses.
+    #[inline(never)]
+    pub(crate) fn intern(&self, frames: &[usize], complete: bool, hash: u64) -> Option<u32> {
+        match self.lookup(frames, complete, hash) {
+            Some(id) => Some(id),
+            None => self.intern_locked(frames, complete, hash),
+        }
+    }
+
+    /// [`Store::intern`] under the lock.
+    fn intern_locked(&self, frames: &[usize], complete: bool, hash: u64) -> Option<u32> {
         debug_assert!(frames.len() <= MAX_RAW);
         let mut index = self.index.lock();
         // Indexes are replaced only under the lock: this is the current one,
@@ -533,10 +546,7 @@ pub(crate) fn intern(
     {
         return Some(entry.id);
     }
-    let id = match STORE.lookup(frames, complete, hash) {
-        Some(id) => id,
-        None => STORE.intern_locked(frames, complete, hash)?,
-    };
+    let id = STORE.intern(frames, complete, hash)?;
     let header = STORE.header_of(id);
     *entry = crate::tls::CacheEntry {
         hash,
@@ -622,7 +632,7 @@ mod tests {
         let frames_of = |i: usize| [i + 1, i * 31, 7];
         let hash_of = |i: usize| hash_frames(&frames_of(i), true);
         assert_eq!(store.lookup(&frames_of(0), true, hash_of(0)), None);
-        // 5,000 tracebacks replace the first index (1,024 slots) four times.
+        // 5,000 tracebacks replace the first index (64 slots) eight times.
         let ids: Vec<u32> = (0..5_000)
             .map(|i| {
                 store
@@ -671,8 +681,8 @@ mod tests {
         let store = Store::new();
         let frames_of = |i: usize| [i + 1, 5, i * 3];
         let n = 6_000;
-        // Both threads look up without the lock first, as `intern` does,
-        // while the other one adds tracebacks and replaces the index.
+        // Each thread looks up without the lock first while the other one
+        // adds tracebacks and replaces the index.
         let run = |reverse: bool| {
             let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
             let mut ids = vec![0u32; n];
@@ -680,10 +690,7 @@ mod tests {
                 let i = if reverse { n - 1 - k } else { k };
                 let frames = frames_of(i);
                 let hash = hash_frames(&frames, true);
-                ids[i] = match store.lookup(&frames, true, hash) {
-                    Some(id) => id,
-                    None => store.intern_locked(&frames, true, hash).unwrap(),
-                };
+                ids[i] = store.intern(&frames, true, hash).unwrap();
             }
             ids
         };
