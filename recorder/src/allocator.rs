@@ -3,6 +3,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::Ordering;
 
+use crate::header;
 use crate::state::{self, EPOCH, is_tracing_epoch};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 
@@ -25,15 +26,26 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 ///
 /// While tracing is off, each call costs one relaxed atomic load on top of
 /// the inner allocator.
+///
+/// With [`TracingAllocator::system`] on glibc, a block traced in exact mode
+/// carries its record in 16 bytes in front of it (the inner allocator is
+/// asked for 16 bytes more), so that freeing it needs no search; these
+/// bytes count as the recorder's memory.
 #[derive(Debug, Default)]
 pub struct TracingAllocator<A: GlobalAlloc = System> {
     inner: A,
+    /// Whether blocks may get a header (see `header.rs`): only the system
+    /// allocator's, whose `malloc` is checked to be glibc's at `start`.
+    headers: bool,
 }
 
 impl<A: GlobalAlloc> TracingAllocator<A> {
     /// Wraps `inner`.
     pub const fn new(inner: A) -> TracingAllocator<A> {
-        TracingAllocator { inner }
+        TracingAllocator {
+            inner,
+            headers: false,
+        }
     }
 
     /// The wrapped allocator.
@@ -45,17 +57,27 @@ impl<A: GlobalAlloc> TracingAllocator<A> {
 impl TracingAllocator<System> {
     /// Wraps the system allocator.
     pub const fn system() -> TracingAllocator<System> {
-        TracingAllocator { inner: System }
+        TracingAllocator {
+            inner: System,
+            headers: true,
+        }
     }
 }
 
 // SAFETY: every method forwards to the inner allocator with the caller's
-// arguments and returns its result unchanged; the recorder only observes
-// addresses and sizes and never touches the blocks' memory.
+// arguments and returns its result unchanged, except for blocks with a
+// header (`header.rs`): those are the inner allocator's blocks 16 bytes
+// longer, handed out 16 bytes in, and given back the same way. Otherwise
+// the recorder only observes addresses and sizes and never touches the
+// blocks' memory.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
+        if is_tracing_epoch(epoch) && self.headers && header::gives_header(epoch, layout) {
+            // SAFETY: forwarded from the caller.
+            return unsafe { header::alloc(&self.inner, layout, epoch, false) };
+        }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc(layout) };
         observe_alloc(ptr, layout.size(), epoch);
@@ -65,6 +87,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
+        if is_tracing_epoch(epoch) && self.headers && header::gives_header(epoch, layout) {
+            // SAFETY: forwarded from the caller.
+            return unsafe { header::alloc(&self.inner, layout, epoch, true) };
+        }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
         observe_alloc(ptr, layout.size(), epoch);
@@ -74,11 +100,24 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) {
-            // The free is recorded before the block goes back: once the
-            // inner allocator has it, another thread may get the same
-            // address and record it first.
-            before_dealloc(ptr, layout.size(), epoch);
+        // One test while tracing was never on, as before headers existed.
+        if epoch & (1 | header::EPOCH_HEADERS_SEEN) != 0 {
+            if self.headers
+                && epoch & header::EPOCH_HEADERS_SEEN != 0
+                // SAFETY: `EPOCH_HEADERS_SEEN` is set only where `malloc`
+                // is glibc's, and `headers` only for the system allocator.
+                && unsafe { header::has_header(ptr) }
+            {
+                // SAFETY: forwarded from the caller.
+                unsafe { header::dealloc(&self.inner, ptr, layout, epoch) };
+                return;
+            }
+            if is_tracing_epoch(epoch) {
+                // The free is recorded before the block goes back: once the
+                // inner allocator has it, another thread may get the same
+                // address and record it first.
+                before_dealloc(ptr, layout.size(), epoch);
+            }
         }
         // SAFETY: forwarded from the caller.
         unsafe { self.inner.dealloc(ptr, layout) }
@@ -87,6 +126,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
+        if epoch & header::EPOCH_HEADERS_SEEN != 0
+            && self.headers
+            // SAFETY: as in `dealloc`.
+            && unsafe { header::has_header(ptr) }
+        {
+            // SAFETY: forwarded from the caller.
+            return unsafe { header::realloc(&self.inner, ptr, layout, new_size, epoch) };
+        }
         if !is_tracing_epoch(epoch) {
             // SAFETY: forwarded from the caller.
             let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
@@ -186,7 +233,7 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
 }
 
 #[inline]
-fn count_own(delta: i64) {
+pub(crate) fn count_own(delta: i64) {
     state::SYMBOLIZER_BYTES.fetch_add(delta, Ordering::Relaxed);
 }
 

@@ -56,6 +56,7 @@
 
 mod allocator;
 mod env;
+mod header;
 mod lock;
 mod periodic;
 mod sampling;
@@ -248,6 +249,11 @@ pub struct MemoryUsage {
     /// bytes per block (16-byte slots, between 5/9 and 4/5 in use), and at
     /// least 4 KiB per thread that allocated while tracing.
     pub thread_tables: u64,
+    /// The 16-byte headers in front of the blocks that have one (with
+    /// `TracingAllocator::system()` on glibc, in exact mode): 16 bytes per
+    /// such block, which the block array of its thread lists with 8 to 14
+    /// bytes more (counted in `thread_tables`).
+    pub block_headers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
     /// and their index.
     pub tracebacks: u64,

@@ -14,6 +14,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
 
 use crate::Error;
+use crate::header;
 use crate::lock::SpinLock;
 use crate::stacks::{MAX_NFRAME, MAX_RAW, STORE};
 use crate::table::{self, AllShards};
@@ -58,6 +59,9 @@ pub(crate) struct Control {
     fp_check: Option<Result<(), String>>,
     /// Calibrated leading frames, per unwinder (index: 0 FP, 1 DWARF).
     lead: [Option<usize>; 2],
+    /// Whether `malloc` is glibc's, so that blocks can have headers
+    /// (`header::malloc_is_glibc`), once per process.
+    malloc_is_glibc: Option<bool>,
     atfork_registered: bool,
     fallback_reported: bool,
 }
@@ -68,6 +72,7 @@ pub(crate) struct Control {
 pub(crate) static CONTROL: SpinLock<Control> = SpinLock::new(Control {
     fp_check: None,
     lead: [None, None],
+    malloc_is_glibc: None,
     atfork_registered: false,
     fallback_reported: false,
 });
@@ -150,6 +155,16 @@ pub(crate) fn record(
     epoch: u32,
     config: u64,
 ) -> bool {
+    let Some(traceback) = capture(state, epoch, config) else {
+        return false;
+    };
+    insert(state, domain, addr, size, traceback, epoch)
+}
+
+/// Captures the caller's traceback and interns it: its id, or `None` when
+/// the recorder's memory ran out.
+#[inline(always)]
+fn capture(state: &ThreadState, epoch: u32, config: u64) -> Option<u32> {
     let depth = (config & DEPTH_MASK) as usize;
     // SAFETY: the guard is set, so nothing else on this thread uses the
     // frame buffer until this function returns.
@@ -166,10 +181,138 @@ pub(crate) fn record(
         let (n, complete, hash) = unwind::capture_fp(state, buffer);
         (n, complete, crate::stacks::hash_finish(hash, n, complete))
     };
-    let Some(traceback) = crate::stacks::intern(state, &buffer[..n], complete, hash, epoch) else {
-        return false;
+    crate::stacks::intern(state, &buffer[..n], complete, hash, epoch)
+}
+
+/// Records a new block with a header (see `header.rs`): captures its
+/// traceback, writes its header and files it in the thread's block array.
+/// Out of line for the same reason as [`record`]; the guard is set.
+///
+/// # Safety
+/// `addr` is a live block with room for a header in front of it.
+#[inline(never)]
+pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+    let config = HOT_CONFIG.load(Ordering::Relaxed);
+    let Some(traceback) = capture(state, epoch, config) else {
+        // SAFETY: forwarded from the caller.
+        unsafe { header::set_slot(addr, header::NO_SLOT) };
+        return;
     };
-    insert(state, domain, addr, size, traceback, epoch)
+    // SAFETY: forwarded from the caller.
+    unsafe { refile_headed(state, addr, table::Entry { size, traceback }, epoch) };
+}
+
+/// Writes the header of a block with a header and files it in the
+/// thread's block array (or, past the thread's exit, the shared table).
+///
+/// # Safety
+/// As [`record_headed`].
+#[inline(always)]
+pub(crate) unsafe fn refile_headed(
+    state: &ThreadState,
+    addr: usize,
+    entry: table::Entry,
+    epoch: u32,
+) {
+    // Before the block is in the array, where a snapshot reads it.
+    // SAFETY: forwarded from the caller.
+    unsafe { header::set_entry(addr, entry.size, entry.traceback) };
+    let own = state.table.get();
+    if !own.is_null() {
+        // SAFETY: see `thread_table`.
+        let t = unsafe { &*own };
+        if let Fast::Done(slot) = t.add_block(addr, entry.size, epoch) {
+            if slot.is_some() {
+                // A thread with a table has registered its exit hook.
+                note_change_registered(state, epoch, entry.size as i64);
+            }
+            // SAFETY: forwarded from the caller.
+            unsafe { header::set_slot(addr, slot.unwrap_or(header::NO_SLOT)) };
+            return;
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { refile_headed_slow(state, addr, entry, epoch) };
+}
+
+/// Everything [`refile_headed`] does not inline: waiting for a freezer,
+/// rebuilding or creating the array, and the shared table.
+///
+/// # Safety
+/// As [`record_headed`].
+#[inline(never)]
+unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+    if let Some(t) = thread_table(state) {
+        loop {
+            match t.add_block(addr, entry.size, epoch) {
+                Fast::Done(slot) => {
+                    if slot.is_some() {
+                        note_change(state, epoch, entry.size as i64);
+                    }
+                    // SAFETY: forwarded from the caller.
+                    unsafe { header::set_slot(addr, slot.unwrap_or(header::NO_SLOT)) };
+                    return;
+                }
+                Fast::Frozen => t.wait_unfrozen(),
+                Fast::Full => {
+                    if !t.rebuild_blocks() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // No table (the thread is exiting) or no memory for a larger array:
+    // the shared table takes the block, and the header says so.
+    // SAFETY: forwarded from the caller.
+    unsafe { header::set_slot(addr, header::NO_SLOT) };
+    insert_slow(state, 0, addr, entry.size, entry.traceback, epoch);
+}
+
+/// Forgets a block with a header; returns its record. Its thread's block
+/// array at the header's slot first (inlined into the hook), then every
+/// other place a block can be: the shared table (where a thread's blocks
+/// go when it exits) and the other threads' block arrays. A header without
+/// a slot sends the search to the address tables, as for any block.
+///
+/// # Safety
+/// `addr` is a live block with a header.
+#[inline(always)]
+pub(crate) unsafe fn remove_headed(
+    state: &ThreadState,
+    addr: usize,
+    epoch: u32,
+) -> Option<table::Entry> {
+    // SAFETY: forwarded from the caller.
+    let slot = unsafe { header::slot(addr) };
+    if slot == header::NO_SLOT {
+        // Filed in an address table, or not traced.
+        return remove(state, 0, addr, epoch);
+    }
+    let own = state.table.get();
+    if !own.is_null() {
+        // SAFETY: forwarded from the caller.
+        let entry = unsafe { header::entry(addr) };
+        // SAFETY: see `thread_table`.
+        let t = unsafe { &*own };
+        loop {
+            match t.take_block(addr, slot as usize, entry.size) {
+                Fast::Done(thread_table::BlockTaken::No) | Fast::Full => break,
+                Fast::Done(taken) => {
+                    // A thread with a table has registered its exit hook.
+                    note_change_registered(state, epoch, -(entry.size as i64));
+                    if let thread_table::BlockTaken::YesShrink = taken {
+                        // The smaller array is the recorder's memory.
+                        let _guard = Guard::enter(GUARD_UNTRACED);
+                        t.rebuild_blocks();
+                    }
+                    return Some(entry);
+                }
+                Fast::Frozen => t.wait_unfrozen(),
+            }
+        }
+    }
+    remove_shared(state, 0, addr, epoch, true)
 }
 
 /// The thread's table, created on first use; `None` at thread exit or
@@ -314,15 +457,19 @@ pub(crate) fn remove(
             }
         }
     }
-    remove_shared(state, domain, addr, epoch)
+    remove_shared(state, domain, addr, epoch, false)
 }
 
+/// Everything [`remove`] and [`remove_headed`] do not inline: the shared
+/// table, then the other threads' tables (`headed`: a block with a header,
+/// also looked for in their block arrays).
 #[inline(never)]
 fn remove_shared(
     state: &ThreadState,
     domain: u32,
     addr: usize,
     epoch: u32,
+    headed: bool,
 ) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
     let own = state.table.get();
@@ -336,7 +483,7 @@ fn remove_shared(
         }
         // Under the shard lock, so that the block cannot move from its
         // thread's table to the shared one meanwhile.
-        None if domain == 0 && mean == 0 => thread_table::take_remote(addr, own)?,
+        None if domain == 0 && mean == 0 => thread_table::take_remote(addr, own, headed)?,
         None => return None,
     };
     drop(data);
@@ -467,7 +614,18 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     PEAK.store(0, Ordering::Relaxed);
     // Capture everything until calibrated: correct, only slower.
     set_hot_config(settings, dwarf, MAX_RAW);
-    EPOCH.store(epoch.max(2) + 1, Ordering::Release);
+    // Blocks get headers in exact mode where `malloc` is glibc's (and the
+    // global allocator is `TracingAllocator::system()`, which the hooks
+    // know); sampled blocks are few and go to the shared table.
+    let headers = settings.sample_mean.is_none()
+        && *control
+            .malloc_is_glibc
+            .get_or_insert_with(header::malloc_is_glibc);
+    let mut next = (epoch & !header::EPOCH_HEADERS).max(2) + 1;
+    if headers {
+        next |= header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
+    }
+    EPOCH.store(next, Ordering::Release);
     let lead = match control.lead[lead_index] {
         Some(lead) => lead,
         None => {
@@ -689,17 +847,25 @@ pub(crate) fn reset_peak() {
 /// Memory the recorder itself uses, in bytes.
 pub(crate) fn tracemalloc_memory() -> u64 {
     let usage = memory_usage();
-    usage.address_table + usage.thread_tables + usage.tracebacks + usage.symbolizer
+    usage.address_table
+        + usage.thread_tables
+        + usage.block_headers
+        + usage.tracebacks
+        + usage.symbolizer
 }
 
 /// Memory the recorder itself uses, by part.
 pub(crate) fn memory_usage() -> crate::MemoryUsage {
     let mut shards = AllShards::lock();
     let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
+    let frozen = thread_table::freeze_all();
+    let (thread_tables, headed) = (frozen.memory(), frozen.headed_len());
+    drop(frozen);
     drop(shards);
     crate::MemoryUsage {
         address_table: address_table as u64,
-        thread_tables: thread_table::memory() as u64,
+        thread_tables: thread_tables as u64,
+        block_headers: (headed * header::HEADER) as u64,
         tracebacks: STORE.memory() as u64,
         symbolizer: SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64,
     }

@@ -65,6 +65,57 @@ const MAX_USED_DEN: usize = 5;
 const REBUILT_LOAD_NUM: usize = 5;
 const REBUILT_LOAD_DEN: usize = 9;
 
+/// Slots of a new (or cleared) block array.
+const MIN_ARR: usize = 1024;
+/// A block array slot taken by another thread: a hole outside the free
+/// list, reclaimed when the array is rebuilt. Holes are odd, addresses are
+/// not.
+const REMOTE_HOLE: usize = 3;
+
+/// A hole of the owner's free list, linking to `next` (a slot plus one, or
+/// 0 at the end).
+#[inline(always)]
+fn free_hole(next: usize) -> usize {
+    (next << 2) | 1
+}
+
+/// Whether a block array slot holds a block.
+#[inline(always)]
+fn is_block(v: usize) -> bool {
+    v != 0 && v & 1 == 0
+}
+
+/// What [`ThreadTable::take_block`] found.
+pub(crate) enum BlockTaken {
+    /// The block is not at that slot of this array.
+    No,
+    /// Taken out.
+    Yes,
+    /// Taken out, and fewer than half of the array's slots hold blocks:
+    /// the owner should rebuild it smaller ([`ThreadTable::rebuild_blocks`]).
+    YesShrink,
+}
+
+/// A zeroed block array; null if memory ran out. The caller holds the
+/// re-entrancy guard.
+fn alloc_arr(capacity: usize) -> *mut AtomicUsize {
+    let Ok(layout) = Layout::array::<AtomicUsize>(capacity) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `capacity` is at least `MIN_ARR`; zeroed atomics are valid
+    // (0 is neither a block nor a linked hole).
+    unsafe { std::alloc::alloc_zeroed(layout).cast() }
+}
+
+/// # Safety
+/// `arr` came from `alloc_arr(capacity)` and nothing uses it any more.
+unsafe fn free_arr(arr: *mut AtomicUsize, capacity: usize) {
+    if let Ok(layout) = Layout::array::<AtomicUsize>(capacity) {
+        // SAFETY: allocated with this layout (see the caller's contract).
+        unsafe { std::alloc::dealloc(arr.cast(), layout) };
+    }
+}
+
 /// One slot: the block's address (or `EMPTY`, `TOMBSTONE`) and
 /// `size | tb << 32`.
 struct Slot {
@@ -80,6 +131,11 @@ struct Private {
     /// Blocks the owner added minus the ones it took out itself; the
     /// table holds `owned - remote_taken` blocks.
     owned: usize,
+    /// The array's free list: the first hole's slot plus one, or 0.
+    arr_free: usize,
+    /// Blocks the owner added to the array minus the ones it took out
+    /// itself; the array holds `arr_owned - arr_remote_taken` blocks.
+    arr_owned: usize,
 }
 
 /// A thread's table.
@@ -96,6 +152,16 @@ pub(crate) struct ThreadTable {
     remote_freed: AtomicU64,
     /// Blocks other threads took out since the table was last rebuilt.
     remote_taken: AtomicUsize,
+    /// The thread's blocks with a header (see `header.rs`), by slot: the
+    /// block's address, a hole of the owner's free list, or `REMOTE_HOLE`.
+    /// Replaced only by the owner, holding the registry lock.
+    arr: AtomicPtr<AtomicUsize>,
+    arr_cap: AtomicUsize,
+    /// Slots handed out so far, holes included.
+    arr_len: AtomicUsize,
+    /// Blocks other threads took out of the array since it was last
+    /// rebuilt.
+    arr_remote_taken: AtomicUsize,
     private: UnsafeCell<Private>,
 }
 
@@ -216,6 +282,12 @@ impl ThreadTable {
         if slots.is_null() {
             return None;
         }
+        let arr = alloc_arr(MIN_ARR);
+        if arr.is_null() {
+            // SAFETY: just allocated, never shared.
+            unsafe { free_slots(slots, MIN_CAPACITY) };
+            return None;
+        }
         let table = Box::new(ThreadTable {
             busy: AtomicBool::new(false),
             frozen: AtomicBool::new(false),
@@ -224,7 +296,16 @@ impl ThreadTable {
             current: AtomicU64::new(0),
             remote_freed: AtomicU64::new(0),
             remote_taken: AtomicUsize::new(0),
-            private: UnsafeCell::new(Private { used: 0, owned: 0 }),
+            arr: AtomicPtr::new(arr),
+            arr_cap: AtomicUsize::new(MIN_ARR),
+            arr_len: AtomicUsize::new(0),
+            arr_remote_taken: AtomicUsize::new(0),
+            private: UnsafeCell::new(Private {
+                used: 0,
+                owned: 0,
+                arr_free: 0,
+                arr_owned: 0,
+            }),
         });
         let table: &'static ThreadTable = Box::leak(table);
         let mut registry = REGISTRY.lock();
@@ -247,9 +328,14 @@ impl ThreadTable {
     unsafe fn free(&'static self) {
         let slots = self.slots.load(Ordering::Relaxed);
         let capacity = self.capacity.load(Ordering::Relaxed);
-        // SAFETY: the caller's contract; `slots` has `capacity` slots.
+        // SAFETY: the caller's contract; `slots` has `capacity` slots, and
+        // the block array `arr_cap`.
         unsafe {
             free_slots(slots, capacity);
+            free_arr(
+                self.arr.load(Ordering::Relaxed),
+                self.arr_cap.load(Ordering::Relaxed),
+            );
             drop(Box::from_raw((self as *const ThreadTable).cast_mut()));
         }
     }
@@ -398,6 +484,149 @@ impl ThreadTable {
         Fast::Done(Some(entry))
     }
 
+    /// The block array's slots handed out so far.
+    #[inline(always)]
+    fn arr_slots(&self) -> &[AtomicUsize] {
+        let len = self.arr_len.load(Ordering::Acquire);
+        let arr = self.arr.load(Ordering::Acquire);
+        // SAFETY: `arr` holds `arr_cap >= len` slots; it is replaced only
+        // by the owner holding the registry lock, and the caller is the
+        // owner, holds that lock, or froze the table.
+        unsafe { std::slice::from_raw_parts(arr, len) }
+    }
+
+    /// Files a block with a header in the block array (owner only): its
+    /// slot. `Frozen` or `Full`: the caller waits or calls
+    /// [`ThreadTable::rebuild_blocks`], then tries again. `Done(None)`: the
+    /// epoch changed, the block is not traced.
+    #[inline(always)]
+    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: u32) -> Fast<Option<u32>> {
+        if !self.enter() {
+            return Fast::Frozen;
+        }
+        if crate::state::EPOCH.load(Ordering::Relaxed) != epoch {
+            self.leave();
+            return Fast::Done(None);
+        }
+        // SAFETY: entered: the owner alone touches `private`.
+        let private = unsafe { &mut *self.private.get() };
+        let arr = self.arr.load(Ordering::Relaxed);
+        let slot = if private.arr_free != 0 {
+            let slot = private.arr_free - 1;
+            // SAFETY: free-list holes are below `arr_len <= arr_cap`.
+            private.arr_free = unsafe { &*arr.add(slot) }.load(Ordering::Relaxed) >> 2;
+            slot
+        } else {
+            let len = self.arr_len.load(Ordering::Relaxed);
+            if len == self.arr_cap.load(Ordering::Relaxed) {
+                self.leave();
+                return Fast::Full;
+            }
+            // A searcher that sees the new length before the address reads
+            // 0 there, which is not a block.
+            self.arr_len.store(len + 1, Ordering::Release);
+            len
+        };
+        // SAFETY: `slot < arr_len <= arr_cap`.
+        unsafe { &*arr.add(slot) }.store(addr, Ordering::Release);
+        private.arr_owned += 1;
+        let current = self.current.load(Ordering::Relaxed);
+        self.current
+            .store(current.wrapping_add(size as u64), Ordering::Relaxed);
+        self.leave();
+        // The array never has more than `u32::MAX - 1` slots (see
+        // `rebuild_blocks`), so the slot fits, and differs from `NO_SLOT`.
+        Fast::Done(Some(slot as u32))
+    }
+
+    /// Takes a block with a header out of the block array if it is at
+    /// `slot` (owner only). `size` is the block's traced size.
+    #[inline(always)]
+    pub(crate) fn take_block(&self, addr: usize, slot: usize, size: usize) -> Fast<BlockTaken> {
+        if !self.enter() {
+            return Fast::Frozen;
+        }
+        let len = self.arr_len.load(Ordering::Relaxed);
+        let arr = self.arr.load(Ordering::Relaxed);
+        // SAFETY: checked below `arr_len <= arr_cap` first.
+        if slot >= len || unsafe { &*arr.add(slot) }.load(Ordering::Relaxed) != addr {
+            self.leave();
+            return Fast::Done(BlockTaken::No);
+        }
+        // SAFETY: entered.
+        let private = unsafe { &mut *self.private.get() };
+        // Nobody else can take this block now: only the thread freeing it
+        // would, and that is this one.
+        // SAFETY: `slot < len`.
+        unsafe { &*arr.add(slot) }.store(free_hole(private.arr_free), Ordering::Release);
+        private.arr_free = slot + 1;
+        private.arr_owned -= 1;
+        let current = self.current.load(Ordering::Relaxed);
+        self.current
+            .store(current.wrapping_sub(size as u64), Ordering::Relaxed);
+        self.leave();
+        let live = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
+        if len > MIN_ARR && live * 2 < len {
+            return Fast::Done(BlockTaken::YesShrink);
+        }
+        Fast::Done(BlockTaken::Yes)
+    }
+
+    /// Rebuilds the block array (owner only, not entered): its blocks in
+    /// slot order, without holes, in an array with room for 3/4 as many
+    /// again (at least `MIN_ARR`), and each moved block's header told its
+    /// new slot. `false` if memory ran out.
+    ///
+    /// A full array is rebuilt larger, one whose blocks fill less than
+    /// half of it smaller: between the two they fill 4/7 to all of it, so
+    /// a block costs 8 to 14 bytes of array besides its 16-byte header.
+    #[cold]
+    pub(crate) fn rebuild_blocks(&self) -> bool {
+        // The registry lock keeps out other threads' searches and
+        // freezers, the only others that read the array or, freeing a
+        // block, its header's slot.
+        let registry = REGISTRY.lock();
+        // SAFETY: the owner, holding the registry lock.
+        let private = unsafe { &mut *self.private.get() };
+        let live = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
+        let capacity = (live + live * 3 / 4 + 1)
+            .max(MIN_ARR)
+            .min(crate::header::NO_SLOT as usize);
+        if live >= capacity {
+            return false;
+        }
+        let fresh = alloc_arr(capacity);
+        if fresh.is_null() {
+            return false;
+        }
+        let mut n = 0;
+        for v in self.arr_slots() {
+            let v = v.load(Ordering::Relaxed);
+            if is_block(v) {
+                // SAFETY: `n < live < capacity`: the array holds `live`
+                // blocks.
+                unsafe { &*fresh.add(n) }.store(v, Ordering::Relaxed);
+                // SAFETY: a block in the array has a header, and it is
+                // live: only its owner (this thread) or a thread holding
+                // the registry lock can free it.
+                unsafe { crate::header::set_slot(v, n as u32) };
+                n += 1;
+            }
+        }
+        let old = self.arr.swap(fresh, Ordering::Release);
+        let old_capacity = self.arr_cap.swap(capacity, Ordering::Release);
+        self.arr_len.store(n, Ordering::Release);
+        private.arr_free = 0;
+        private.arr_owned = n;
+        self.arr_remote_taken.store(0, Ordering::Relaxed);
+        drop(registry);
+        // SAFETY: replaced above; other threads read the array only under
+        // the registry lock (released after the replacement) or while
+        // frozen.
+        unsafe { free_arr(old, old_capacity) };
+        true
+    }
+
     /// Rebuilds the table (owner only, not entered) with room for its
     /// blocks and without tombstones; `false` if memory ran out.
     #[cold]
@@ -478,20 +707,67 @@ impl ThreadTable {
         }
     }
 
-    /// The table's blocks, as `(address, entry)`.
+    /// The table's blocks, as `(address, entry)`: the hash table's, then
+    /// the block array's (the table is frozen, or the caller holds the
+    /// registry lock).
     fn blocks(&self) -> impl Iterator<Item = (usize, Entry)> + '_ {
         let (slots, _) = self.slots();
-        slots.iter().filter_map(|slot| {
+        let hashed = slots.iter().filter_map(|slot| {
             let key = slot.key.load(Ordering::Acquire);
             (key > TOMBSTONE).then(|| (key, unpack(slot.meta.load(Ordering::Relaxed))))
-        })
+        });
+        let arrayed = self.arr_slots().iter().filter_map(|v| {
+            let v = v.load(Ordering::Acquire);
+            // SAFETY: a block in the array has a header and stays live
+            // while the table is frozen or the registry lock is held (see
+            // `take_remote`).
+            is_block(v).then(|| (v, unsafe { crate::header::entry(v) }))
+        });
+        hashed.chain(arrayed)
+    }
+
+    /// Blocks in the table: in the hash table and in the block array.
+    fn block_count(&self) -> usize {
+        // SAFETY: only called on a frozen table with no owner inside, with
+        // the registry lock held (see `Frozen`).
+        let private = unsafe { &*self.private.get() };
+        private.owned - self.remote_taken.load(Ordering::Acquire) + private.arr_owned
+            - self.arr_remote_taken.load(Ordering::Acquire)
     }
 }
 
 /// Takes `addr` out of whichever other thread's table holds it, for a
 /// thread that is not its owner. The caller holds the block's shard lock.
-pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable) -> Option<Entry> {
+/// A block with a header is looked for in the block arrays, at the slot
+/// its header names.
+pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable, headed: bool) -> Option<Entry> {
     let registry = REGISTRY.lock();
+    if headed {
+        // Read under the lock: an owner rebuilding its array holds it while
+        // it moves blocks and rewrites their headers.
+        // SAFETY: the caller frees this block, which has a header.
+        let slot = unsafe { crate::header::slot(addr) } as usize;
+        for &t in &registry.tables {
+            if std::ptr::eq(t, skip) {
+                continue;
+            }
+            // SAFETY: as below.
+            let t = unsafe { &*t };
+            let Some(v) = t.arr_slots().get(slot) else {
+                continue;
+            };
+            if v.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // SAFETY: as above.
+                let entry = unsafe { crate::header::entry(addr) };
+                t.remote_freed
+                    .fetch_add(entry.size as u64, Ordering::AcqRel);
+                t.arr_remote_taken.fetch_add(1, Ordering::Release);
+                return Some(entry);
+            }
+        }
+    }
     for &t in &registry.tables {
         if std::ptr::eq(t, skip) {
             continue;
@@ -609,25 +885,35 @@ pub(crate) unsafe fn fork_child(
     unsafe { REGISTRY.force_unlock() };
 }
 
-/// Bytes the tables use.
-pub(crate) fn memory() -> usize {
-    let registry = REGISTRY.lock();
-    registry
-        .tables
-        .iter()
-        .map(|&t| {
-            // SAFETY: registered, and the registry is locked.
-            let t = unsafe { &*t };
-            size_of::<ThreadTable>() + t.capacity.load(Ordering::Acquire) * size_of::<Slot>()
-        })
-        .sum()
-}
-
 impl Frozen {
     fn tables(&self) -> impl Iterator<Item = &ThreadTable> {
         // SAFETY: registered tables live while the registry is locked,
         // which `self` does.
         self.registry.tables.iter().map(|&t| unsafe { &*t })
+    }
+
+    /// Bytes the tables use: hash tables and block arrays.
+    pub(crate) fn memory(&self) -> usize {
+        self.tables()
+            .map(|t| {
+                size_of::<ThreadTable>()
+                    + t.capacity.load(Ordering::Acquire) * size_of::<Slot>()
+                    + t.arr_cap.load(Ordering::Acquire) * size_of::<AtomicUsize>()
+            })
+            .sum()
+    }
+
+    /// Number of blocks in the block arrays: the blocks with a header that
+    /// are traced (the others are few: see `header.rs`).
+    pub(crate) fn headed_len(&self) -> usize {
+        self.tables()
+            .map(|t| {
+                // SAFETY: frozen with no owner inside, and the registry
+                // lock keeps out remote frees and rebuilds.
+                let private = unsafe { &*t.private.get() };
+                private.arr_owned - t.arr_remote_taken.load(Ordering::Acquire)
+            })
+            .sum()
     }
 
     /// Traced bytes in the tables.
@@ -645,14 +931,7 @@ impl Frozen {
     /// holds every lock while it copies, and counting by scanning every
     /// slot would double that time.
     pub(crate) fn len(&self) -> usize {
-        self.tables()
-            .map(|t| {
-                // SAFETY: frozen with no owner inside, and the registry
-                // lock keeps out remote frees and rebuilds.
-                let private = unsafe { &*t.private.get() };
-                private.owned - t.remote_taken.load(Ordering::Acquire)
-            })
-            .sum()
+        self.tables().map(ThreadTable::block_count).sum()
     }
 
     /// Appends every block to `out`.
@@ -669,8 +948,17 @@ impl Frozen {
     /// Looks a block up.
     pub(crate) fn get(&self, addr: usize) -> Option<Entry> {
         self.tables().find_map(|t| {
-            let i = t.find(addr)?;
-            Some(unpack(t.slots().0[i].meta.load(Ordering::Relaxed)))
+            if let Some(i) = t.find(addr) {
+                return Some(unpack(t.slots().0[i].meta.load(Ordering::Relaxed)));
+            }
+            // `addr` may be any address, so its header is not read before
+            // the array says it is a block: a scan, as CPython's own
+            // lookup is a search too.
+            t.arr_slots()
+                .iter()
+                .any(|v| v.load(Ordering::Relaxed) == addr)
+                // SAFETY: a block of the array, live while frozen.
+                .then(|| unsafe { crate::header::entry(addr) })
         })
     }
 
@@ -695,6 +983,27 @@ impl Frozen {
                 // nobody else reads the old slots.
                 unsafe { free_slots(old, capacity) };
             }
+            let arr_capacity = t.arr_cap.load(Ordering::Relaxed);
+            let fresh = if arr_capacity > MIN_ARR {
+                alloc_arr(MIN_ARR)
+            } else {
+                std::ptr::null_mut()
+            };
+            if fresh.is_null() {
+                for v in t.arr_slots() {
+                    v.store(0, Ordering::Relaxed);
+                }
+            } else {
+                let old = t.arr.swap(fresh, Ordering::Release);
+                t.arr_cap.store(MIN_ARR, Ordering::Release);
+                // SAFETY: replaced above; frozen, with the registry locked,
+                // nobody else reads the old array.
+                unsafe { free_arr(old, arr_capacity) };
+            }
+            // The blocks keep their headers; a free finds no block at the
+            // slot they name (or another block there) and is not counted.
+            t.arr_len.store(0, Ordering::Release);
+            t.arr_remote_taken.store(0, Ordering::Relaxed);
             t.current.store(0, Ordering::Relaxed);
             t.remote_freed.store(0, Ordering::Relaxed);
             t.remote_taken.store(0, Ordering::Relaxed);
@@ -702,6 +1011,8 @@ impl Frozen {
             let private = unsafe { &mut *t.private.get() };
             private.used = 0;
             private.owned = 0;
+            private.arr_free = 0;
+            private.arr_owned = 0;
         }
     }
 }

@@ -1,0 +1,323 @@
+//! Block headers: with the system allocator on glibc, a traced block
+//! carries its record in 16 bytes in front of it, so that freeing it finds
+//! the record next to the memory it frees instead of searching an address
+//! table (a cache miss at a random place for every long-lived block).
+//!
+//! `TracingAllocator::system()` asks the inner allocator for `size + 16`
+//! bytes aligned to 16 and hands out the address 16 bytes in. The header:
+//!
+//! | bytes before the block | contents |
+//! |---|---|
+//! | 16 to 9 | the traced size (low 32 bits) and the traceback id (high 32 bits) |
+//! | 8 to 1 | the slot in the owner thread's block array (high 32 bits), and `MARK` (bit 3) |
+//!
+//! A free must tell a block with a header from one without (allocated
+//! before tracing started, while it was off, in sampled mode, or with an
+//! alignment above 16), and it cannot look the block up to decide: that is
+//! the search the header avoids. glibc keeps each chunk's size in the 8
+//! bytes before the block it returns, and chunk sizes are multiples of 16,
+//! so bit 3 of that word is always clear; a header's second word has it
+//! set. This is why headers are used only when `malloc` is glibc's (checked
+//! at `start`: a preloaded jemalloc or tcmalloc makes no such promise).
+//!
+//! The block array (`thread_table.rs`) lists each thread's blocks with a
+//! header, for snapshots; the slot in the header lets a free clear its
+//! entry without a search. A header whose slot is `NO_SLOT`, or whose slot
+//! does not hold the block (after `clear_traces`, or once its thread has
+//! exited and its blocks moved to the shared table), is looked up the slow
+//! way.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::state::{self, is_tracing_epoch};
+use crate::table::Entry;
+use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, GUARD_UNTRACED};
+
+/// Bytes in front of a block with a header, which is also their alignment.
+pub(crate) const HEADER: usize = 16;
+/// Set in a header's second word; clear in glibc's chunk size.
+const MARK: u64 = 1 << 3;
+/// The slot of a block with a header that is not in a block array.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+/// The largest block given a header: its size is kept in 32 bits.
+pub(crate) const MAX_SIZE: usize = u32::MAX as usize - 1;
+
+/// `EPOCH` bit: new blocks get a header in this tracing epoch.
+pub(crate) const EPOCH_HEADERS: u32 = 1 << 30;
+/// `EPOCH` bit, never cleared once set: blocks with a header may exist,
+/// so every free reads the word in front of its block.
+pub(crate) const EPOCH_HEADERS_SEEN: u32 = 1 << 31;
+
+/// Whether a new block of `layout` gets a header in `epoch`.
+#[inline(always)]
+pub(crate) fn gives_header(epoch: u32, layout: Layout) -> bool {
+    epoch & (EPOCH_HEADERS | 1) == (EPOCH_HEADERS | 1)
+        && layout.align() <= HEADER
+        && layout.size() <= MAX_SIZE
+}
+
+/// Whether the block at `ptr` has a header.
+///
+/// # Safety
+/// `ptr` is a live block of the system allocator, which is glibc's
+/// (`EPOCH_HEADERS_SEEN` is set only then).
+#[inline(always)]
+pub(crate) unsafe fn has_header(ptr: *mut u8) -> bool {
+    // SAFETY: glibc's chunk header, or ours, is in the 8 bytes before
+    // every block it hands out; both are 8-aligned and mapped.
+    unsafe { ptr.sub(8).cast::<u64>().read() & MARK != 0 }
+}
+
+/// The header's two words of the block at `addr`.
+///
+/// # Safety
+/// `addr` is a live block with a header.
+#[inline(always)]
+unsafe fn words<'a>(addr: usize) -> (&'a AtomicU64, &'a AtomicU64) {
+    // SAFETY: the header is the 16 bytes before the block, 16-aligned,
+    // inside the allocation; only atomics access them while the block is
+    // traced.
+    unsafe {
+        (
+            &*((addr - HEADER) as *const AtomicU64),
+            &*((addr - 8) as *const AtomicU64),
+        )
+    }
+}
+
+/// The record in the header of the block at `addr`.
+///
+/// # Safety
+/// As [`words`].
+#[inline(always)]
+pub(crate) unsafe fn entry(addr: usize) -> Entry {
+    // SAFETY: forwarded.
+    let w = unsafe { words(addr) }.0.load(Ordering::Relaxed);
+    Entry {
+        size: (w & 0xffff_ffff) as usize,
+        traceback: (w >> 32) as u32,
+    }
+}
+
+/// The block-array slot in the header of the block at `addr`.
+///
+/// # Safety
+/// As [`words`].
+#[inline(always)]
+pub(crate) unsafe fn slot(addr: usize) -> u32 {
+    // SAFETY: forwarded.
+    (unsafe { words(addr) }.1.load(Ordering::Relaxed) >> 32) as u32
+}
+
+/// Writes the record of the block at `addr`.
+///
+/// # Safety
+/// As [`words`].
+#[inline(always)]
+pub(crate) unsafe fn set_entry(addr: usize, size: usize, traceback: u32) {
+    // SAFETY: forwarded.
+    unsafe { words(addr) }.0.store(
+        size as u64 | (u64::from(traceback) << 32),
+        Ordering::Relaxed,
+    );
+}
+
+/// Writes the block-array slot of the block at `addr`.
+///
+/// # Safety
+/// As [`words`].
+#[inline(always)]
+pub(crate) unsafe fn set_slot(addr: usize, slot: u32) {
+    // SAFETY: forwarded.
+    unsafe { words(addr) }
+        .1
+        .store((u64::from(slot) << 32) | MARK, Ordering::Relaxed);
+}
+
+/// The inner allocator's layout for a block of `size` bytes with a header.
+#[inline(always)]
+fn outer(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
+}
+
+/// `alloc` and `alloc_zeroed` of a block that gets a header.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`; [`gives_header`] is true.
+#[inline(never)]
+pub(crate) unsafe fn alloc<A: GlobalAlloc>(
+    inner: &A,
+    layout: Layout,
+    epoch: u32,
+    zeroed: bool,
+) -> *mut u8 {
+    tls::with(|state| {
+        let guard = state.guard.get();
+        if guard != GUARD_NONE {
+            // The recorder's own memory: no header.
+            // SAFETY: forwarded from the caller.
+            let ptr = unsafe {
+                if zeroed {
+                    inner.alloc_zeroed(layout)
+                } else {
+                    inner.alloc(layout)
+                }
+            };
+            if guard == GUARD_COUNTED {
+                crate::allocator::count_own(layout.size() as i64);
+            } else if guard == GUARD_CALIBRATE {
+                // Called from here, so that the calibrated depth is that of
+                // `state::record_headed` below.
+                state::calibration_capture(state);
+            }
+            return ptr;
+        }
+        let Some(outer) = outer(layout.size()) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `outer` has a non-zero size.
+        let raw = unsafe {
+            if zeroed {
+                inner.alloc_zeroed(outer)
+            } else {
+                inner.alloc(outer)
+            }
+        };
+        if raw.is_null() {
+            return raw;
+        }
+        // SAFETY: the allocation is `HEADER` bytes longer than the block.
+        let ptr = unsafe { raw.add(HEADER) };
+        state.guard.set(GUARD_UNTRACED);
+        // SAFETY: `ptr` is a new block with room for a header.
+        unsafe { state::record_headed(state, ptr as usize, layout.size(), epoch) };
+        state.guard.set(GUARD_NONE);
+        ptr
+    })
+}
+
+/// `dealloc` of a block with a header.
+///
+/// # Safety
+/// As `GlobalAlloc::dealloc`; [`has_header`] is true.
+#[inline(never)]
+pub(crate) unsafe fn dealloc<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, epoch: u32) {
+    if is_tracing_epoch(epoch) {
+        // The free is recorded before the block goes back (see
+        // `TracingAllocator::dealloc`).
+        tls::with(|state| {
+            // SAFETY: forwarded from the caller.
+            unsafe { state::remove_headed(state, ptr as usize, epoch) };
+        });
+    }
+    // SAFETY: the block was allocated `HEADER` bytes in, with this layout
+    // (`outer` succeeded then, for the same size).
+    unsafe {
+        inner.dealloc(
+            ptr.sub(HEADER),
+            Layout::from_size_align_unchecked(layout.size() + HEADER, HEADER),
+        );
+    }
+}
+
+/// `realloc` of a block with a header. As CPython, the trace takes the new
+/// size and the traceback of the realloc.
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`; [`has_header`] is true.
+#[inline(never)]
+pub(crate) unsafe fn realloc<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    epoch: u32,
+) -> *mut u8 {
+    let Some(new_outer) = outer(new_size) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: the block was allocated `HEADER` bytes in, with this layout.
+    let (raw, old_outer) = unsafe {
+        (
+            ptr.sub(HEADER),
+            Layout::from_size_align_unchecked(layout.size() + HEADER, HEADER),
+        )
+    };
+    if !is_tracing_epoch(epoch) {
+        // SAFETY: forwarded from the caller.
+        let new = unsafe { inner.realloc(raw, old_outer, new_outer.size()) };
+        if new.is_null() {
+            return new;
+        }
+        // SAFETY: the header moved with the block; it is no longer traced.
+        unsafe {
+            let ptr = new.add(HEADER);
+            set_slot(ptr as usize, NO_SLOT);
+            return ptr;
+        }
+    }
+    tls::with(|state| {
+        // The old block's trace goes first: a moving realloc frees the old
+        // address, which another thread may then get and record.
+        // SAFETY: forwarded from the caller.
+        let old = unsafe { state::remove_headed(state, ptr as usize, epoch) };
+        // SAFETY: forwarded from the caller.
+        let new = unsafe { inner.realloc(raw, old_outer, new_outer.size()) };
+        if new.is_null() {
+            // The old block is still the caller's: trace it again.
+            if let Some(old) = old {
+                // SAFETY: the old block is live and has its header.
+                unsafe { state::refile_headed(state, ptr as usize, old, epoch) };
+            }
+            return new;
+        }
+        // SAFETY: the allocation is `HEADER` bytes longer than the block.
+        let ptr = unsafe { new.add(HEADER) } as usize;
+        state.guard.set(GUARD_UNTRACED);
+        if new_size <= MAX_SIZE && epoch & EPOCH_HEADERS != 0 {
+            // SAFETY: a live block with room for a header.
+            unsafe { state::record_headed(state, ptr, new_size, epoch) };
+        } else {
+            // SAFETY: as above; the shared table takes the block.
+            unsafe { set_slot(ptr, NO_SLOT) };
+            state.guard.set(GUARD_NONE);
+            state::on_alloc(state, ptr, new_size, epoch);
+        }
+        state.guard.set(GUARD_NONE);
+        ptr as *mut u8
+    })
+}
+
+/// Whether `malloc` here is glibc's, which headers rely on (see the module
+/// documentation).
+pub(crate) fn malloc_is_glibc() -> bool {
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        // SAFETY: `dlopen` with `RTLD_NOLOAD` only looks up an object that
+        // is already loaded; the handle is closed after use.
+        unsafe {
+            let libc_handle =
+                libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            if libc_handle.is_null() {
+                return false;
+            }
+            let glibc = libc::dlsym(libc_handle, c"malloc".as_ptr());
+            let used = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
+            libc::dlclose(libc_handle);
+            !glibc.is_null() && glibc == used
+        }
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        false
+    }
+}
