@@ -267,8 +267,11 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
         if new.is_null() {
             // The old block is still the caller's: trace it again.
             if let Some(old) = old {
+                // Filing may allocate (a larger array): the recorder's.
+                state.guard.set(GUARD_UNTRACED);
                 // SAFETY: the old block is live and has its header.
                 unsafe { state::refile_headed(state, ptr as usize, old, epoch) };
+                state.guard.set(GUARD_NONE);
             }
             return new;
         }

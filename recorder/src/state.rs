@@ -493,6 +493,8 @@ fn remove_shared(
 
 /// Puts back a block whose realloc failed.
 pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+    // Inserting may allocate (a larger table): the recorder's memory.
+    let _guard = Guard::enter(GUARD_UNTRACED);
     insert(state, 0, addr, entry.size, entry.traceback, epoch);
 }
 
