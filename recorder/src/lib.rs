@@ -245,9 +245,11 @@ pub struct MemoryUsage {
     /// bytes each (a hash map of 16-byte entries, between 7/16 and 7/8
     /// full).
     pub address_table: u64,
-    /// The per-thread tables, which hold every other live block: 20 to 29
-    /// bytes per block (16-byte slots, between 5/9 and 4/5 in use), and at
-    /// least 4 KiB per thread that allocated while tracing.
+    /// The per-thread tables, which hold every other live block: in a
+    /// block array, 8 to 14 bytes per block with a header (8-byte slots,
+    /// between 4/7 and all in use), or in a hash table, 20 to 29 bytes per
+    /// block (16-byte slots, between 5/9 and 4/5 in use); at least 12 KiB
+    /// per thread that allocated while tracing.
     pub thread_tables: u64,
     /// The 16-byte headers in front of the blocks that have one (with
     /// `TracingAllocator::system()` on glibc, in exact mode): 16 bytes per
