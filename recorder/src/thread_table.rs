@@ -29,6 +29,15 @@
 //! moves every slot: the owner does it holding the registry lock, which
 //! keeps remote searches and freezers out.
 //!
+//! Blocks with a header (`header.rs`) go to the table's *block array*
+//! instead: the header names the block's slot, so the owner frees it by
+//! clearing that slot, without a search. Slots are handed out in
+//! allocation order and holes reused through a free list; another thread
+//! freeing such a block turns its slot into `REMOTE_HOLE` with a
+//! compare-and-swap, under the registry lock. The owner rebuilds the array
+//! without holes (holding the registry lock, and rewriting the moved
+//! blocks' headers) when it is full or less than half used.
+//!
 //! Tables are used in exact mode only (a block's accounted amount is its
 //! size); sampled blocks are rare and go to the shared table.
 //!
@@ -564,8 +573,9 @@ impl ThreadTable {
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_sub(size as u64), Ordering::Relaxed);
-        self.leave();
+        // Read while entered: a freezer may reset `private` once we leave.
         let live = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
+        self.leave();
         if len > MIN_ARR && live * 2 < len {
             return Fast::Done(BlockTaken::YesShrink);
         }
