@@ -49,12 +49,11 @@ pub(crate) const EPOCH_HEADERS: u32 = 1 << 30;
 /// so every free reads the word in front of its block.
 pub(crate) const EPOCH_HEADERS_SEEN: u32 = 1 << 31;
 
-/// Whether a new block of `layout` gets a header in `epoch`.
+/// Whether a new block of `layout` gets a header in `epoch`, a tracing
+/// epoch (the caller checked).
 #[inline(always)]
 pub(crate) fn gives_header(epoch: u32, layout: Layout) -> bool {
-    epoch & (EPOCH_HEADERS | 1) == (EPOCH_HEADERS | 1)
-        && layout.align() <= HEADER
-        && layout.size() <= MAX_SIZE
+    epoch & EPOCH_HEADERS != 0 && layout.align() <= HEADER && layout.size() <= MAX_SIZE
 }
 
 /// Whether the block at `ptr` has a header.
@@ -277,17 +276,16 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
         }
         // SAFETY: the allocation is `HEADER` bytes longer than the block.
         let ptr = unsafe { new.add(HEADER) } as usize;
-        state.guard.set(GUARD_UNTRACED);
         if new_size <= MAX_SIZE && epoch & EPOCH_HEADERS != 0 {
+            state.guard.set(GUARD_UNTRACED);
             // SAFETY: a live block with room for a header.
             unsafe { state::record_headed(state, ptr, new_size, epoch) };
-        } else {
-            // SAFETY: as above; the shared table takes the block.
-            unsafe { set_slot(ptr, NO_SLOT) };
             state.guard.set(GUARD_NONE);
+        } else {
+            // SAFETY: as above; an address table takes the block.
+            unsafe { set_slot(ptr, NO_SLOT) };
             state::on_alloc(state, ptr, new_size, epoch);
         }
-        state.guard.set(GUARD_NONE);
         ptr as *mut u8
     })
 }

@@ -105,23 +105,35 @@ pub(crate) enum BlockTaken {
     YesShrink,
 }
 
-/// A zeroed block array; null if memory ran out. The caller holds the
-/// re-entrancy guard.
+/// A zeroed block array (no blocks); null if memory ran out. The caller
+/// holds the re-entrancy guard.
 fn alloc_arr(capacity: usize) -> *mut AtomicUsize {
-    let Ok(layout) = Layout::array::<AtomicUsize>(capacity) else {
+    debug_assert!(capacity >= MIN_ARR);
+    // SAFETY: `capacity` is at least `MIN_ARR`; zeroed atomics are valid,
+    // and 0 is neither a block nor a linked hole.
+    unsafe { alloc_zeroed_array(capacity) }
+}
+
+/// A zeroed array of `capacity` values; null if memory ran out. The
+/// caller holds the re-entrancy guard.
+///
+/// # Safety
+/// `capacity` is not zero, and all-zero bytes are a valid `T`.
+unsafe fn alloc_zeroed_array<T>(capacity: usize) -> *mut T {
+    let Ok(layout) = Layout::array::<T>(capacity) else {
         return std::ptr::null_mut();
     };
-    // SAFETY: `capacity` is at least `MIN_ARR`; zeroed atomics are valid
-    // (0 is neither a block nor a linked hole).
+    // SAFETY: a non-zero size (the caller's contract).
     unsafe { std::alloc::alloc_zeroed(layout).cast() }
 }
 
 /// # Safety
-/// `arr` came from `alloc_arr(capacity)` and nothing uses it any more.
-unsafe fn free_arr(arr: *mut AtomicUsize, capacity: usize) {
-    if let Ok(layout) = Layout::array::<AtomicUsize>(capacity) {
+/// `array` came from `alloc_zeroed_array::<T>(capacity)` and nothing uses
+/// it any more.
+unsafe fn free_array<T>(array: *mut T, capacity: usize) {
+    if let Ok(layout) = Layout::array::<T>(capacity) {
         // SAFETY: allocated with this layout (see the caller's contract).
-        unsafe { std::alloc::dealloc(arr.cast(), layout) };
+        unsafe { std::alloc::dealloc(array.cast(), layout) };
     }
 }
 
@@ -257,21 +269,10 @@ fn unpack(meta: u64) -> Entry {
 /// A zeroed (all `EMPTY`) slot array; null if memory ran out. The caller
 /// holds the re-entrancy guard.
 fn alloc_slots(capacity: usize) -> *mut Slot {
-    let Ok(layout) = Layout::array::<Slot>(capacity) else {
-        return std::ptr::null_mut();
-    };
+    debug_assert!(capacity >= MIN_CAPACITY);
     // SAFETY: `capacity` is at least `MIN_CAPACITY`, so the size is not
     // zero; zeroed memory is a valid array of empty slots.
-    unsafe { std::alloc::alloc_zeroed(layout).cast() }
-}
-
-/// # Safety
-/// `slots` came from `alloc_slots(capacity)` and nothing uses it any more.
-unsafe fn free_slots(slots: *mut Slot, capacity: usize) {
-    if let Ok(layout) = Layout::array::<Slot>(capacity) {
-        // SAFETY: allocated with this layout (see the caller's contract).
-        unsafe { std::alloc::dealloc(slots.cast(), layout) };
-    }
+    unsafe { alloc_zeroed_array(capacity) }
 }
 
 /// The outcome of trying the owner's fast path.
@@ -294,7 +295,7 @@ impl ThreadTable {
         let arr = alloc_arr(MIN_ARR);
         if arr.is_null() {
             // SAFETY: just allocated, never shared.
-            unsafe { free_slots(slots, MIN_CAPACITY) };
+            unsafe { free_array(slots, MIN_CAPACITY) };
             return None;
         }
         let table = Box::new(ThreadTable {
@@ -340,8 +341,8 @@ impl ThreadTable {
         // SAFETY: the caller's contract; `slots` has `capacity` slots, and
         // the block array `arr_cap`.
         unsafe {
-            free_slots(slots, capacity);
-            free_arr(
+            free_array(slots, capacity);
+            free_array(
                 self.arr.load(Ordering::Relaxed),
                 self.arr_cap.load(Ordering::Relaxed),
             );
@@ -633,7 +634,7 @@ impl ThreadTable {
         // SAFETY: replaced above; other threads read the array only under
         // the registry lock (released after the replacement) or while
         // frozen.
-        unsafe { free_arr(old, old_capacity) };
+        unsafe { free_array(old, old_capacity) };
         true
     }
 
@@ -676,7 +677,7 @@ impl ThreadTable {
         drop(registry);
         // SAFETY: replaced above; other threads read slots only under the
         // registry lock (released after the replacement) or while frozen.
-        unsafe { free_slots(old_ptr, old_capacity) };
+        unsafe { free_array(old_ptr, old_capacity) };
         true
     }
 
@@ -991,7 +992,7 @@ impl Frozen {
                 t.capacity.store(MIN_CAPACITY, Ordering::Release);
                 // SAFETY: replaced above; frozen, with the registry locked,
                 // nobody else reads the old slots.
-                unsafe { free_slots(old, capacity) };
+                unsafe { free_array(old, capacity) };
             }
             let arr_capacity = t.arr_cap.load(Ordering::Relaxed);
             let fresh = if arr_capacity > MIN_ARR {
@@ -1008,7 +1009,7 @@ impl Frozen {
                 t.arr_cap.store(MIN_ARR, Ordering::Release);
                 // SAFETY: replaced above; frozen, with the registry locked,
                 // nobody else reads the old array.
-                unsafe { free_arr(old, arr_capacity) };
+                unsafe { free_array(old, arr_capacity) };
             }
             // The blocks keep their headers; a free finds no block at the
             // slot they name (or another block there) and is not counted.
