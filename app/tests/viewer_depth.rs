@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tracemalloc_format::{Metadata, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::export::ExportKind;
 use tracemalloc_viewer::viewer::{Command, DialogKind, StartupOptions, ViewerApp};
@@ -317,8 +317,14 @@ fn the_diff_flame_graph_zooms_on_click_and_highlights() {
     settle(&mut harness);
     harness.get_by_label("1 frame matches: 512 B (0.1 %)");
 
-    // Blocks instead of bytes.
-    click(&mut harness, "Blocks");
+    // Blocks instead of bytes (the weight's button, not the timeline's
+    // "Blocks" plot title: five files open on the timeline).
+    harness
+        .query_all_by_label("Blocks")
+        .find(|node| node.accesskit_node().role() != Role::Label)
+        .expect("the flame graph's Blocks button")
+        .click();
+    settle(&mut harness);
     let tree = &harness
         .state()
         .state

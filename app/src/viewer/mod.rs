@@ -3,8 +3,12 @@
 //! A thin view over `tracemalloc-format`, which does every computation. The
 //! modules:
 //!
-//! - [`app`]: [`ViewerApp`], its state structs, and `apply`, the one place
-//!   where [`Command`]s change the state;
+//! - [`app`]: [`ViewerApp`], the eframe app, split by job: the frame,
+//!   `apply` (the one place where [`Command`]s change the state), the
+//!   background services, input;
+//! - [`app_state`]: what the drawing code reads ([`app_state::AppState`])
+//!   and edits ([`app_state::UiBuffers`]); the drawing code depends on it
+//!   and on [`command`], never on [`app`];
 //! - [`command`]: what the UI asks for;
 //! - [`state`]: the view spec with Back/Forward, the persisted settings,
 //!   the table's state;
@@ -21,6 +25,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod app_state;
 pub mod command;
 pub mod demo;
 pub mod editor;

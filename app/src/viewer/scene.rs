@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use tracemalloc_format::{Filter, KeyType};
 
-use super::app::AppState;
+use super::app_state::AppState;
 use super::command::Command;
 use super::state::{BottomTab, CentralTab};
 

@@ -9,7 +9,7 @@ use tracemalloc_format::view::View;
 
 use super::table::source_cell_text;
 use super::{growth_color, shrink_color};
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::text;
 

@@ -10,7 +10,7 @@ use tracemalloc_format::annotate::{FileAnnotation, LineAnnotation};
 use tracemalloc_format::{Frame, KeyType};
 
 use super::{diff_color, growth_color};
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::source::{SourceFile, SourceState, Sources};
 use crate::viewer::text;

@@ -4,7 +4,7 @@
 use egui::{Color32, CornerRadius, RichText, Stroke};
 use tracemalloc_format::{Filter, TraceFilter};
 
-use crate::viewer::app::{AppState, UiBuffers};
+use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
 use crate::viewer::text;
 

@@ -13,7 +13,7 @@ use egui::{Align2, Color32, FontId, Rect, RichText, Sense, Stroke, pos2, vec2};
 use tracemalloc_format::flame::{FlameMatches, FlameSpan, FlameTree, FlameWeight};
 
 use super::{growth_color, shrink_color};
-use crate::viewer::app::{AppState, UiBuffers};
+use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
 use crate::viewer::text;
 

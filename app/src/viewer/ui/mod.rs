@@ -13,7 +13,7 @@ pub mod toolbar;
 
 use egui::{Color32, RichText};
 
-use super::app::{AppState, UiBuffers};
+use super::app_state::{AppState, UiBuffers};
 use super::command::Command;
 use super::export::ExportKind;
 use super::source::Sources;

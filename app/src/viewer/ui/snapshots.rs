@@ -2,7 +2,7 @@
 //! known about the shown snapshot.
 
 use super::growth_color;
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::session::LoadedSnapshot;
 use crate::viewer::text;

@@ -7,7 +7,7 @@ use tracemalloc_format::KeyType;
 
 use super::{diff_color, growth_color};
 use crate::viewer::analysis::Timings;
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::text;
 

@@ -8,7 +8,7 @@ use tracemalloc_format::view::{SortColumn, View};
 use tracemalloc_format::{FrameRef, KeyType};
 
 use super::{diff_color, growth_color};
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::source::{SourceState, Sources};
 use crate::viewer::text;

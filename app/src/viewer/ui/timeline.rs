@@ -11,7 +11,7 @@ use tracemalloc_format::KeyType;
 use tracemalloc_format::timeline::{Growth, Timeline};
 
 use super::growth_color;
-use crate::viewer::app::AppState;
+use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
 use crate::viewer::session::SnapshotId;
 use crate::viewer::text;

@@ -5,7 +5,7 @@ use egui::ComboBox;
 use tracemalloc_format::KeyType;
 use tracemalloc_format::dhat::DhatPoint;
 
-use crate::viewer::app::{AppState, UiBuffers};
+use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
 
 /// The id of the search box, so Ctrl+F can focus it.
