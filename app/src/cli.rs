@@ -6,6 +6,7 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
@@ -13,10 +14,13 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracemalloc_format::dhat::DhatPoint;
-use tracemalloc_format::export::{write_folded, write_folded_diff};
+use tracemalloc_format::export::{
+    write_diffs_csv, write_folded, write_folded_diff, write_statistics_csv,
+};
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
+use tracemalloc_format::pipeline::{self, Others};
 use tracemalloc_format::{
-    DomainFilter, Error as FileError, Filter, Frame, KeyType, LoadOptions, Snapshot, Statistic,
+    DomainFilter, Error as FileError, Filter, KeyType, LoadOptions, Snapshot, Statistic,
     StatisticDiff, TraceFilter, Traceback, detect_kind, format_size,
 };
 
@@ -359,19 +363,16 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         });
         (new, old.transpose())
     });
-    // Without filters the snapshots are used as loaded: filtering would only
-    // copy their trace lists.
-    let filtered = |snapshot: Snapshot| {
-        if filters.is_empty() {
-            snapshot
-        } else {
-            snapshot.filter_traces(&filters)
-        }
+    // The format crate's pipeline, as the viewer's: the command line keeps
+    // every frame (it shows a snapshot as recorded), then filters; without
+    // filters the snapshots are used as loaded.
+    let prepared = |snapshot: Snapshot| -> Result<Arc<Snapshot>> {
+        Ok(pipeline::prepare(&Arc::new(snapshot), false, &filters)?)
     };
-    let new = filtered(new?);
-    let old = old?.map(filtered);
+    let new = prepared(new?)?;
+    let old = old?.map(prepared).transpose()?;
     if args.format == OutputFormat::Folded {
-        return write_folded_stacks(out, &new, old.as_ref());
+        return write_folded_stacks(out, &new, old.as_deref());
     }
 
     let totals = new.totals();
@@ -475,15 +476,14 @@ fn write_text(
                 writeln!(out, "#{}: {stat}", i + 1)?;
                 print_traceback(out, &stat.traceback)?;
             }
-            let rest = &stats[shown..];
-            if !rest.is_empty() && !cumulative {
-                let size: u64 = rest.iter().map(|s| s.size).sum();
-                let count: u64 = rest.iter().map(|s| s.count).sum();
+            let others = Others::of_statistics(stats, shown);
+            if others.rows > 0 && !cumulative {
                 writeln!(
                     out,
-                    "{} other: size={}, count={count}",
-                    rest.len(),
-                    format_size(size as f64, false)
+                    "{} other: size={}, count={}",
+                    others.rows,
+                    format_size(others.size as f64, false),
+                    others.count
                 )?;
             }
         }
@@ -492,14 +492,13 @@ fn write_text(
                 writeln!(out, "#{}: {diff}", i + 1)?;
                 print_traceback(out, &diff.traceback)?;
             }
-            let rest = &diffs[shown..];
-            if !rest.is_empty() && !cumulative {
-                let size: i64 = rest.iter().map(|s| s.size_diff).sum();
+            let others = Others::of_diffs(diffs, shown);
+            if others.rows > 0 && !cumulative {
                 writeln!(
                     out,
                     "{} other: {}",
-                    rest.len(),
-                    format_size(size as f64, true)
+                    others.rows,
+                    format_size(others.size_diff as f64, true)
                 )?;
             }
         }
@@ -644,72 +643,12 @@ fn write_json(
     Ok(())
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// The traceback as one line, most recent frame first: `a.rs:3 <- b.rs:9`.
-fn traceback_line(tb: &Traceback) -> String {
-    let frames: Vec<String> = tb.frames.iter().map(Frame::to_string).collect();
-    frames.join(" <- ")
-}
-
-/// CSV output (docs/FORMAT.md, "stats CSV").
+/// CSV output (docs/FORMAT.md, "stats CSV"), written by the format crate
+/// as the viewer's File > Export writes it.
 fn write_csv(out: &mut dyn Write, rows: &Rows, limit: usize) -> Result<()> {
-    let diff = matches!(rows, Rows::Diff(_));
-    write!(out, "source,filename,lineno,function,size,count,average")?;
-    if diff {
-        write!(out, ",size_diff,count_diff")?;
-    }
-    writeln!(out)?;
-    let row = |out: &mut dyn Write,
-               tb: &Traceback,
-               size: u64,
-               count: u64,
-               diffs: Option<(i64, i64)>|
-     -> Result<()> {
-        let first = tb.frames.first();
-        let average = if count == 0 {
-            0.0
-        } else {
-            size as f64 / count as f64
-        };
-        write!(
-            out,
-            "{},{},{},{},{size},{count},{average:.1}",
-            csv_field(&traceback_line(tb)),
-            csv_field(first.map_or("", |f| &f.filename)),
-            first.map_or(0, |f| f.lineno),
-            csv_field(first.and_then(|f| f.function.as_deref()).unwrap_or("")),
-        )?;
-        if let Some((size_diff, count_diff)) = diffs {
-            write!(out, ",{size_diff},{count_diff}")?;
-        }
-        writeln!(out)?;
-        Ok(())
-    };
     match rows {
-        Rows::Plain(stats) => {
-            for s in stats.iter().take(limit) {
-                row(out, &s.traceback, s.size, s.count, None)?;
-            }
-        }
-        Rows::Diff(diffs) => {
-            for d in diffs.iter().take(limit) {
-                row(
-                    out,
-                    &d.traceback,
-                    d.size,
-                    d.count,
-                    Some((d.size_diff, d.count_diff)),
-                )?;
-            }
-        }
+        Rows::Plain(stats) => write_statistics_csv(&stats[..limit.min(stats.len())], out)?,
+        Rows::Diff(diffs) => write_diffs_csv(&diffs[..limit.min(diffs.len())], out)?,
     }
     Ok(())
 }
@@ -854,13 +793,5 @@ mod tests {
                 .to_string()
                 .contains("too large")
         );
-    }
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
     }
 }

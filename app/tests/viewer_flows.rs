@@ -10,6 +10,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tracemalloc_format::KeyType;
 use tracemalloc_viewer::viewer::ViewerApp;
+use tracemalloc_viewer::viewer::state::BottomTab;
 
 use support::{settle, snapshot_names, viewer, write_leaky_series};
 
@@ -21,7 +22,16 @@ const CONFIG_ROW: &str = "leaky_service/src/config.rs:5  config::load";
 fn open_series() -> (tempfile::TempDir, Harness<'static, ViewerApp>) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let files = write_leaky_series(dir.path());
-    let harness = viewer(files);
+    let mut harness = viewer(files);
+    // Five files open on the timeline, as a series; these flows are about
+    // the table and its charts.
+    assert_eq!(harness.state().state.bottom_tab, BottomTab::Timeline);
+    click(&mut harness, "Charts");
+    // Half a second of frames, so that a flow's first click does not make
+    // a double click with this one.
+    for _ in 0..30 {
+        harness.step();
+    }
     (dir, harness)
 }
 

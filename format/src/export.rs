@@ -2,9 +2,10 @@
 //! ([`FlameTree`]) as folded stacks, the input of `flamegraph.pl` and
 //! inferno.
 //!
-//! The CSV has the columns of the command line's `stats --format csv`
-//! (docs/FORMAT.md), so a table saved from the viewer and one printed by
-//! the CLI read the same.
+//! The CSV (docs/FORMAT.md, "stats CSV") is written row by row by one
+//! function, from the viewer's table ([`write_csv`]) or from the command
+//! line's statistics ([`write_statistics_csv`], [`write_diffs_csv`]), so a
+//! table saved from the viewer and one printed by the CLI read the same.
 //!
 //! Folded stacks are one line per path of the tree that holds memory of
 //! its own: the frames from the oldest, separated by `;`, a space, and the
@@ -31,7 +32,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::flame::FlameTree;
-use crate::model::FrameRef;
+use crate::model::{Frame, FrameRef};
+use crate::stats::{Statistic, StatisticDiff};
 use crate::view::View;
 
 /// Quotes a CSV field when it needs it (RFC 4180).
@@ -43,9 +45,64 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Writes the CSV header: `source,filename,lineno,function,size,count,average`,
+/// and `size_diff,count_diff` when comparing.
+fn write_csv_header(out: &mut dyn Write, comparing: bool) -> io::Result<()> {
+    write!(out, "source,filename,lineno,function,size,count,average")?;
+    if comparing {
+        write!(out, ",size_diff,count_diff")?;
+    }
+    writeln!(out)
+}
+
+/// One group's amounts, as a CSV row writes them.
+struct CsvAmounts {
+    size: u64,
+    count: u64,
+    average: f64,
+    diff: Option<(i64, i64)>,
+}
+
+/// Writes one CSV row: every frame's `file:line`, most recent first,
+/// joined by ` <- `; the most recent frame's file, line and function; the
+/// amounts. `source` is a buffer reused between rows.
+fn write_csv_row<'a>(
+    out: &mut dyn Write,
+    frames: impl Iterator<Item = FrameRef<'a>>,
+    amounts: &CsvAmounts,
+    source: &mut String,
+) -> io::Result<()> {
+    source.clear();
+    let mut first = None;
+    for (i, frame) in frames.enumerate() {
+        if i == 0 {
+            first = Some(frame);
+        } else {
+            source.push_str(" <- ");
+        }
+        source.push_str(&frame.to_string());
+    }
+    write!(
+        out,
+        "{},{},{},{},{},{},{:.1}",
+        csv_field(source),
+        csv_field(first.map_or("", |f| f.filename)),
+        first.map_or(0, |f| f.lineno),
+        csv_field(first.and_then(|f| f.function).unwrap_or("")),
+        amounts.size,
+        amounts.count,
+        amounts.average
+    )?;
+    if let Some((size_diff, count_diff)) = amounts.diff {
+        write!(out, ",{size_diff},{count_diff}")?;
+    }
+    writeln!(out)
+}
+
 /// Writes the rows `order` (indices into `view.rows()`, in the order to
-/// write) as CSV: `source,filename,lineno,function,size,count,average`,
-/// and `size_diff,count_diff` when the view compares two snapshots. The
+/// write) as CSV (docs/FORMAT.md, "stats CSV"):
+/// `source,filename,lineno,function,size,count,average`, and
+/// `size_diff,count_diff` when the view compares two snapshots. The
 /// source is every frame's `file:line`, most recent first, joined by
 /// ` <- `; filename, line and function are the most recent frame's.
 ///
@@ -53,38 +110,63 @@ fn csv_field(s: &str) -> String {
 /// If an index of `order` is out of range.
 pub fn write_csv(view: &View, order: &[u32], out: &mut dyn Write) -> io::Result<()> {
     let comparing = view.is_comparison();
-    write!(out, "source,filename,lineno,function,size,count,average")?;
-    if comparing {
-        write!(out, ",size_diff,count_diff")?;
-    }
-    writeln!(out)?;
+    write_csv_header(out, comparing)?;
     let mut source = String::new();
     for &index in order {
         let index = index as usize;
         let row = view.rows()[index];
-        source.clear();
-        for (i, frame) in view.frames(index).enumerate() {
-            if i > 0 {
-                source.push_str(" <- ");
-            }
-            source.push_str(&frame.to_string());
-        }
-        let first = view.frames(index).next();
-        write!(
+        let amounts = CsvAmounts {
+            size: row.size,
+            count: row.count,
+            average: row.average(),
+            diff: comparing.then_some((row.size_diff, row.count_diff)),
+        };
+        write_csv_row(out, view.frames(index), &amounts, &mut source)?;
+    }
+    Ok(())
+}
+
+/// Writes statistics ([`Snapshot::statistics`](crate::Snapshot::statistics))
+/// as CSV, in the same columns as [`write_csv`].
+pub fn write_statistics_csv(stats: &[Statistic], out: &mut dyn Write) -> io::Result<()> {
+    write_csv_header(out, false)?;
+    let mut source = String::new();
+    for s in stats {
+        let amounts = CsvAmounts {
+            size: s.size,
+            count: s.count,
+            average: s.average(),
+            diff: None,
+        };
+        write_csv_row(
             out,
-            "{},{},{},{},{},{},{:.1}",
-            csv_field(&source),
-            csv_field(first.map_or("", |f| f.filename)),
-            first.map_or(0, |f| f.lineno),
-            csv_field(first.and_then(|f| f.function).unwrap_or("")),
-            row.size,
-            row.count,
-            row.average()
+            s.traceback.frames.iter().map(Frame::as_ref),
+            &amounts,
+            &mut source,
         )?;
-        if comparing {
-            write!(out, ",{},{}", row.size_diff, row.count_diff)?;
-        }
-        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Writes differences
+/// ([`Snapshot::compare_to`](crate::Snapshot::compare_to)) as CSV, in
+/// the same columns as [`write_csv`] of a comparison.
+pub fn write_diffs_csv(diffs: &[StatisticDiff], out: &mut dyn Write) -> io::Result<()> {
+    write_csv_header(out, true)?;
+    let mut source = String::new();
+    for d in diffs {
+        let amounts = CsvAmounts {
+            size: d.size,
+            count: d.count,
+            average: d.average(),
+            diff: Some((d.size_diff, d.count_diff)),
+        };
+        write_csv_row(
+            out,
+            d.traceback.frames.iter().map(Frame::as_ref),
+            &amounts,
+            &mut source,
+        )?;
     }
     Ok(())
 }
@@ -202,6 +284,55 @@ mod tests {
             "source,filename,lineno,function,size,count,average,size_diff,count_diff\n\
              src/cache.rs:0,src/cache.rs,0,,100,1,100.0,60,0\n"
         );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_need_it() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    /// The command line writes statistics, the viewer a view: the same
+    /// groups in the same order give the same bytes.
+    #[test]
+    fn statistics_and_views_write_the_same_csv() {
+        let new = snapshot(100);
+        let old = snapshot(40);
+        for key_type in [KeyType::Filename, KeyType::Lineno, KeyType::Traceback] {
+            let stats = new.statistics(key_type, false).unwrap();
+            let mut from_stats = Vec::new();
+            write_statistics_csv(&stats, &mut from_stats).unwrap();
+            let view = View::plain(&Grouping::new(&new, key_type, false).unwrap());
+            let order: Vec<u32> = stats
+                .iter()
+                .map(|s| view.position_of(&s.traceback).unwrap() as u32)
+                .collect();
+            let mut from_view = Vec::new();
+            write_csv(&view, &order, &mut from_view).unwrap();
+            assert_eq!(
+                String::from_utf8(from_stats).unwrap(),
+                String::from_utf8(from_view).unwrap()
+            );
+
+            let diffs = new.compare_to(&old, key_type, false).unwrap();
+            let mut from_diffs = Vec::new();
+            write_diffs_csv(&diffs, &mut from_diffs).unwrap();
+            let view = View::compare(
+                &Grouping::new(&new, key_type, false).unwrap(),
+                &Grouping::new(&old, key_type, false).unwrap(),
+            );
+            let order: Vec<u32> = diffs
+                .iter()
+                .map(|d| view.position_of(&d.traceback).unwrap() as u32)
+                .collect();
+            let mut from_view = Vec::new();
+            write_csv(&view, &order, &mut from_view).unwrap();
+            let text = String::from_utf8(from_diffs).unwrap();
+            assert!(text.contains(",60,0\n"), "{text}");
+            assert_eq!(text, String::from_utf8(from_view).unwrap());
+        }
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!
 //! | stage | key | format call |
 //! |---|---|---|
-//! | hide std frames | snapshot | `Snapshot::with_default_trim` |
-//! | filter | snapshot, hide, filters | `Snapshot::filter_traces` |
+//! | hide std frames | snapshot | `pipeline::hide_std_frames` |
+//! | filter | snapshot, hide, filters | `pipeline::filtered` |
 //! | group | ..., key type, cumulative | `Grouping::new` |
 //! | join | both groupings | `View::plain` / `View::compare` |
 //! | sort | view, column, direction | `View::sorted` |
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use tracemalloc_format::annotate::FileAnnotation;
 use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
+use tracemalloc_format::pipeline;
 use tracemalloc_format::view::{ChartMetric, Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
 
@@ -387,51 +388,66 @@ struct Done {
     timings: Timings,
 }
 
+/// A snapshot hidden and filtered from a cached stage, with what was
+/// computed on the way (for the caches).
+struct Prepared {
+    /// Newly hidden.
+    trimmed: Option<Arc<Snapshot>>,
+    /// Newly filtered.
+    filtered: Option<Arc<Snapshot>>,
+    /// The snapshot ready to group.
+    ready: Arc<Snapshot>,
+}
+
+/// Runs the format crate's pipeline (hide std frames, then filter) from a
+/// cached stage; `Grouped` is not a stage before filtering.
+fn prepare_from(stage: &Stage, filters: &[TraceFilter], timings: &mut Timings) -> Result<Prepared> {
+    let source = match stage {
+        Stage::Raw(raw) => {
+            let start = Instant::now();
+            let trimmed = Arc::new(pipeline::hide_std_frames(raw)?);
+            timings.trim += start.elapsed();
+            trimmed
+        }
+        Stage::Trimmed(t) => Arc::clone(t),
+        Stage::Filtered(f) => {
+            return Ok(Prepared {
+                trimmed: None,
+                filtered: None,
+                ready: Arc::clone(f),
+            });
+        }
+        Stage::Grouped(_) => anyhow::bail!("a grouping is past filtering"),
+    };
+    let trimmed = matches!(stage, Stage::Raw(_)).then(|| Arc::clone(&source));
+    let start = Instant::now();
+    let ready = pipeline::filtered(source, filters);
+    timings.filter += start.elapsed();
+    Ok(Prepared {
+        trimmed,
+        filtered: Some(Arc::clone(&ready)),
+        ready,
+    })
+}
+
 impl GroupJob {
     fn run(&self, key_type: KeyType, cumulative: bool) -> Result<Done> {
         let mut timings = Timings::default();
-        let mut trimmed = None;
-        let mut filtered = None;
-        let grouping = match &self.start {
-            Stage::Grouped(g) => Arc::clone(g),
-            stage => {
-                let source = match stage {
-                    Stage::Raw(raw) => {
-                        let start = Instant::now();
-                        let t = Arc::new(raw.with_default_trim().context(
-                            "cannot hide the standard library's and the recorder's frames",
-                        )?);
-                        timings.trim = start.elapsed();
-                        trimmed = Some(Arc::clone(&t));
-                        Some(t)
-                    }
-                    Stage::Trimmed(t) => Some(Arc::clone(t)),
-                    Stage::Filtered(_) | Stage::Grouped(_) => None,
-                };
-                let ready = match (stage, source) {
-                    (Stage::Filtered(f), _) => Arc::clone(f),
-                    (_, Some(source)) => {
-                        let start = Instant::now();
-                        let f = if self.filters.is_empty() {
-                            source
-                        } else {
-                            Arc::new(source.filter_traces(&self.filters))
-                        };
-                        timings.filter = start.elapsed();
-                        filtered = Some(Arc::clone(&f));
-                        f
-                    }
-                    (_, None) => unreachable!("every stage but Filtered has a source"),
-                };
-                let start = Instant::now();
-                let g = Arc::new(Grouping::new(&ready, key_type, cumulative)?);
-                timings.group = start.elapsed();
-                g
-            }
-        };
+        if let Stage::Grouped(g) = &self.start {
+            return Ok(Done {
+                trimmed: None,
+                filtered: None,
+                grouping: Arc::clone(g),
+                timings,
+            });
+        }
+        let prepared = prepare_from(&self.start, &self.filters, &mut timings)?;
+        let start = Instant::now();
+        let grouping = Arc::new(Grouping::new(&prepared.ready, key_type, cumulative)?);
+        timings.group = start.elapsed();
         Ok(Done {
-            trimmed,
-            filtered,
+            trimmed: prepared.trimmed,
+            filtered: prepared.filtered,
             grouping,
             timings,
         })
@@ -497,16 +513,9 @@ impl Worker {
             key_type,
             cumulative,
         };
-        let start = if let Some(g) = self.grouped.get(&key) {
-            Stage::Grouped(g)
-        } else if let Some(f) = self.filtered.get(&filter_key) {
-            Stage::Filtered(f)
-        } else if !hide {
-            Stage::Trimmed(Arc::clone(&input.snapshot))
-        } else if let Some(t) = self.trimmed.get(&input.id) {
-            Stage::Trimmed(t)
-        } else {
-            Stage::Raw(Arc::clone(&input.snapshot))
+        let start = match self.grouped.get(&key) {
+            Some(g) => Stage::Grouped(g),
+            None => self.prepared_stage(input, &filter_key),
         };
         GroupJob {
             key,
@@ -528,6 +537,20 @@ impl Worker {
             .insert(job_key.clone(), Arc::clone(&done.grouping));
     }
 
+    /// The furthest cached stage of a snapshot on its way to `key`:
+    /// filtered, hidden (or nothing to hide), or as loaded.
+    fn prepared_stage(&mut self, input: &Input, key: &FilterKey) -> Stage {
+        if let Some(f) = self.filtered.get(key) {
+            Stage::Filtered(f)
+        } else if !key.hide {
+            Stage::Trimmed(Arc::clone(&input.snapshot))
+        } else if let Some(t) = self.trimmed.get(&input.id) {
+            Stage::Trimmed(t)
+        } else {
+            Stage::Raw(Arc::clone(&input.snapshot))
+        }
+    }
+
     /// A snapshot hidden and filtered as the request says, from the caches
     /// where possible.
     fn filtered(
@@ -536,40 +559,20 @@ impl Worker {
         request: &AnalysisRequest,
         t: &mut Timings,
     ) -> Result<(FilterKey, Arc<Snapshot>)> {
-        let hide = request.hide_std_frames && input.has_untrimmed_frames;
         let key = FilterKey {
             id: input.id,
-            hide,
+            hide: request.hide_std_frames && input.has_untrimmed_frames,
             filters: request.filters.clone(),
         };
-        if let Some(f) = self.filtered.get(&key) {
-            return Ok((key, f));
+        let stage = self.prepared_stage(input, &key);
+        let prepared = prepare_from(&stage, &request.filters, t)?;
+        if let Some(trimmed) = &prepared.trimmed {
+            self.trimmed.insert(input.id, Arc::clone(trimmed));
         }
-        let source = if !hide {
-            Arc::clone(&input.snapshot)
-        } else if let Some(trimmed) = self.trimmed.get(&input.id) {
-            trimmed
-        } else {
-            let start = Instant::now();
-            let trimmed = Arc::new(
-                input
-                    .snapshot
-                    .with_default_trim()
-                    .context("cannot hide the standard library's and the recorder's frames")?,
-            );
-            t.trim += start.elapsed();
-            self.trimmed.insert(input.id, Arc::clone(&trimmed));
-            trimmed
-        };
-        let start = Instant::now();
-        let filtered = if request.filters.is_empty() {
-            source
-        } else {
-            Arc::new(source.filter_traces(&request.filters))
-        };
-        t.filter += start.elapsed();
-        self.filtered.insert(key.clone(), Arc::clone(&filtered));
-        Ok((key, filtered))
+        if let Some(filtered) = &prepared.filtered {
+            self.filtered.insert(key.clone(), Arc::clone(filtered));
+        }
+        Ok((key, prepared.ready))
     }
 
     /// Both snapshots grouped by `key_type` and joined, from the caches

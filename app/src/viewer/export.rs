@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use anyhow::{Context as _, Result};
 use tracemalloc_format::export::{write_csv, write_folded, write_folded_diff};
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
+use tracemalloc_format::pipeline;
 use tracemalloc_format::view::View;
 use tracemalloc_format::{Snapshot, TraceFilter, write_atomically};
 
@@ -142,18 +143,8 @@ impl Exports {
 
 /// A snapshot as the window shows it: std frames hidden, filtered.
 fn prepared(input: &TreeInput, hide: bool, filters: &[TraceFilter]) -> Result<Arc<Snapshot>> {
-    let mut snapshot = Arc::clone(&input.snapshot);
-    if hide && input.has_untrimmed_frames {
-        snapshot = Arc::new(
-            snapshot
-                .with_default_trim()
-                .context("cannot hide the standard library's frames")?,
-        );
-    }
-    if !filters.is_empty() {
-        snapshot = Arc::new(snapshot.filter_traces(filters));
-    }
-    Ok(snapshot)
+    let hide = hide && input.has_untrimmed_frames;
+    Ok(pipeline::prepare(&input.snapshot, hide, filters)?)
 }
 
 /// Writes an export; returns what the status bar says.

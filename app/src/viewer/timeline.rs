@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use tracemalloc_format::pipeline;
 use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
 use tracemalloc_format::{KeyType, Snapshot, Timestamp, TraceFilter};
 
@@ -309,21 +310,9 @@ impl Worker {
 
 /// One snapshot grouped as the window shows it.
 fn group(point: &TimelinePoint, hide: bool, request: &TimelineRequest) -> Result<SnapshotGroups> {
-    let trimmed;
-    let mut snapshot: &Snapshot = &point.snapshot;
-    if hide {
-        trimmed = snapshot
-            .with_default_trim()
-            .context("cannot hide the standard library's and the recorder's frames")?;
-        snapshot = &trimmed;
-    }
-    let filtered;
-    if !request.filters.is_empty() {
-        filtered = snapshot.filter_traces(&request.filters);
-        snapshot = &filtered;
-    }
+    let shown = pipeline::prepare(&point.snapshot, hide, &request.filters)?;
     Ok(SnapshotGroups::new(
-        snapshot,
+        &shown,
         request.key_type,
         request.cumulative,
     )?)
