@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Takes the README's screenshots: the real viewer, in a virtual X display,
 # on the bundled demo snapshots, one scripted scene per picture
-# (TRACEMALLOC_VIEWER_SCENE, see app/src/viewer/scene.rs).
+# (TRACEMALLOC_VIEWER_SCENE, see app/src/viewer/screenshot_scene.rs).
 #
 # Needs Xvfb, xdotool and ImageMagick's `import`
 # (apt-get install xvfb xdotool imagemagick) and Mesa's software OpenGL

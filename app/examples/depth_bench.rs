@@ -23,7 +23,7 @@ use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::{KeyType, Metadata, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
 use tracemalloc_viewer::viewer::session::SnapshotId;
-use tracemalloc_viewer::viewer::timeline::{
+use tracemalloc_viewer::viewer::timeline_service::{
     TimelinePoint, TimelineRequest, TimelineResult, TimelineService,
 };
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracemalloc_format::view::SortColumn;
+use tracemalloc_format::rows::SortColumn;
 use tracemalloc_format::{Filter, KeyType, Metadata, Snapshot, SnapshotBuilder};
 use tracemalloc_viewer::viewer::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
 use tracemalloc_viewer::viewer::session::SnapshotId;

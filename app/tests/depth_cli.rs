@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tracemalloc_format::export::write_csv;
-use tracemalloc_format::view::{Grouping, View};
+use tracemalloc_format::rows::{Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot};
 
 /// A fixture of the format crate's DHAT tests.

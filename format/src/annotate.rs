@@ -10,7 +10,7 @@
 //! ```
 //! use tracemalloc_format::{KeyType, Snapshot};
 //! use tracemalloc_format::annotate::FileAnnotation;
-//! use tracemalloc_format::view::{Grouping, View};
+//! use tracemalloc_format::rows::{Grouping, View};
 //!
 //! let s = Snapshot::from_raw_traces(
 //!     5,
@@ -28,8 +28,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::rows::{View, ViewRow};
 use crate::stats::KeyType;
-use crate::view::{View, ViewRow};
 
 /// A line's (or a file's) memory in the shown snapshot, and its
 /// differences to the compared one (zero when not comparing).
@@ -210,7 +210,7 @@ impl FileAnnotation {
 mod tests {
     use super::*;
     use crate::Snapshot;
-    use crate::view::Grouping;
+    use crate::rows::Grouping;
 
     fn views(new: &Snapshot, old: Option<&Snapshot>) -> (View, View) {
         let view = |cumulative| {

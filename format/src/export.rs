@@ -33,8 +33,8 @@ use std::io::{self, Write};
 
 use crate::flame::FlameTree;
 use crate::model::{Frame, FrameRef};
+use crate::rows::View;
 use crate::stats::{Statistic, StatisticDiff};
-use crate::view::View;
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 fn csv_field(s: &str) -> String {
@@ -239,7 +239,7 @@ pub fn write_folded_diff(old: &FlameTree, new: &FlameTree, out: &mut dyn Write) 
 mod tests {
     use super::*;
     use crate::flame::FlameWeight;
-    use crate::view::Grouping;
+    use crate::rows::Grouping;
     use crate::{KeyType, Metadata, Snapshot, SnapshotBuilder};
 
     fn snapshot(leak: u64) -> Snapshot {

@@ -33,12 +33,12 @@ mod io;
 mod model;
 pub mod pickle;
 pub mod pipeline;
+pub mod rows;
 mod size;
 mod stats;
 pub mod timeline;
 pub mod tmsnap;
 pub mod trim;
-pub mod view;
 
 pub use error::{Error, ErrorKind};
 pub use filter::{DomainFilter, Filter, TraceFilter};

@@ -1,7 +1,7 @@
 //! The first steps from a snapshot to the rows shown, in the one order
 //! that the viewer (table, flame graph, timeline, exports) and the command
 //! line use: hide the standard library's frames, then filter. Grouping
-//! follows ([`crate::view::Grouping`], [`crate::timeline::SnapshotGroups`],
+//! follows ([`crate::rows::Grouping`], [`crate::timeline::SnapshotGroups`],
 //! [`Snapshot::statistics`]), and a top list's left-out rows add up to
 //! [`Others`].
 //!

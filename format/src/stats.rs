@@ -377,7 +377,7 @@ impl Snapshot {
 
     /// The groups of [`Snapshot::statistics`] before they are materialized
     /// and sorted: each group's key (in this snapshot's ids) and totals, in
-    /// table order. The viewer's analysis (`crate::view`) builds on this so
+    /// table order. The viewer's analysis (`crate::rows`) builds on this so
     /// that its rows have exactly the statistics' groups.
     pub(crate) fn group_totals_unsorted(
         &self,

@@ -40,8 +40,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::model::{Frame, Snapshot, Tables, Timestamp, Traceback};
+use crate::rows::FRAME_SEPARATOR;
 use crate::stats::{AnalysisError, GroupKey, KeyType, Totals};
-use crate::view::FRAME_SEPARATOR;
 
 /// One snapshot's groups, for a [`Timeline`]: what
 /// [`Snapshot::statistics`] computes, unsorted, with keys as ids.
@@ -490,7 +490,7 @@ impl Timeline {
     }
 
     /// A group's source text, as the table writes it
-    /// ([`crate::view::View::write_source`]): the file, `file:line`, or
+    /// ([`crate::rows::View::write_source`]): the file, `file:line`, or
     /// every frame's `file:line` joined by [`FRAME_SEPARATOR`].
     pub fn source_text(&self, group: u32) -> String {
         let tb = self.traceback(group);

@@ -32,11 +32,11 @@ use anyhow::{Context as _, Result};
 use tracemalloc_format::annotate::FileAnnotation;
 use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
 use tracemalloc_format::pipeline;
-use tracemalloc_format::view::{ChartMetric, Grouping, View};
+use tracemalloc_format::rows::{ChartMetric, Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
 
-use super::latest::{Latest, LatestRequest, LatestResult};
 use super::loader::Notify;
+use super::request_thread::{Latest, LatestRequest, LatestResult};
 use super::session::SnapshotId;
 use super::state::Sort;
 
@@ -198,7 +198,7 @@ pub struct FlameResult {
 }
 
 /// A request's outcome: a result, or why there is none.
-pub type Outcome = super::latest::Outcome<AnalysisResult>;
+pub type Outcome = super::request_thread::Outcome<AnalysisResult>;
 
 impl LatestResult for AnalysisResult {
     fn generation(&self) -> u64 {
@@ -750,7 +750,7 @@ impl Worker {
 mod tests {
     use super::*;
     use tracemalloc_format::Filter;
-    use tracemalloc_format::view::SortColumn;
+    use tracemalloc_format::rows::SortColumn;
 
     fn input(id: u64, traces: &[(u64, &[(&str, u32)])]) -> Input {
         let snapshot =

@@ -16,7 +16,7 @@ use super::analysis::AnalysisResult;
 use super::loader::Loader;
 use super::session::{LoadedSnapshot, Session, SnapshotId};
 use super::state::{BottomTab, CentralTab, FlameState, History, Settings, TableState, ViewSpec};
-use super::timeline::TimelineResult;
+use super::timeline_service::TimelineResult;
 
 /// The fewest snapshots the timeline is shown for: with two, the table's
 /// comparison already says everything.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tracemalloc_format::dhat::DhatPoint;
 use tracemalloc_format::flame::FlameWeight;
-use tracemalloc_format::view::SortColumn;
+use tracemalloc_format::rows::SortColumn;
 use tracemalloc_format::{Frame, KeyType, TraceFilter};
 
 use super::export::ExportKind;

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use tracemalloc_format::export::{write_csv, write_folded, write_folded_diff};
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::pipeline;
-use tracemalloc_format::view::View;
+use tracemalloc_format::rows::View;
 use tracemalloc_format::{Snapshot, TraceFilter, write_atomically};
 
 use super::loader::Notify;
@@ -153,7 +153,7 @@ pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
     let what = match job {
         ExportJob::Csv { view, order } => {
             write_csv(view, order, &mut bytes)?;
-            super::text::count_of(order.len() as u64, "row", "rows")
+            super::display_text::count_of(order.len() as u64, "row", "rows")
         }
         ExportJob::Folded {
             new,
@@ -186,7 +186,7 @@ pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
 mod tests {
     use super::*;
     use tracemalloc_format::KeyType;
-    use tracemalloc_format::view::Grouping;
+    use tracemalloc_format::rows::Grouping;
 
     #[test]
     fn exports_write_what_the_window_shows() {

@@ -48,7 +48,9 @@ impl LoadSource {
     /// The name shown while loading.
     pub fn name(&self) -> String {
         match self {
-            LoadSource::Path(path) | LoadSource::Folder(path) => super::text::file_name(path),
+            LoadSource::Path(path) | LoadSource::Folder(path) => {
+                super::display_text::file_name(path)
+            }
             LoadSource::Bytes { origin, .. } => origin.name(),
         }
     }
@@ -274,7 +276,7 @@ fn expand_folders(
         match snapshot_files(&dir) {
             Ok(files) if files.is_empty() => {
                 let _ = tx.send(LoadEvent::Failed {
-                    name: super::text::file_name(&dir),
+                    name: super::display_text::file_name(&dir),
                     message: format!(
                         "{}: no snapshot in this folder (.tmsnap, .pickle, .pkl or DHAT .json)",
                         dir.display()
@@ -285,7 +287,7 @@ fn expand_folders(
             Ok(files) => out.extend(files.into_iter().map(LoadSource::Path)),
             Err(err) => {
                 let _ = tx.send(LoadEvent::Failed {
-                    name: super::text::file_name(&dir),
+                    name: super::display_text::file_name(&dir),
                     message: format!("{err:#}"),
                 });
                 notify();
@@ -541,7 +543,7 @@ mod tests {
         let names: Vec<String> = snapshot_files(dir.path())
             .unwrap()
             .iter()
-            .map(|p| super::super::text::file_name(p))
+            .map(|p| super::super::display_text::file_name(p))
             .collect();
         assert_eq!(names, ["dhat-out.json", "s-0001.TMSNAP", "s-0002.tmsnap"]);
 

@@ -13,32 +13,34 @@
 //! - [`state`]: the view spec with Back/Forward, the persisted settings,
 //!   the table's state;
 //! - [`session`]: the open snapshots, listed by time;
-//! - [`loader`], [`analysis`], [`timeline`], [`source`], [`watch`],
+//! - [`loader`], [`analysis`], [`timeline_service`], [`source`], [`watch`],
 //!   [`export`]: the background threads (loading files and folders,
 //!   analysing, the timeline of every snapshot, reading source files,
 //!   watching a folder, writing exports);
-//! - [`file_dialog`], [`editor`], [`demo`], [`scene`]: File > Open, "Open in
+//! - [`file_dialog`], [`editor`], [`demo`], [`screenshot_scene`]: File > Open, "Open in
 //!   editor", the bundled demo, scripted screenshot scenes;
 //! - [`ui`]: drawing, `*_ui` functions that read the state and return
 //!   commands;
-//! - [`text`]: numbers, paths and filters as text.
+//! - [`request_thread`]: the handle on a thread that works on the newest
+//!   request only, shared by the analysis and timeline threads;
+//! - [`display_text`]: numbers, paths and filters as the window shows them.
 
 pub mod analysis;
 pub mod app;
 pub mod app_state;
 pub mod command;
 pub mod demo;
+pub mod display_text;
 pub mod editor;
 pub mod export;
 pub mod file_dialog;
-pub mod latest;
 pub mod loader;
-pub mod scene;
+pub mod request_thread;
+pub mod screenshot_scene;
 pub mod session;
 pub mod source;
 pub mod state;
-pub mod text;
-pub mod timeline;
+pub mod timeline_service;
 pub mod ui;
 pub mod watch;
 

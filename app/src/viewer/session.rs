@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use tracemalloc_format::dhat::DhatPoint;
 use tracemalloc_format::{Snapshot, SnapshotKind, Timestamp, Totals};
 
-use super::text;
+use super::display_text;
 
 /// Identifies one loaded snapshot. A reload gives the snapshot a new id, so
 /// that caches keyed by id never mix old and new data.
@@ -29,7 +29,7 @@ impl Origin {
     /// The name shown for the snapshot: the file name.
     pub fn name(&self) -> String {
         match self {
-            Origin::File(path) => text::file_name(path),
+            Origin::File(path) => display_text::file_name(path),
             Origin::Demo(name) => (*name).to_owned(),
             Origin::Dropped(name) => name.clone(),
         }
@@ -119,8 +119,8 @@ impl LoadedSnapshot {
         let mut label = format!(
             "{} — {}, {} traces",
             self.name(),
-            text::size(self.info.total.size),
-            text::thousands(self.info.traces as u64)
+            display_text::size(self.info.total.size),
+            display_text::thousands(self.info.traces as u64)
         );
         if let Some(time) = self.time_text(millis) {
             label.push_str(&format!(", {time}"));

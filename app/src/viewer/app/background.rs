@@ -11,7 +11,7 @@ use crate::viewer::analysis::{AnalysisRequest, Input};
 use crate::viewer::loader::{LoadEvent, LoadSource};
 use crate::viewer::session::{LoadError, LoadedSnapshot};
 use crate::viewer::state::CentralTab;
-use crate::viewer::timeline::{TimelinePoint, TimelineRequest};
+use crate::viewer::timeline_service::{TimelinePoint, TimelineRequest};
 
 impl ViewerApp {
     /// The background half of a frame, without drawing: takes what the

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tracemalloc_format::dhat::DhatPoint;
-use tracemalloc_format::view::{SortColumn, View};
+use tracemalloc_format::rows::{SortColumn, View};
 use tracemalloc_format::{Filter, KeyType, Traceback};
 
 use super::ViewerApp;
 use crate::viewer::app_state::TIMELINE_MIN_SNAPSHOTS;
 use crate::viewer::command::Command;
 use crate::viewer::demo;
+use crate::viewer::display_text;
 use crate::viewer::editor;
 use crate::viewer::export::{ExportJob, ExportKind, TreeInput};
 use crate::viewer::file_dialog::DialogPurpose;
@@ -20,7 +21,6 @@ use crate::viewer::loader::LoadSource;
 use crate::viewer::session::{LoadedSnapshot, SnapshotId};
 use crate::viewer::source::SourceState;
 use crate::viewer::state::{BottomTab, Sort, ViewSpec};
-use crate::viewer::text;
 use crate::viewer::ui;
 use crate::viewer::watch::FolderWatch;
 
@@ -276,7 +276,7 @@ impl ViewerApp {
             return;
         };
         let cumulative = self.state.spec.effective_cumulative();
-        let pattern = text::escape_glob(&frame.filename);
+        let pattern = display_text::escape_glob(&frame.filename);
         let (key_type, filter) = match self.state.spec.key_type {
             KeyType::Filename => (
                 KeyType::Lineno,

@@ -23,10 +23,10 @@ use super::command::Command;
 use super::export::Exports;
 use super::file_dialog::{DialogKind, FileDialogs};
 use super::loader::Notify;
-use super::scene::{Scene, SceneRunner};
+use super::screenshot_scene::{Scene, SceneRunner};
 use super::source::Sources;
 use super::state::Settings;
-use super::timeline::TimelineService;
+use super::timeline_service::TimelineService;
 use super::ui;
 use super::watch::FolderWatch;
 

@@ -5,13 +5,13 @@
 
 use egui::Align2;
 use egui_plot::{Bar, BarChart, Plot, PlotPoint, Text};
-use tracemalloc_format::view::View;
+use tracemalloc_format::rows::View;
 
 use super::table::source_cell_text;
 use super::{growth_color, shrink_color};
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
-use crate::viewer::text;
+use crate::viewer::display_text;
 
 /// Characters of a bar's label before `…`: a traceback's text can be long.
 const LABEL_CHARS: usize = 72;
@@ -104,10 +104,10 @@ fn chart_ui(ui: &mut egui::Ui, view: &View, chart: &Chart<'_>, commands: &mut Ve
     };
     let format_value = move |v: f64| -> String {
         match (measure, comparing) {
-            (Measure::Size, true) => text::size_diff(v as i64),
-            (Measure::Size, false) => text::size(v as u64),
-            (Measure::Count, true) => text::signed_thousands(v as i64),
-            (Measure::Count, false) => text::thousands(v as u64),
+            (Measure::Size, true) => display_text::size_diff(v as i64),
+            (Measure::Size, false) => display_text::size(v as u64),
+            (Measure::Count, true) => display_text::signed_thousands(v as i64),
+            (Measure::Count, false) => display_text::thousands(v as u64),
         }
     };
     let (grow, shrink) = (growth_color(ui), shrink_color(ui));

@@ -12,8 +12,8 @@ use tracemalloc_format::{Frame, KeyType};
 use super::{diff_color, growth_color};
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
+use crate::viewer::display_text;
 use crate::viewer::source::{SourceFile, SourceState, Sources};
-use crate::viewer::text;
 
 /// The details panel.
 pub fn details_ui(
@@ -83,7 +83,7 @@ fn frame_row_ui(
     } else {
         format!(
             "{}:{}",
-            text::shorten_path(&frame.filename, 3),
+            display_text::shorten_path(&frame.filename, 3),
             frame.lineno
         )
     };
@@ -151,14 +151,14 @@ pub fn file_summary(annotation: &FileAnnotation) -> String {
     let total = annotation.here_total();
     let mut out = format!(
         "In this file: {} in {} blocks",
-        text::size(total.size),
-        text::thousands(total.count)
+        display_text::size(total.size),
+        display_text::thousands(total.count)
     );
     if annotation.is_comparison() {
         out.push_str(&format!(
             " ({}, {} blocks)",
-            text::size_diff(total.size_diff),
-            text::signed_thousands(total.count_diff)
+            display_text::size_diff(total.size_diff),
+            display_text::signed_thousands(total.count_diff)
         ));
     }
     out
@@ -169,15 +169,24 @@ pub fn file_summary(annotation: &FileAnnotation) -> String {
 pub fn line_summary(lineno: u32, line: &LineAnnotation, comparing: bool) -> String {
     let mut out = format!(
         "line {lineno}: {} in {} blocks here",
-        text::size(line.here.size),
-        text::thousands(line.here.count)
+        display_text::size(line.here.size),
+        display_text::thousands(line.here.count)
     );
     if comparing {
-        out.push_str(&format!(" ({})", text::size_diff(line.here.size_diff)));
+        out.push_str(&format!(
+            " ({})",
+            display_text::size_diff(line.here.size_diff)
+        ));
     }
-    out.push_str(&format!("; {} through", text::size(line.through.size)));
+    out.push_str(&format!(
+        "; {} through",
+        display_text::size(line.through.size)
+    ));
     if comparing {
-        out.push_str(&format!(" ({})", text::size_diff(line.through.size_diff)));
+        out.push_str(&format!(
+            " ({})",
+            display_text::size_diff(line.through.size_diff)
+        ));
     }
     out
 }
@@ -379,7 +388,7 @@ fn annotation_cells_ui(
     };
     let weak = ui.visuals().weak_text_color();
     let here_text = if m.here.count > 0 || m.here.size > 0 {
-        text::size(m.here.size)
+        display_text::size(m.here.size)
     } else {
         String::new()
     };
@@ -400,14 +409,14 @@ fn annotation_cells_ui(
         egui::WidgetInfo::labeled(egui::Role::Label, true, line_summary(number, m, comparing))
     });
     let blocks = if m.here.count > 0 {
-        format!("×{}", text::thousands(m.here.count))
+        format!("×{}", display_text::thousands(m.here.count))
     } else {
         String::new()
     };
     cell_ui(ui, widths.blocks, height, blocks, Some(weak));
     if comparing {
         let diff = if m.here.size_diff != 0 {
-            text::size_diff(m.here.size_diff)
+            display_text::size_diff(m.here.size_diff)
         } else {
             String::new()
         };
@@ -420,7 +429,7 @@ fn annotation_cells_ui(
         );
     }
     let through = if m.through.size > 0 || m.through.count > 0 {
-        text::size(m.through.size)
+        display_text::size(m.through.size)
     } else {
         String::new()
     };

@@ -6,7 +6,7 @@ use tracemalloc_format::{Filter, TraceFilter};
 
 use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
-use crate::viewer::text;
+use crate::viewer::display_text;
 
 /// The quick glob box, its buttons, and the chips.
 pub fn filter_bar_ui(
@@ -86,7 +86,7 @@ fn filters_row_ui(
 /// One active filter as a chip; returns whether its remove button was
 /// clicked.
 fn filter_chip_ui(ui: &mut egui::Ui, filter: &TraceFilter) -> bool {
-    let description = text::describe_filter(filter);
+    let description = display_text::describe_filter(filter);
     let (fill, stroke) = chip_colors(ui, filter.inclusive());
     let mut remove = false;
     egui::Frame::new()
@@ -152,7 +152,7 @@ pub fn filter_editor_ui(
             }
             for (i, filter) in state.spec.filters.iter().enumerate() {
                 ui.horizontal(|ui| {
-                    let description = text::describe_filter(filter);
+                    let description = display_text::describe_filter(filter);
                     if ui
                         .small_button("Remove")
                         .on_hover_text(format!("Remove filter: {description}"))
@@ -210,7 +210,7 @@ pub fn filter_editor_ui(
                     buffers.filter_form.pattern.clear();
                 }
                 match &filter {
-                    Ok(filter) => ui.weak(text::describe_filter(filter)),
+                    Ok(filter) => ui.weak(display_text::describe_filter(filter)),
                     Err(why) => ui.weak(*why),
                 };
             });

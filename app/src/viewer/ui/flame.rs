@@ -15,7 +15,7 @@ use tracemalloc_format::flame::{FlameMatches, FlameSpan, FlameTree, FlameWeight}
 use super::{growth_color, shrink_color};
 use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
-use crate::viewer::text;
+use crate::viewer::display_text;
 
 /// Height of one row (one depth) of the graph.
 const ROW_HEIGHT: f32 = 20.0;
@@ -125,12 +125,12 @@ fn controls_ui(
             let frames = if m.nodes == 1 {
                 "1 frame matches".to_owned()
             } else {
-                format!("{} frames match", text::thousands(m.nodes as u64))
+                format!("{} frames match", display_text::thousands(m.nodes as u64))
             };
             ui.label(format!(
                 "{frames}: {} ({})",
-                text::size(m.total.size),
-                text::percent(fraction(m.total.size, tree.total().size))
+                display_text::size(m.total.size),
+                display_text::percent(fraction(m.total.size, tree.total().size))
             ));
         }
         ui.separator();
@@ -146,16 +146,16 @@ fn controls_ui(
             if focus == 0 {
                 ui.label(format!(
                     "All: {} in {} blocks",
-                    text::size(total.size),
-                    text::thousands(total.count)
+                    display_text::size(total.size),
+                    display_text::thousands(total.count)
                 ));
             } else {
                 let node = tree.node(focus);
                 ui.label(format!(
                     "Zoomed on {} — {} ({} of all)",
                     tree.label(focus),
-                    text::size(node.total.size),
-                    text::percent(fraction(node.total.size, total.size))
+                    display_text::size(node.total.size),
+                    display_text::percent(fraction(node.total.size, total.size))
                 ));
             }
             if tree.is_comparison() {
@@ -360,7 +360,7 @@ fn frame_label(tree: &FlameTree, node: usize, fits: usize) -> String {
     {
         let long = format!(
             "{label}  {}:{}",
-            text::base_name(frame.filename),
+            display_text::base_name(frame.filename),
             frame.lineno
         );
         if long.chars().count() <= fits {
@@ -402,23 +402,23 @@ fn tooltip_text(tree: &FlameTree, node: usize, focus: usize, old_name: Option<&s
     let total = tree.total();
     tip.push_str(&format!(
         "\n\n{} in {} — {} of all",
-        text::size(n.total.size),
-        text::count_of(n.total.count, "block", "blocks"),
-        text::percent(fraction(n.total.size, total.size))
+        display_text::size(n.total.size),
+        display_text::count_of(n.total.count, "block", "blocks"),
+        display_text::percent(fraction(n.total.size, total.size))
     ));
     if node != 0 {
         let parent = tree.node(n.parent as usize);
         tip.push_str(&format!(
             ", {} of its caller",
-            text::percent(fraction(n.total.size, parent.total.size))
+            display_text::percent(fraction(n.total.size, parent.total.size))
         ));
     }
     let own = tree.self_totals(node);
     if own.count > 0 {
         tip.push_str(&format!(
             "\nAllocated here: {} in {}",
-            text::size(own.size),
-            text::count_of(own.count, "block", "blocks")
+            display_text::size(own.size),
+            display_text::count_of(own.count, "block", "blocks")
         ));
     }
     if tree.is_comparison() {
@@ -426,8 +426,8 @@ fn tooltip_text(tree: &FlameTree, node: usize, focus: usize, old_name: Option<&s
         let count_diff = n.total.count as i64 - n.old_total.count as i64;
         tip.push_str(&format!(
             "\nChange: {} ({} blocks) since {}",
-            text::size_diff(size_diff),
-            text::signed_thousands(count_diff),
+            display_text::size_diff(size_diff),
+            display_text::signed_thousands(count_diff),
             old_name.unwrap_or("the compared snapshot")
         ));
     }

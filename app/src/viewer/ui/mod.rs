@@ -8,7 +8,7 @@ pub mod flame;
 pub mod snapshots;
 pub mod status;
 pub mod table;
-pub mod timeline;
+pub mod timeline_panel;
 pub mod toolbar;
 
 use egui::{Color32, RichText};
@@ -118,7 +118,7 @@ pub fn viewer_ui(
                 };
                 match tab {
                     BottomTab::Charts => charts::charts_ui(ui, state, commands),
-                    BottomTab::Timeline => timeline::timeline_ui(ui, state, commands),
+                    BottomTab::Timeline => timeline_panel::timeline_ui(ui, state, commands),
                 }
             });
     }

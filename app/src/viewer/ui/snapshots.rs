@@ -4,8 +4,8 @@
 use super::growth_color;
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
+use crate::viewer::display_text;
 use crate::viewer::session::LoadedSnapshot;
-use crate::viewer::text;
 
 /// The left panel.
 pub fn snapshots_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
@@ -49,7 +49,7 @@ fn folder_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
     };
     ui.horizontal_wrapped(|ui| {
         ui.weak("Folder");
-        ui.label(text::shorten_path(&folder.display().to_string(), 2))
+        ui.label(display_text::shorten_path(&folder.display().to_string(), 2))
             .on_hover_text(folder.display().to_string());
     });
     let mut watching = state.watching;
@@ -92,8 +92,8 @@ fn snapshot_entry_ui(
     let compared = state.compare == Some(snapshot.id);
     let mut details = format!(
         "{} · {} traces",
-        text::size(snapshot.info.total.size),
-        text::thousands(snapshot.info.traces as u64)
+        display_text::size(snapshot.info.total.size),
+        display_text::thousands(snapshot.info.traces as u64)
     );
     let millis = state.session.needs_millis();
     if let Some(time) = snapshot.time_text(millis) {
@@ -132,7 +132,7 @@ fn snapshot_entry_ui(
 fn metadata_ui(ui: &mut egui::Ui, snapshot: &LoadedSnapshot) {
     let m = snapshot.snapshot.metadata();
     let unknown = || "unknown".to_owned();
-    let size = |v: Option<u64>| v.map_or_else(unknown, text::size);
+    let size = |v: Option<u64>| v.map_or_else(unknown, display_text::size);
     egui::Grid::new("metadata").num_columns(2).show(ui, |ui| {
         let mut row = |name: &str, value: String| {
             ui.weak(name);
@@ -179,7 +179,7 @@ fn metadata_ui(ui: &mut egui::Ui, snapshot: &LoadedSnapshot) {
         );
         row(
             "Tracebacks",
-            text::thousands(snapshot.snapshot.tables().traceback_count() as u64),
+            display_text::thousands(snapshot.snapshot.tables().traceback_count() as u64),
         );
     });
 }

@@ -9,7 +9,7 @@ use super::{diff_color, growth_color};
 use crate::viewer::analysis::Timings;
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
-use crate::viewer::text;
+use crate::viewer::display_text;
 
 /// The status line's summary of a result, e.g.
 /// `Lines: 1,234 — Total: 12.3 MiB (+1.2 MiB)`.
@@ -21,11 +21,11 @@ pub fn summary(key_type: KeyType, rows: usize, size: u64, size_diff: Option<i64>
     };
     let mut out = format!(
         "{noun}: {} — Total: {}",
-        text::thousands(rows as u64),
-        text::size(size)
+        display_text::thousands(rows as u64),
+        display_text::size(size)
     );
     if let Some(diff) = size_diff {
-        out.push_str(&format!(" ({})", text::size_diff(diff)));
+        out.push_str(&format!(" ({})", display_text::size_diff(diff)));
     }
     out
 }
@@ -64,14 +64,14 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
             ui.separator();
             let mut traces = RichText::new(format!(
                 "Traces: {}",
-                text::thousands(view.trace_count() as u64)
+                display_text::thousands(view.trace_count() as u64)
             ));
             if let Some(old) = view.old_trace_count() {
                 let diff = view.trace_count() as i64 - old as i64;
                 traces = RichText::new(format!(
                     "Traces: {} ({})",
-                    text::thousands(view.trace_count() as u64),
-                    text::signed_thousands(diff)
+                    display_text::thousands(view.trace_count() as u64),
+                    display_text::signed_thousands(diff)
                 ));
                 if let Some(color) = diff_color(ui, diff) {
                     traces = traces.color(color);
@@ -89,8 +89,8 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
                 ui.separator();
                 ui.label(format!(
                     "Showing {} of {}",
-                    text::thousands(result.order.len() as u64),
-                    text::thousands(view.len() as u64)
+                    display_text::thousands(result.order.len() as u64),
+                    display_text::thousands(view.len() as u64)
                 ));
             }
         }

@@ -4,14 +4,14 @@
 use egui::text::LayoutJob;
 use egui::{Align, Color32, Layout, RichText, Sense, TextFormat};
 use egui_extras::{Column, TableBuilder};
-use tracemalloc_format::view::{SortColumn, View};
+use tracemalloc_format::rows::{SortColumn, View};
 use tracemalloc_format::{FrameRef, KeyType};
 
 use super::{diff_color, growth_color};
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
+use crate::viewer::display_text;
 use crate::viewer::source::{SourceState, Sources};
-use crate::viewer::text;
 
 /// Path components kept in the Source column.
 const PATH_COMPONENTS: usize = 3;
@@ -66,14 +66,16 @@ pub fn source_cell_text(view: &View, row: usize) -> String {
             out.push_str(" ← ");
         }
         match key_type {
-            KeyType::Filename => out.push_str(&text::shorten_path(frame.filename, PATH_COMPONENTS)),
+            KeyType::Filename => {
+                out.push_str(&display_text::shorten_path(frame.filename, PATH_COMPONENTS))
+            }
             KeyType::Lineno => {
-                out.push_str(&text::shorten_path(frame.filename, PATH_COMPONENTS));
+                out.push_str(&display_text::shorten_path(frame.filename, PATH_COMPONENTS));
                 out.push_str(&format!(":{}", frame.lineno));
             }
             // Only the file names: a traceback has many frames to show.
             KeyType::Traceback => {
-                out.push_str(text::base_name(frame.filename));
+                out.push_str(display_text::base_name(frame.filename));
                 out.push_str(&format!(":{}", frame.lineno));
             }
         }
@@ -87,16 +89,16 @@ pub fn source_cell_text(view: &View, row: usize) -> String {
 /// A row as text, tab-separated as the table shows it (Ctrl+C, "Copy row").
 pub fn row_text(view: &View, row: usize) -> String {
     let r = view.rows()[row];
-    let mut fields = vec![view.source_text(row), text::size(r.size)];
+    let mut fields = vec![view.source_text(row), display_text::size(r.size)];
     if view.is_comparison() {
-        fields.push(text::size_diff(r.size_diff));
+        fields.push(display_text::size_diff(r.size_diff));
     }
-    fields.push(text::thousands(r.count));
+    fields.push(display_text::thousands(r.count));
     if view.is_comparison() {
-        fields.push(text::signed_thousands(r.count_diff));
+        fields.push(display_text::signed_thousands(r.count_diff));
     }
     fields.push(tracemalloc_format::format_size(r.average(), false));
-    fields.push(text::percent(view.fraction_of_total(row)));
+    fields.push(display_text::percent(view.fraction_of_total(row)));
     fields.join("\t")
 }
 
@@ -224,16 +226,18 @@ pub fn table_ui(
                             SortColumn::Source => {
                                 source_cell_ui(ui, view, index, sources.as_deref_mut());
                             }
-                            SortColumn::Size => number_ui(ui, text::size(r.size), None),
+                            SortColumn::Size => number_ui(ui, display_text::size(r.size), None),
                             SortColumn::SizeDiff => number_ui(
                                 ui,
-                                text::size_diff(r.size_diff),
+                                display_text::size_diff(r.size_diff),
                                 diff_color(ui, r.size_diff),
                             ),
-                            SortColumn::Count => number_ui(ui, text::thousands(r.count), None),
+                            SortColumn::Count => {
+                                number_ui(ui, display_text::thousands(r.count), None)
+                            }
                             SortColumn::CountDiff => number_ui(
                                 ui,
-                                text::signed_thousands(r.count_diff),
+                                display_text::signed_thousands(r.count_diff),
                                 diff_color(ui, r.count_diff),
                             ),
                             SortColumn::AverageSize => number_ui(
@@ -366,7 +370,7 @@ fn percent_ui(ui: &mut egui::Ui, fraction: f64) {
     bar.set_width(rect.width() * fraction.clamp(0.0, 1.0) as f32);
     let color = ui.visuals().selection.bg_fill.gamma_multiply(0.55);
     ui.painter().rect_filled(bar, 2.0, color);
-    number_ui(ui, text::percent(fraction), None);
+    number_ui(ui, display_text::percent(fraction), None);
 }
 
 /// The row's context menu.
@@ -407,7 +411,7 @@ fn row_menu_ui(
             commands,
         );
         ui.separator();
-        let pattern = text::escape_glob(frame.filename);
+        let pattern = display_text::escape_glob(frame.filename);
         if ui.button("Include this file").clicked() {
             commands.push(Command::AddFilter(
                 tracemalloc_format::Filter::new(true, &pattern).into(),
@@ -465,7 +469,7 @@ fn empty_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
 mod tests {
     use super::*;
     use tracemalloc_format::Snapshot;
-    use tracemalloc_format::view::Grouping;
+    use tracemalloc_format::rows::Grouping;
 
     fn view(key_type: KeyType, frames: &[(&str, u32)]) -> View {
         let s = Snapshot::from_raw_traces(20, [(0, 1536, frames, None)]).unwrap();

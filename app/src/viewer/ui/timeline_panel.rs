@@ -13,9 +13,9 @@ use tracemalloc_format::timeline::{Growth, Timeline};
 use super::growth_color;
 use crate::viewer::app_state::AppState;
 use crate::viewer::command::Command;
+use crate::viewer::display_text;
 use crate::viewer::session::SnapshotId;
-use crate::viewer::text;
-use crate::viewer::timeline::TimelineResult;
+use crate::viewer::timeline_service::TimelineResult;
 
 /// Path components kept in the ranking's group column.
 const PATH_COMPONENTS: usize = 3;
@@ -181,7 +181,7 @@ pub fn x_label(value: f64, unit: Option<TimeUnit>) -> String {
 pub fn rate_text(bytes_per_second: f64, unit: TimeUnit) -> String {
     let unit = unit.max_seconds();
     let rate = bytes_per_second * unit.seconds();
-    format!("{}/{}", text::size_diff(rate as i64), unit.symbol())
+    format!("{}/{}", display_text::size_diff(rate as i64), unit.symbol())
 }
 
 /// A number with at most one decimal, none when it is whole.
@@ -234,7 +234,7 @@ fn plots_ui(
         format!(
             "{} snapshots, {} groups; click a point to show that snapshot",
             timeline.len(),
-            text::thousands(timeline.group_count() as u64)
+            display_text::thousands(timeline.group_count() as u64)
         )
     };
     ui.add(egui::Label::new(RichText::new(hint).weak()).truncate());
@@ -261,8 +261,8 @@ fn plot_ui(
         })
         .collect();
     let format_y = move |v: f64| match measure {
-        Measure::Size => text::size(v.max(0.0) as u64),
-        Measure::Count => text::thousands(v.max(0.0) as u64),
+        Measure::Size => display_text::size(v.max(0.0) as u64),
+        Measure::Count => display_text::thousands(v.max(0.0) as u64),
     };
     let accent = growth_color(ui);
     let neutral = ui.visuals().selection.bg_fill;
@@ -407,7 +407,7 @@ fn group_text(timeline: &Timeline, group: u32, components: usize) -> Option<Stri
             KeyType::Traceback if i > 0 && tb.frames[i - 1].filename == f.filename => {
                 format!(":{}", f.lineno)
             }
-            KeyType::Traceback => format!("{}:{}", text::base_name(&f.filename), f.lineno),
+            KeyType::Traceback => format!("{}:{}", display_text::base_name(&f.filename), f.lineno),
         })
         .collect();
     let mut out = parts.join(" ← ");
@@ -421,9 +421,9 @@ fn group_text(timeline: &Timeline, group: u32, components: usize) -> Option<Stri
 /// one (no `…/`, every character counts in a narrow column).
 fn path_text(path: &str, components: usize) -> String {
     if components <= 1 {
-        text::base_name(path).to_owned()
+        display_text::base_name(path).to_owned()
     } else {
-        text::shorten_path(path, components)
+        display_text::shorten_path(path, components)
     }
 }
 
@@ -446,8 +446,8 @@ fn ranking_ui(
         ui.strong("Growing");
         ui.weak(format!(
             "{} of {} groups grew; steadiest first",
-            text::thousands(ranking.len() as u64),
-            text::thousands(timeline.group_count() as u64)
+            display_text::thousands(ranking.len() as u64),
+            display_text::thousands(timeline.group_count() as u64)
         ))
         .on_hover_text(
             "Groups whose size in the last snapshot is above their size in the first, \
@@ -539,7 +539,11 @@ fn ranking_ui(
                 });
                 row.col(|ui| sparkline_ui(ui, timeline.size_series(growth.group), accent));
                 row.col(|ui| {
-                    number_ui(ui, text::size_diff(growth.size_growth), Some(accent));
+                    number_ui(
+                        ui,
+                        display_text::size_diff(growth.size_growth),
+                        Some(accent),
+                    );
                 });
                 row.col(|ui| number_ui(ui, grew_text(growth, intervals), None));
                 if let Some(unit) = unit {

@@ -10,7 +10,7 @@
 //! only made for the rows on screen.
 //!
 //! ```
-//! use tracemalloc_format::{KeyType, Snapshot, view::{Grouping, SortColumn, View}};
+//! use tracemalloc_format::{KeyType, Snapshot, rows::{Grouping, SortColumn, View}};
 //!
 //! let old = Snapshot::from_raw_traces(1, [(0, 10, &[("a.py", 1)][..], None)])?;
 //! let new = Snapshot::from_raw_traces(

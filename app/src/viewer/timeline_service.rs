@@ -20,8 +20,8 @@ use tracemalloc_format::pipeline;
 use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
 use tracemalloc_format::{KeyType, Snapshot, Timestamp, TraceFilter};
 
-use super::latest::{Latest, LatestRequest, LatestResult};
 use super::loader::Notify;
+use super::request_thread::{Latest, LatestRequest, LatestResult};
 use super::session::SnapshotId;
 
 /// One snapshot of the timeline.
@@ -84,7 +84,7 @@ pub struct TimelineResult {
 }
 
 /// A request's outcome.
-pub type TimelineOutcome = super::latest::Outcome<TimelineResult>;
+pub type TimelineOutcome = super::request_thread::Outcome<TimelineResult>;
 
 impl LatestResult for TimelineResult {
     fn generation(&self) -> u64 {
