@@ -2,21 +2,11 @@
 //! clear line on stderr, never a panic message; a closed stdout is fine.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn viewer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tracemalloc-viewer"))
-}
+mod support;
 
-/// Runs the binary and returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = viewer().args(args).output().expect("the binary runs");
-    (
-        out.status.code().expect("exited normally"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::cli::{binary, run_binary};
 
 fn assert_one_clear_line(stderr: &str, expected_start: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -28,7 +18,7 @@ fn assert_one_clear_line(stderr: &str, expected_start: &str) {
 fn a_missing_file_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.tmsnap");
-    let (code, stdout, stderr) = run(&["stats", missing.to_str().unwrap()]);
+    let (code, stdout, stderr) = run_binary(&["stats", missing.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert_eq!(stdout, "");
     assert_one_clear_line(
@@ -62,7 +52,7 @@ fn corrupt_and_foreign_files_exit_2_naming_the_file() {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         for command in ["stats", "info"] {
-            let (code, _, stderr) = run(&[command, path.to_str().unwrap()]);
+            let (code, _, stderr) = run_binary(&[command, path.to_str().unwrap()]);
             assert_eq!(code, 2, "{command} {name}");
             assert_one_clear_line(
                 &stderr,
@@ -75,10 +65,10 @@ fn corrupt_and_foreign_files_exit_2_naming_the_file() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let (code, _, stderr) = run(&["stats"]);
+    let (code, _, stderr) = run_binary(&["stats"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("SNAPSHOT"), "{stderr}");
-    let (code, _, stderr) = run(&["stats", "x.tmsnap", "--limit", "many"]);
+    let (code, _, stderr) = run_binary(&["stats", "x.tmsnap", "--limit", "many"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid value 'many'"), "{stderr}");
 }
@@ -101,7 +91,7 @@ fn a_closed_stdout_is_not_an_error() {
         .unwrap()
         .dump(&path)
         .unwrap();
-    let mut child = viewer()
+    let mut child = binary()
         .args(["stats", path.to_str().unwrap(), "--format", "csv"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,11 +8,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tracemalloc_format::export::write_csv;
 use tracemalloc_format::rows::{Grouping, View};
 use tracemalloc_format::{KeyType, Snapshot};
+
+mod support;
+
+use support::cli::{arg, binary_ok, run_binary};
 
 /// A fixture of the format crate's DHAT tests.
 fn dhat_fixture(name: &str) -> PathBuf {
@@ -21,34 +24,10 @@ fn dhat_fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs the binary; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tracemalloc-viewer"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Runs the binary and returns its output, which must be a success.
-fn ok(args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(args);
-    assert_eq!(code, 0, "{stderr}");
-    stdout
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 #[test]
 fn stats_reads_dhat_profiles_at_either_point() {
     let valgrind = dhat_fixture("valgrind-dhat.json");
-    let peak = ok(&["stats", s(&valgrind)]);
+    let peak = binary_ok(&["stats", arg(&valgrind)]);
     assert_eq!(
         peak,
         "[ Top 2 lines ]\n\
@@ -56,17 +35,17 @@ fn stats_reads_dhat_profiles_at_either_point() {
          #2: valgrind_prog.c:22: size=1024 B, count=1, average=1024 B\n\
          Total allocated size: 35.9 KiB in 12 blocks\n"
     );
-    let end = ok(&["stats", s(&valgrind), "--dhat-point", "end"]);
+    let end = binary_ok(&["stats", arg(&valgrind), "--dhat-point", "end"]);
     assert!(
         end.ends_with("Total allocated size: 3000 B in 3 blocks\n"),
         "{end}"
     );
     // The peak compared to the end: what was freed after the peak.
-    let diff = ok(&[
+    let diff = binary_ok(&[
         "stats",
-        s(&valgrind),
+        arg(&valgrind),
         "--compare",
-        s(&valgrind),
+        arg(&valgrind),
         "--dhat-point",
         "gmax",
     ]);
@@ -76,7 +55,7 @@ fn stats_reads_dhat_profiles_at_either_point() {
 #[test]
 fn info_and_convert_know_dhat() {
     let dhat_rs = dhat_fixture("dhat-rs-heap.json");
-    let info = ok(&["info", s(&dhat_rs), "--dhat-point", "end"]);
+    let info = binary_ok(&["info", arg(&dhat_rs), "--dhat-point", "end"]);
     assert!(info.contains("Format:             DHAT JSON\n"), "{info}");
     assert!(
         info.contains("Producer:           dhat-rs heap profile, t-end: the end at "),
@@ -91,14 +70,14 @@ fn info_and_convert_know_dhat() {
         "{info}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&["info", s(&dhat_rs), "--json"])).unwrap();
+        serde_json::from_str(&binary_ok(&["info", arg(&dhat_rs), "--json"])).unwrap();
     assert_eq!(json["kind"], "DHAT JSON");
     assert_eq!(json["total"]["size"], 37_032);
     assert_eq!(json["traced_peak"], 37_032);
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("end.tmsnap");
-    ok(&["convert", s(&dhat_rs), s(&out), "--dhat-point", "end"]);
+    binary_ok(&["convert", arg(&dhat_rs), arg(&out), "--dhat-point", "end"]);
     let converted = Snapshot::load(&out).unwrap();
     assert_eq!(
         (converted.totals().size, converted.totals().count),
@@ -117,7 +96,7 @@ fn info_and_convert_know_dhat() {
 #[test]
 fn folded_stacks_feed_flamegraph_pl() {
     let valgrind = dhat_fixture("valgrind-dhat.json");
-    let folded = ok(&["stats", s(&valgrind), "--format", "folded"]);
+    let folded = binary_ok(&["stats", arg(&valgrind), "--format", "folded"]);
     assert_eq!(
         folded,
         "main (valgrind_prog.c:36);leak (valgrind_prog.c:31);buffer (valgrind_prog.c:12) 3000\n\
@@ -125,11 +104,11 @@ fn folded_stacks_feed_flamegraph_pl() {
          main (valgrind_prog.c:37);build_peak (valgrind_prog.c:22) 1024\n"
     );
     // Filters apply; a comparison gives two columns, old then new.
-    let diff = ok(&[
+    let diff = binary_ok(&[
         "stats",
-        s(&valgrind),
+        arg(&valgrind),
         "--compare",
-        s(&valgrind),
+        arg(&valgrind),
         "--format",
         "folded",
         "--exclude",
@@ -151,7 +130,7 @@ fn a_malformed_dhat_profile_is_one_clear_line() {
         b"{\"dhatFileVersion\":2,\"mode\":\"heap\",\"pps\":[{\"eb\":1}",
     )
     .unwrap();
-    let (code, stdout, stderr) = run(&["stats", s(&bad)]);
+    let (code, stdout, stderr) = run_binary(&["stats", arg(&bad)]);
     assert_eq!(code, 2);
     assert_eq!(stdout, "");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -175,7 +154,7 @@ fn a_malformed_dhat_profile_is_one_clear_line() {
         b"{\"dhatFileVersion\":2,\"mode\":\"rust-ad-hoc\",\"pps\":[],\"ftbl\":[]}",
     )
     .unwrap();
-    let (code, _, stderr) = run(&["stats", s(&adhoc)]);
+    let (code, _, stderr) = run_binary(&["stats", arg(&adhoc)]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("only heap profiles can be opened"),
@@ -206,16 +185,16 @@ fn the_viewers_csv_is_the_clis_csv() {
         for compare in [false, true] {
             let mut args = vec![
                 "stats",
-                s(&new_path),
+                arg(&new_path),
                 "--format",
                 "csv",
                 "--group-by",
                 key_type.as_str(),
             ];
             if compare {
-                args.extend(["--compare", s(&old_path)]);
+                args.extend(["--compare", arg(&old_path)]);
             }
-            let cli = ok(&args);
+            let cli = binary_ok(&args);
             let grouping = Grouping::new(&new, key_type, false).unwrap();
             let view = if compare {
                 View::compare(&grouping, &Grouping::new(&old, key_type, false).unwrap())

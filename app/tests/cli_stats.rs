@@ -8,10 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde_json::{Value, json};
 use tracemalloc_format::{Metadata, Snapshot, SnapshotBuilder};
-use tracemalloc_viewer::cli::{Args, run};
+
+mod support;
+
+use support::cli::{arg, in_process_ok, run_in_process};
 
 type RawTrace = (u32, u64, &'static [(&'static str, u32)], Option<u32>);
 
@@ -49,27 +51,8 @@ fn write_cpython_pair(dir: &Path) -> (PathBuf, PathBuf) {
     (old_path, new_path)
 }
 
-/// Runs a command line and returns its output, or its error message.
-fn cli(args: &[&str]) -> Result<String, String> {
-    let mut argv = vec!["tracemalloc-viewer"];
-    argv.extend_from_slice(args);
-    let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let command = args.command.expect("a subcommand");
-    let mut out = Vec::new();
-    run(&command, &mut out).map_err(|e| format!("{e:#}"))?;
-    Ok(String::from_utf8(out).expect("UTF-8 output"))
-}
-
-fn ok(args: &[&str]) -> String {
-    cli(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
 fn json(args: &[&str]) -> Value {
-    serde_json::from_str(&ok(args)).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    serde_json::from_str(&in_process_ok(args)).unwrap()
 }
 
 #[test]
@@ -77,7 +60,7 @@ fn stats_text_reads_like_tracemalloc() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
     assert_eq!(
-        ok(&["stats", s(&old)]),
+        in_process_ok(&["stats", arg(&old)]),
         "[ Top 4 lines ]\n\
          #1: b.py:1: size=66 B, count=1, average=66 B\n\
          #2: a.py:2: size=30 B, count=3, average=10 B\n\
@@ -88,7 +71,7 @@ fn stats_text_reads_like_tracemalloc() {
     // --limit leaves the rest in one "other" line, as tracemalloc's
     // display_top recipe does.
     assert_eq!(
-        ok(&["stats", s(&old), "--limit", "2", "--group-by", "filename"]),
+        in_process_ok(&["stats", arg(&old), "--limit", "2", "--group-by", "filename"]),
         "[ Top 2 files ]\n\
          #1: b.py:0: size=66 B, count=1, average=66 B\n\
          #2: a.py:0: size=32 B, count=4, average=8 B\n\
@@ -102,7 +85,7 @@ fn stats_compare_text_and_traceback_frames() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = write_cpython_pair(dir.path());
     assert_eq!(
-        ok(&["stats", s(&new), "--compare", s(&old)]),
+        in_process_ok(&["stats", arg(&new), "--compare", arg(&old)]),
         "[ Top 5 differences ]\n\
          #1: a.py:5: size=5002 B (+5000 B), count=2 (+1), average=2501 B\n\
          #2: c.py:578: size=400 B (+400 B), count=1 (+1), average=400 B\n\
@@ -113,7 +96,14 @@ fn stats_compare_text_and_traceback_frames() {
     );
     // Traceback groups print their frames as CPython's Traceback.format()
     // does, oldest first. (The files do not exist, so no source lines.)
-    let text = ok(&["stats", s(&new), "--group-by", "traceback", "--limit", "1"]);
+    let text = in_process_ok(&[
+        "stats",
+        arg(&new),
+        "--group-by",
+        "traceback",
+        "--limit",
+        "1",
+    ]);
     assert_eq!(
         text,
         "[ Top 1 tracebacks ]\n\
@@ -129,7 +119,14 @@ fn stats_compare_text_and_traceback_frames() {
 fn stats_json_matches_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = write_cpython_pair(dir.path());
-    let doc = json(&["stats", s(&new), "--compare", s(&old), "--format", "json"]);
+    let doc = json(&[
+        "stats",
+        arg(&new),
+        "--compare",
+        arg(&old),
+        "--format",
+        "json",
+    ]);
     assert_eq!(doc["group_by"], "lineno");
     assert_eq!(doc["cumulative"], false);
     assert_eq!(
@@ -152,7 +149,7 @@ fn stats_json_matches_the_documented_shape() {
     // Without --compare there are no diff fields at all.
     let plain = json(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--format",
         "json",
         "--group-by",
@@ -171,7 +168,7 @@ fn stats_json_matches_the_documented_shape() {
 fn cumulative_total_counts_each_block_once() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
-    let doc = json(&["stats", s(&old), "--format", "json", "--cumulative"]);
+    let doc = json(&["stats", arg(&old), "--format", "json", "--cumulative"]);
     assert_eq!(doc["cumulative"], true);
     // The rows add up to more than the total (b.py:4 and a.py:2 hold the
     // same blocks); the total is the snapshot's.
@@ -205,9 +202,9 @@ fn filters_apply_to_both_snapshots() {
     };
     let doc = json(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--compare",
-        s(&old),
+        arg(&old),
         "--format",
         "json",
         "--include",
@@ -222,9 +219,9 @@ fn filters_apply_to_both_snapshots() {
 
     let doc = json(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--compare",
-        s(&old),
+        arg(&old),
         "--format",
         "json",
         "--include",
@@ -235,9 +232,9 @@ fn filters_apply_to_both_snapshots() {
     // --exclude with --all-frames drops every trace passing through b.py.
     let doc = json(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--compare",
-        s(&old),
+        arg(&old),
         "--format",
         "json",
         "--exclude",
@@ -258,13 +255,13 @@ fn filters_apply_to_both_snapshots() {
     .unwrap();
     let doc = json(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--compare",
-        s(&old),
+        arg(&old),
         "--format",
         "json",
         "--filters",
-        s(&filters),
+        arg(&filters),
     ]);
     assert_eq!(
         rows(&doc),
@@ -286,9 +283,9 @@ fn csv_has_a_header_and_quotes_what_needs_it() {
     let path = dir.path().join("odd.tmsnap");
     b.finish(Metadata::default()).dump(&path).unwrap();
     assert_eq!(
-        ok(&[
+        in_process_ok(&[
             "stats",
-            s(&path),
+            arg(&path),
             "--format",
             "csv",
             "--group-by",
@@ -298,11 +295,11 @@ fn csv_has_a_header_and_quotes_what_needs_it() {
          \"dir, with \"\"quotes\"\".rs:3 <- main.rs:9\",\"dir, with \"\"quotes\"\".rs\",3,f,40,2,20.0\n"
     );
     let (old, new) = write_cpython_pair(dir.path());
-    let csv = ok(&[
+    let csv = in_process_ok(&[
         "stats",
-        s(&new),
+        arg(&new),
         "--compare",
-        s(&old),
+        arg(&old),
         "--format",
         "csv",
         "--limit",
@@ -319,7 +316,7 @@ fn csv_has_a_header_and_quotes_what_needs_it() {
 fn info_lists_metadata_totals_and_tables() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
-    let doc = json(&["info", s(&old), "--json"]);
+    let doc = json(&["info", arg(&old), "--json"]);
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["traceback_limit"], 2);
     assert_eq!(doc["total"], json!({"size": 105, "count": 6}));
@@ -332,7 +329,7 @@ fn info_lists_metadata_totals_and_tables() {
         json!([{"domain": 0, "size": 30, "count": 3}, {"domain": 1, "size": 2, "count": 1},
                {"domain": 2, "size": 66, "count": 1}, {"domain": 3, "size": 7, "count": 1}])
     );
-    let text = ok(&["info", s(&old)]);
+    let text = in_process_ok(&["info", arg(&old)]);
     assert!(
         text.contains("Format:             .tmsnap version 1\n"),
         "{text}"
@@ -352,12 +349,15 @@ fn convert_writes_a_tmsnap_that_reads_back_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
     let out = dir.path().join("converted.tmsnap");
-    let msg = ok(&["convert", s(&old), s(&out)]);
+    let msg = in_process_ok(&["convert", arg(&old), arg(&out)]);
     assert_eq!(
         msg,
         format!("wrote {} (6 traces, 4 tracebacks)\n", out.display())
     );
-    assert_eq!(ok(&["stats", s(&out)]), ok(&["stats", s(&old)]));
+    assert_eq!(
+        in_process_ok(&["stats", arg(&out)]),
+        in_process_ok(&["stats", arg(&old)])
+    );
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn bad_input_gives_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
     let missing = dir.path().join("missing.tmsnap");
-    let err = cli(&["stats", s(&missing)]).unwrap_err();
+    let err = run_in_process(&["stats", arg(&missing)]).unwrap_err();
     assert!(
         err.starts_with(&format!("{}: cannot read:", missing.display())),
         "{err}"
@@ -373,7 +373,7 @@ fn bad_input_gives_one_clear_message() {
 
     let garbage = dir.path().join("garbage.tmsnap");
     std::fs::write(&garbage, b"\x89TMS\r\n\x1a\n\x01\0\0\0\x92").unwrap();
-    let err = cli(&["stats", s(&old), "--compare", s(&garbage)]).unwrap_err();
+    let err = run_in_process(&["stats", arg(&old), "--compare", arg(&garbage)]).unwrap_err();
     assert!(
         err.starts_with(&format!(
             "{}: corrupt .tmsnap body at byte",
@@ -382,7 +382,14 @@ fn bad_input_gives_one_clear_message() {
         "{err}"
     );
 
-    let err = cli(&["stats", s(&old), "--group-by", "traceback", "--cumulative"]).unwrap_err();
+    let err = run_in_process(&[
+        "stats",
+        arg(&old),
+        "--group-by",
+        "traceback",
+        "--cumulative",
+    ])
+    .unwrap_err();
     assert_eq!(
         err,
         "--cumulative works with --group-by filename or lineno, not traceback"
@@ -390,9 +397,9 @@ fn bad_input_gives_one_clear_message() {
 
     let filters = dir.path().join("bad.json");
     std::fs::write(&filters, r#"[{"inclusive": true, "pattern": "x"}]"#).unwrap();
-    let err = cli(&["stats", s(&old), "--filters", s(&filters)]).unwrap_err();
+    let err = run_in_process(&["stats", arg(&old), "--filters", arg(&filters)]).unwrap_err();
     assert!(err.contains("filter 0 is neither"), "{err}");
 
-    let err = cli(&["stats", s(&old), "--group-by", "module"]).unwrap_err();
+    let err = run_in_process(&["stats", arg(&old), "--group-by", "module"]).unwrap_err();
     assert!(err.contains("invalid value 'module'"), "{err}");
 }
