@@ -74,6 +74,9 @@ pub enum Command {
     SelectGroup(tracemalloc_format::Traceback),
     /// Move the selection by this many rows (arrow keys, Page Up/Down).
     MoveSelection(isize),
+    /// The table (and the growth ranking) scrolled to the selected row: do
+    /// not pin them there.
+    ScrolledToSelected,
     /// Drill down into a row: a file's lines, a line's tracebacks.
     DrillDown(usize),
     /// Back to the previous grouping and filters.
@@ -97,6 +100,9 @@ pub enum Command {
     ShowCharts(bool),
     /// Show or hide the details panel.
     ShowDetails(bool),
+    /// Show every annotation column beside the source code, or only the
+    /// bytes allocated at each line.
+    ShowFullSourceGutter(bool),
     /// Bars per chart.
     SetChartTopN(usize),
     /// Put the keyboard focus in the search box (Ctrl+F).

@@ -44,6 +44,59 @@ pub fn size_diff(bytes: i64) -> String {
     format_bytes_diff(bytes)
 }
 
+/// `text` (a path, maybe followed by `:line`) in at most `max_chars`
+/// characters, elided in the middle: the file name and what follows it
+/// are what tell rows apart, so they stay whole, and whole directories
+/// are left out between the path's start and its end, those nearest the
+/// file kept first: `recorder/examples/leaky_service/src/cache.rs:8` in 30
+/// characters is `…/leaky_service/src/cache.rs:8`, in 29
+/// `recorder/…/src/cache.rs:8`. When not even `…/` and the file name fit,
+/// the text's end is kept: `…ache.rs:8`.
+pub fn elide_middle(text: &str, max_chars: usize) -> String {
+    let len = text.chars().count();
+    if len <= max_chars {
+        return text.to_owned();
+    }
+    if max_chars == 0 {
+        return String::new();
+    }
+    let name_start = text.rfind(['/', '\\']).map_or(0, |i| i + 1);
+    let (dir, name) = text.split_at(name_start);
+    let name_len = name.chars().count();
+    let ellipsis = "…/";
+    if dir.is_empty() || name_len + ellipsis.chars().count() > max_chars {
+        let keep = max_chars - 1;
+        let tail: String = text.chars().skip(len - keep).collect();
+        return format!("…{tail}");
+    }
+    // Directories with their separators, e.g. `recorder/`, `examples/`.
+    let components: Vec<&str> = dir.split_inclusive(['/', '\\']).collect();
+    let mut budget = max_chars - name_len - ellipsis.chars().count();
+    let mut back = components.len();
+    while back > 0 {
+        let width = components[back - 1].chars().count();
+        if width > budget {
+            break;
+        }
+        budget -= width;
+        back -= 1;
+    }
+    // The first directory too, if it still fits and is neither the root
+    // nor an ellipsis already (a path shortened by `shorten_path`).
+    let first = components[0];
+    let front = if back > 0
+        && first.len() > 1
+        && !first.starts_with('…')
+        && first.chars().count() <= budget
+    {
+        first
+    } else {
+        ""
+    };
+    let back = components[back..].concat();
+    format!("{front}{ellipsis}{back}{name}")
+}
+
 /// The last `keep` components of a path, with `…/` in front when some were
 /// left out: `/home/me/app/src/db/pool.rs` becomes `…/src/db/pool.rs`.
 /// Both separators count, so Windows paths shorten too.
@@ -145,6 +198,57 @@ pub fn percent(fraction: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_elided_in_the_middle() {
+        let path = "recorder/examples/leaky_service/src/cache.rs:8";
+        let cases: &[(usize, &str)] = &[
+            (100, path),
+            (46, path),
+            (45, "…/examples/leaky_service/src/cache.rs:8"),
+            (39, "…/examples/leaky_service/src/cache.rs:8"),
+            (38, "…/leaky_service/src/cache.rs:8"),
+            (30, "…/leaky_service/src/cache.rs:8"),
+            (29, "recorder/…/src/cache.rs:8"),
+            (24, "…/src/cache.rs:8"),
+            (16, "…/src/cache.rs:8"),
+            (15, "…/cache.rs:8"),
+            (12, "…/cache.rs:8"),
+            (11, "…cache.rs:8"),
+            (10, "…ache.rs:8"),
+            (3, "…:8"),
+            (1, "…"),
+            (0, ""),
+        ];
+        for &(max, expected) in cases {
+            let elided = elide_middle(path, max);
+            assert_eq!(elided, expected, "in {max} characters");
+            assert!(elided.chars().count() <= max, "{elided} in {max}");
+        }
+        // The root of an absolute path is not kept as a first directory.
+        assert_eq!(
+            elide_middle("/rustc/0123/library/alloc/src/vec/mod.rs:2430", 30),
+            "…/alloc/src/vec/mod.rs:2430"
+        );
+        // A path already shortened keeps one ellipsis.
+        assert_eq!(
+            elide_middle("…/alloc/src/raw_vec.rs:480", 20),
+            "…/src/raw_vec.rs:480"
+        );
+        assert_eq!(
+            elide_middle("…/alloc/src/raw_vec.rs:480", 18),
+            "…/raw_vec.rs:480"
+        );
+        // Windows separators, and a name without a directory.
+        assert_eq!(
+            elide_middle(r"C:\app\src\db\pool.rs:3", 16),
+            r"…/db\pool.rs:3"
+        );
+        assert_eq!(
+            elide_middle("a_very_long_module_name.py:12", 10),
+            "…ame.py:12"
+        );
+    }
 
     #[test]
     fn thousands_separators() {

@@ -96,6 +96,9 @@ pub struct Settings {
     /// Read DHAT profiles at their end (`t-end`) instead of their global
     /// peak (`t-gmax`).
     pub dhat_at_end: bool,
+    /// Show every annotation column beside the source code (blocks, Δ,
+    /// through), not only the bytes allocated at each line.
+    pub full_source_gutter: bool,
 }
 
 impl Default for Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             recent_files: Vec::new(),
             flame_weight: FlameWeight::Bytes,
             dhat_at_end: false,
+            full_source_gutter: false,
         }
     }
 }

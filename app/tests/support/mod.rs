@@ -124,19 +124,35 @@ pub fn write_leaky_series(dir: &Path) -> Vec<PathBuf> {
 
 /// A harness on a viewer opened on `files`, settled.
 pub fn viewer(files: Vec<PathBuf>) -> Harness<'static, ViewerApp> {
+    viewer_in(files, egui::vec2(1400.0, 900.0), None)
+}
+
+/// A harness on a viewer opened on `files` in a window of `size`, settled;
+/// with egui's memory of an earlier run when given, restored before the
+/// app starts as eframe restores it.
+pub fn viewer_in(
+    files: Vec<PathBuf>,
+    size: egui::Vec2,
+    memory: Option<egui::Memory>,
+) -> Harness<'static, ViewerApp> {
     let options = StartupOptions {
         files,
         dialog: DialogKind::InApp,
         ..StartupOptions::default()
     };
     let mut harness = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
+        .with_size(size)
         // Frames as a real display paces them, so that two clicks in a
         // row make a double click.
         .with_step_dt(1.0 / 60.0)
         // At 60 steps a second, menus take a few steps to open.
         .with_max_steps(64)
-        .build_eframe(move |cc| ViewerApp::new(cc, options));
+        .build_eframe(move |cc| {
+            if let Some(memory) = memory {
+                cc.egui_ctx.memory_mut(|m| *m = memory);
+            }
+            ViewerApp::new(cc, options)
+        });
     settle(&mut harness);
     harness
 }

@@ -118,6 +118,7 @@ impl ViewerApp {
             Command::SelectRow(position) => self.select_position(position),
             Command::SelectGroup(tb) => self.select_group(tb),
             Command::MoveSelection(delta) => self.move_selection(delta),
+            Command::ScrolledToSelected => self.state.table.scroll_to_selected = false,
             Command::DrillDown(position) => self.drill_down(position),
             Command::Back => {
                 if let Some(spec) = self.state.history.back(self.state.spec.clone()) {
@@ -142,6 +143,7 @@ impl ViewerApp {
             Command::OpenInEditor { file, line } => self.open_in_editor(file, line),
             Command::ShowCharts(on) => self.state.settings.show_charts = on,
             Command::ShowDetails(on) => self.state.settings.show_details = on,
+            Command::ShowFullSourceGutter(on) => self.state.settings.full_source_gutter = on,
             Command::SetChartTopN(n) => self.state.settings.chart_top_n = n.clamp(1, 100),
             Command::FocusSearch => self.buffers.focus_search = true,
             Command::ShowShortcuts(on) => self.state.show_shortcuts = on,

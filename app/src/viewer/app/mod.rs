@@ -191,6 +191,10 @@ impl ViewerApp {
         settings: Settings,
         options: StartupOptions,
     ) -> ViewerApp {
+        // eframe restores egui's memory, scroll positions included: a table
+        // scrolled far down in the last run would open past the first rows
+        // of whatever is open now. Every view starts at its top.
+        ctx.data_mut(|d| d.remove_by_type::<egui::scroll_area::State>());
         let repaint = ctx.clone();
         let notify: Notify = Arc::new(move || repaint.request_repaint());
         // A background service that cannot start (no thread) leaves its

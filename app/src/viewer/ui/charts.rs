@@ -3,6 +3,8 @@
 //! shrinkage in their colours, each labelled with its source. Clicking a
 //! bar selects its row.
 
+use std::ops::RangeInclusive;
+
 use egui::Align2;
 use egui_plot::{Bar, BarChart, Plot, PlotPoint, Text};
 use tracemalloc_format::rows::View;
@@ -22,6 +24,19 @@ fn truncate(text: &str, max: usize) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
     }
+}
+
+/// Whether an axis label of `label_px` points centred on `value` stays
+/// inside a plot `plot_px` points wide showing `range`: the two charts sit
+/// side by side, so a label reaching past one's edge runs into the other's
+/// (`+1953 KiB` into `0`).
+fn axis_label_fits(value: f64, range: &RangeInclusive<f64>, label_px: f32, plot_px: f32) -> bool {
+    let span = range.end() - range.start();
+    if span <= 0.0 || plot_px <= 0.0 {
+        return true;
+    }
+    let half = f64::from(label_px) / 2.0 * span / f64::from(plot_px);
+    value - half >= *range.start() && value + half <= *range.end()
 }
 
 /// What one chart shows.
@@ -161,6 +176,11 @@ fn chart_ui(ui: &mut egui::Ui, view: &View, chart: &Chart<'_>, commands: &mut Ve
         .element_formatter(Box::new(move |bar, _| {
             format!("{}\n{}", bar.name, format_value(bar.value))
         }));
+    // The axis labels' font (egui_plot's Body), measured by its widest
+    // digit, and the plot's width, to keep edge labels inside the plot.
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let char_px = ui.fonts_mut(|f| f.glyph_width(&body, '0')).max(1.0);
+    let plot_px = ui.available_width();
     let plot = Plot::new(title)
         .height(ui.available_height().max(60.0))
         .allow_zoom(false)
@@ -174,7 +194,15 @@ fn chart_ui(ui: &mut egui::Ui, view: &View, chart: &Chart<'_>, commands: &mut Ve
         .include_x(0.0)
         .include_y(0.6)
         .include_y(-(top.len() as f64) + 0.4)
-        .x_axis_formatter(move |mark, _| format_value(mark.value));
+        .x_axis_formatter(move |mark, range| {
+            let text = format_value(mark.value);
+            let label_px = text.chars().count() as f32 * char_px;
+            if axis_label_fits(mark.value, range, label_px, plot_px) {
+                text
+            } else {
+                String::new()
+            }
+        });
     let response = plot.show(ui, |plot_ui| {
         plot_ui.bar_chart(chart);
         for label in labels {
@@ -198,7 +226,20 @@ fn chart_ui(ui: &mut egui::Ui, view: &View, chart: &Chart<'_>, commands: &mut Ve
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::{axis_label_fits, truncate};
+
+    #[test]
+    fn axis_labels_at_the_edges_are_left_out() {
+        // 0 to 2000 over 400 points: 5 units per point.
+        let range = 0.0..=2000.0;
+        // A 60-point label reaches 150 units either side of its mark.
+        assert!(axis_label_fits(1000.0, &range, 60.0, 400.0));
+        assert!(axis_label_fits(1850.0, &range, 60.0, 400.0));
+        assert!(!axis_label_fits(1900.0, &range, 60.0, 400.0));
+        assert!(!axis_label_fits(100.0, &range, 60.0, 400.0));
+        // Nothing to measure against: shown.
+        assert!(axis_label_fits(0.0, &(0.0..=0.0), 60.0, 400.0));
+    }
 
     #[test]
     fn labels_are_cut_on_characters() {

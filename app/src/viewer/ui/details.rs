@@ -65,8 +65,20 @@ pub fn details_ui(
             .as_ref()
             .and_then(|r| r.annotation.as_deref())
             .filter(|a| a.filename() == &*frame.filename);
-        source_ui(ui, frame, key_type, annotation, sources, commands);
+        let gutter = Gutter {
+            full: state.settings.full_source_gutter,
+        };
+        source_ui(ui, frame, key_type, (annotation, gutter), sources, commands);
     }
+}
+
+/// How much of the annotation gutter beside the code is shown.
+#[derive(Clone, Copy, Debug)]
+struct Gutter {
+    /// Every column (here, blocks, Δ here, through); otherwise only the
+    /// bytes allocated here, the rest in the line's tooltip, so that the
+    /// code keeps the pane's width.
+    full: bool,
 }
 
 fn frame_row_ui(
@@ -104,7 +116,7 @@ fn source_ui(
     ui: &mut egui::Ui,
     frame: &Frame,
     key_type: KeyType,
-    annotation: Option<&FileAnnotation>,
+    (annotation, gutter): (Option<&FileAnnotation>, Gutter),
     sources: Option<&mut Sources>,
     commands: &mut Vec<Command>,
 ) {
@@ -120,8 +132,9 @@ fn source_ui(
     if let Some(annotation) = annotation {
         ui.label(file_summary(annotation)).on_hover_text(
             "Memory allocated at this file's lines (they are the most recent frame). \
-             Each line shows it, its blocks, its change when comparing, and the memory \
-             allocated through it (any frame: what its calls allocated).",
+             Each line shows it; its blocks, its change when comparing, and the memory \
+             allocated through it (any frame: what its calls allocated) are in the \
+             line's tooltip, or in columns of their own (\"All columns\").",
         );
     }
     let Some(sources) = sources else {
@@ -141,7 +154,7 @@ fn source_ui(
             } else {
                 frame.lineno
             };
-            code_ui(ui, &file, line, annotation);
+            code_ui(ui, &file, line, (annotation, gutter), commands);
         }
     }
 }
@@ -237,8 +250,14 @@ fn cell_ui(
     .inner
 }
 
-/// The annotation columns' header, over the code.
-fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool, widths: CellWidths) {
+/// The annotation columns' header, over the code, with the button that
+/// shows or hides the columns after the first.
+fn annotation_header_ui(
+    ui: &mut egui::Ui,
+    comparing: bool,
+    (widths, gutter): (CellWidths, Gutter),
+    commands: &mut Vec<Command>,
+) {
     let height = ui.text_style_height(&egui::TextStyle::Small) + 2.0;
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = 8.0;
@@ -259,28 +278,51 @@ fn annotation_header_ui(ui: &mut egui::Ui, comparing: bool, widths: CellWidths) 
             "here",
             "Bytes allocated at the line (most recent frame)",
         );
-        head(ui, widths.blocks, "blocks", "Blocks allocated at the line");
-        if comparing {
+        if gutter.full {
+            head(ui, widths.blocks, "blocks", "Blocks allocated at the line");
+            if comparing {
+                head(
+                    ui,
+                    widths.bytes,
+                    "Δ here",
+                    "Change of the bytes allocated at the line",
+                );
+            }
             head(
                 ui,
                 widths.bytes,
-                "Δ here",
-                "Change of the bytes allocated at the line",
+                "through",
+                "Bytes allocated through the line (any frame: what its calls allocated)",
             );
         }
-        head(
-            ui,
-            widths.bytes,
-            "through",
-            "Bytes allocated through the line (any frame: what its calls allocated)",
-        );
+        let (name, hint) = if gutter.full {
+            (
+                "Fewer columns",
+                "Only the bytes allocated here: more room for the code",
+            )
+        } else {
+            (
+                "All columns",
+                "Also the blocks, the change and the bytes allocated through each line \
+                 (also in each line's tooltip)",
+            )
+        };
+        if ui.small_button(name).on_hover_text(hint).clicked() {
+            commands.push(Command::ShowFullSourceGutter(!gutter.full));
+        }
     });
 }
 
 /// The file's lines with numbers, `line` highlighted and scrolled into view
 /// when it changes, each annotated with its memory when `annotation` is
 /// given; only the visible lines are laid out.
-fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&FileAnnotation>) {
+fn code_ui(
+    ui: &mut egui::Ui,
+    file: &SourceFile,
+    line: u32,
+    (annotation, gutter): (Option<&FileAnnotation>, Gutter),
+    commands: &mut Vec<Command>,
+) {
     let language = file
         .path
         .extension()
@@ -305,7 +347,7 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&
     let comparing = annotation.is_some_and(FileAnnotation::is_comparison);
     let widths = CellWidths::of(ui);
     if annotation.is_some() {
-        annotation_header_ui(ui, comparing, widths);
+        annotation_header_ui(ui, comparing, (widths, gutter), commands);
     }
     let heat_color = growth_color(ui);
     area.show_rows(ui, row_height, file.lines.len(), |ui, range| {
@@ -327,7 +369,7 @@ fn code_ui(ui: &mut egui::Ui, file: &SourceFile, line: u32, annotation: Option<&
                             memory,
                             comparing,
                             (heat, heat_color),
-                            (widths, row_height),
+                            (widths, row_height, gutter),
                         );
                     }
                     ui.label(
@@ -374,12 +416,16 @@ fn annotation_cells_ui(
     memory: Option<&LineAnnotation>,
     comparing: bool,
     (heat, heat_color): (f32, Color32),
-    (widths, height): (CellWidths, f32),
+    (widths, height, gutter): (CellWidths, f32, Gutter),
 ) {
     let Some(m) = memory else {
         // The same (empty) cells as an annotated line, so that every line
         // number and every line of code stays in its column.
-        let columns = if comparing { 3 } else { 2 };
+        let columns = match (gutter.full, comparing) {
+            (false, _) => 0,
+            (true, true) => 3,
+            (true, false) => 2,
+        };
         for i in 0..=columns {
             let width = if i == 1 { widths.blocks } else { widths.bytes };
             cell_ui(ui, width, height, String::new(), None);
@@ -405,9 +451,12 @@ fn annotation_cells_ui(
         here_color = Some(ui.visuals().strong_text_color());
     }
     let here = cell_ui(ui, widths.bytes, height, here_text, here_color);
-    here.widget_info(|| {
-        egui::WidgetInfo::labeled(egui::Role::Label, true, line_summary(number, m, comparing))
-    });
+    let summary = line_summary(number, m, comparing);
+    here.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &summary));
+    if !gutter.full {
+        here.on_hover_text(summary);
+        return;
+    }
     let blocks = if m.here.count > 0 {
         format!("×{}", display_text::thousands(m.here.count))
     } else {

@@ -89,15 +89,19 @@ pub fn viewer_ui(
         filters::filter_bar_ui(ui, state, buffers, commands);
     });
     egui::Panel::bottom("status_bar").show(ui, |ui| status::status_bar_ui(ui, state, commands));
+    // The side panels start at a share of the window, so that the table
+    // keeps room for every column at 1280x800 and up (the panels then
+    // remember the widths the user gives them).
+    let window = ui.available_width();
     egui::Panel::left("snapshots")
         .resizable(true)
-        .default_size(270.0)
+        .default_size((0.14 * window).clamp(180.0, 270.0))
         .size_range(180.0..=600.0)
         .show(ui, |ui| snapshots::snapshots_ui(ui, state, commands));
     if state.settings.show_details {
         egui::Panel::right("details")
             .resizable(true)
-            .default_size(480.0)
+            .default_size((0.33 * window).clamp(240.0, 560.0))
             .size_range(240.0..=1200.0)
             .show(ui, |ui| {
                 details::details_ui(ui, state, sources.as_deref_mut(), commands);

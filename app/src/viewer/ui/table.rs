@@ -50,6 +50,37 @@ fn columns(comparing: bool) -> Vec<(SortColumn, &'static str, &'static str)> {
     columns
 }
 
+/// The widest text a number column usually shows, in monospace characters:
+/// sizes have at most four digits before their unit (`99.9 KiB`,
+/// `1023 KiB`), differences a sign more, counts a few thousands
+/// (`123,456`), shares `100.0 %`. Longer numbers are cut on the left, and
+/// the columns can be widened by hand.
+fn number_chars(column: SortColumn) -> f32 {
+    match column {
+        SortColumn::Size | SortColumn::AverageSize => 8.0,
+        SortColumn::SizeDiff => 9.0,
+        SortColumn::Count | SortColumn::CountDiff | SortColumn::PercentOfTotal => 7.0,
+        SortColumn::Source => 0.0,
+    }
+}
+
+/// A number column's width: its widest usual number or its header (with a
+/// sort arrow), whichever is wider, and the cell's margins. Measured from
+/// the fonts, so that the columns need what they show at any font size, and
+/// the Source column keeps the rest.
+fn number_column_width(ui: &egui::Ui, column: SortColumn, name: &str) -> f32 {
+    let mono = egui::TextStyle::Monospace.resolve(ui.style());
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let color = ui.visuals().text_color();
+    let (digit, header) = ui.fonts_mut(|f| {
+        let digit = f.glyph_width(&mono, '0');
+        let header = f.layout_no_wrap(format!("{name} ▼"), body, color).size().x;
+        (digit, header)
+    });
+    let margins = ui.spacing().item_spacing.x + 4.0;
+    (number_chars(column) * digit).max(header).ceil() + margins
+}
+
 /// A row's Source cell as it is shown: the path shortened to its last
 /// components, the line, and for traceback rows the frames joined by `←`.
 pub fn source_cell_text(view: &View, row: usize) -> String {
@@ -160,6 +191,10 @@ pub fn table_ui(
     let columns = columns(comparing);
     let selected = state.selected_position();
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
+    let widths: Vec<f32> = columns[1..]
+        .iter()
+        .map(|&(column, name, _)| number_column_width(ui, column, name))
+        .collect();
     let mut builder = TableBuilder::new(ui)
         .id_salt("groups")
         .striped(true)
@@ -175,13 +210,16 @@ pub fn table_ui(
                 .clip(true)
                 .resizable(false),
         );
-    for _ in 1..columns.len() {
-        builder = builder.column(Column::initial(82.0).at_least(56.0).clip(true));
+    for &width in &widths {
+        builder = builder.column(Column::initial(width).at_least(width * 0.75).clip(true));
     }
     if state.table.scroll_to_selected
         && let Some(position) = selected
     {
+        // Once: the scroll area animates there by itself, and the user
+        // must be free to scroll away afterwards.
         builder = builder.scroll_to_row(position, None);
+        commands.push(Command::ScrolledToSelected);
     }
     let total_size = view.total().size;
     builder
@@ -268,30 +306,44 @@ pub fn table_ui(
         });
 }
 
-/// The Source cell: the shortened text, the function name in weak text for
-/// lines, and a tooltip with the full path and the source line.
+/// The Source cell: the path's last components and the line, elided in the
+/// middle to fit (the file name and `:line` always show), the function name in weak text for
+/// lines when there is room, and a tooltip with the full path and the
+/// source line. Screen readers (and the UI tests) hear the whole text.
 fn source_cell_ui(ui: &mut egui::Ui, view: &View, row: usize, sources: Option<&mut Sources>) {
-    let mut job = LayoutJob::default();
     let style = ui.style();
     let font = egui::TextStyle::Body.resolve(style);
-    job.append(
-        &source_cell_text(view, row),
-        0.0,
-        TextFormat::simple(font.clone(), ui.visuals().text_color()),
-    );
+    let (color, weak) = (ui.visuals().text_color(), ui.visuals().weak_text_color());
     let first = view.frames(row).next();
-    if view.key_type() == KeyType::Lineno
-        && let Some(function) = first.and_then(|f| f.function)
-    {
-        job.append(
-            &format!("  {}", short_function(function)),
-            0.0,
-            TextFormat::simple(font, ui.visuals().weak_text_color()),
-        );
+    let function = match (view.key_type(), first.and_then(|f| f.function)) {
+        (KeyType::Lineno, Some(function)) => format!("  {}", short_function(function)),
+        _ => String::new(),
+    };
+    // The path's last components and the line (the tooltip has the whole
+    // path); tracebacks show the most recent frames first, so that cutting
+    // their end keeps what matters.
+    let text = source_cell_text(view, row);
+    let full = format!("{text}{function}");
+    let shown = if view.key_type() == KeyType::Traceback {
+        SourceFit {
+            path: text,
+            function: String::new(),
+        }
+    } else {
+        let available = ui.available_width();
+        fit_source(&text, &function, available, |s| {
+            ui.fonts_mut(|f| f.layout_no_wrap(s.to_owned(), font.clone(), color).size().x)
+        })
+    };
+    let mut job = LayoutJob::default();
+    job.append(&shown.path, 0.0, TextFormat::simple(font.clone(), color));
+    if !shown.function.is_empty() {
+        job.append(&shown.function, 0.0, TextFormat::simple(font, weak));
     }
     job.wrap.max_rows = 1;
     job.wrap.break_anywhere = true;
     let response = ui.add(egui::Label::new(job).truncate().selectable(false));
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &full));
     if response.hovered()
         && let Some(frame) = first
     {
@@ -300,6 +352,47 @@ fn source_cell_ui(ui: &mut egui::Ui, view: &View, row: usize, sources: Option<&m
             ui.set_max_width(640.0);
             ui.label(tooltip);
         });
+    }
+}
+
+/// What a Source cell shows of a path (with its line) and a function.
+#[derive(Debug, PartialEq, Eq)]
+struct SourceFit {
+    path: String,
+    function: String,
+}
+
+/// Fits `path` and `function` in `max_width` as `width` measures text:
+/// both when they fit; else the whole path and the function cut at its
+/// end (the label's truncation) when the path fits alone; else the path
+/// elided in the middle to fit ([`display_text::elide_middle`]), without
+/// the function.
+fn fit_source(
+    path: &str,
+    function: &str,
+    max_width: f32,
+    mut width: impl FnMut(&str) -> f32,
+) -> SourceFit {
+    let path_width = width(path);
+    if path_width <= max_width {
+        return SourceFit {
+            path: path.to_owned(),
+            function: function.to_owned(),
+        };
+    }
+    // Start from the share of the characters that fits, then shorten one
+    // character at a time: proportional fonts make the first guess close.
+    let chars = path.chars().count();
+    let mut n = ((chars as f32) * max_width / path_width).floor() as usize;
+    loop {
+        let elided = display_text::elide_middle(path, n);
+        if n == 0 || width(&elided) <= max_width {
+            return SourceFit {
+                path: elided,
+                function: String::new(),
+            };
+        }
+        n -= 1;
     }
 }
 
@@ -468,6 +561,35 @@ fn empty_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_cells_keep_the_file_and_line_first() {
+        // Every character 7 points wide.
+        let width = |s: &str| 7.0 * s.chars().count() as f32;
+        let path = "recorder/examples/leaky_service/src/cache.rs:8";
+        let fit = |chars: f32| fit_source(path, "  Cache::put", 7.0 * chars, width);
+        // Room for both.
+        assert_eq!(
+            fit(60.0),
+            SourceFit {
+                path: path.to_owned(),
+                function: "  Cache::put".to_owned()
+            }
+        );
+        // Room for the path: the function is cut by the label.
+        assert_eq!(fit(50.0).path, path);
+        assert_eq!(fit(50.0).function, "  Cache::put");
+        // Less: the path is elided in the middle, the function dropped.
+        assert_eq!(
+            fit(30.5),
+            SourceFit {
+                path: "…/leaky_service/src/cache.rs:8".to_owned(),
+                function: String::new()
+            }
+        );
+        assert_eq!(fit(12.0).path, "…/cache.rs:8");
+        assert_eq!(fit(0.0).path, "");
+    }
     use tracemalloc_format::Snapshot;
     use tracemalloc_format::rows::Grouping;
 
