@@ -7,19 +7,30 @@
 # (apt-get install xvfb xdotool imagemagick) and Mesa's software OpenGL
 # (libgl1-mesa-dri), which Debian installs with Xvfb.
 #
-# Usage: scripts/screenshots.sh [OUT_DIR] [SCENE...]
-#   (default: screenshots/, every scene)
+# Usage: scripts/screenshots.sh [--size WIDTHxHEIGHT] [OUT_DIR] [SCENE...]
+#   (default: 1600x1000, screenshots/, every scene). The README's pictures
+#   are taken at 1600x1000; 1280x800 is the smallest size the layout is
+#   made for, e.g. scripts/screenshots.sh --size 1280x800 /tmp/small
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+size=1600x1000
+if [ "${1:-}" = --size ]; then
+    size="${2:?--size needs WIDTHxHEIGHT, e.g. 1280x800}"
+    shift 2
+fi
+if ! [[ "$size" =~ ^([0-9]+)x([0-9]+)$ ]]; then
+    echo "screenshots.sh: --size $size is not WIDTHxHEIGHT (e.g. 1280x800)" >&2
+    exit 2
+fi
+width="${BASH_REMATCH[1]}"
+height="${BASH_REMATCH[2]}"
 out="${1:-$root/screenshots}"
 shift || true
 scenes=("$@")
 if [ ${#scenes[@]} -eq 0 ]; then
     scenes=(compare filters traceback charts timeline growing flamegraph annotated)
 fi
-width=1600
-height=1000
 for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null || {
         echo "screenshots.sh: $tool is missing (apt-get install xvfb xdotool imagemagick)" >&2
@@ -79,18 +90,6 @@ for scene in "${scenes[@]}"; do
             sleep 0.2 mouseup 1
         ;;
     esac
-    if [ "$scene" = annotated ]; then
-        # Narrow the snapshot list (its right edge is 270 pixels from the
-        # left) and widen the details panel, so that the annotated source
-        # shows its code beside the memory columns and the table keeps its
-        # columns: drag the details panel's left edge (480 pixels from the
-        # right, its default width) to the left.
-        xdotool mousemove 271 500 sleep 0.5 mousedown 1 sleep 0.3 \
-            mousemove 250 500 sleep 0.2 mousemove 200 500 sleep 0.3 mouseup 1
-        xdotool mousemove $((width - 479)) 500 sleep 0.5 mousedown 1 sleep 0.3 \
-            mousemove $((width - 500)) 500 sleep 0.2 mousemove $((width - 600)) 500 \
-            sleep 0.2 mousemove $((width - 640)) 500 sleep 0.3 mouseup 1
-    fi
     # Let the last frame settle (tooltips, scrolling).
     sleep 1
     if [ "$scene" = flamegraph ]; then

@@ -392,10 +392,7 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
                 Total {
                     size: totals.size,
                     count: totals.count,
-                    diff: Some((
-                        totals.size as i64 - old_totals.size as i64,
-                        totals.count as i64 - old_totals.count as i64,
-                    )),
+                    diff: Some(totals.diff(&old_totals)),
                 },
             )
         }

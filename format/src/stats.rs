@@ -198,6 +198,17 @@ pub struct Totals {
     pub count: u64,
 }
 
+impl Totals {
+    /// The change from `old` to these totals: (bytes, blocks). Exact: a
+    /// snapshot's sizes add up to at most 2^63 - 1 bytes.
+    pub fn diff(&self, old: &Totals) -> (i64, i64) {
+        (
+            self.size as i64 - old.size as i64,
+            self.count as i64 - old.count as i64,
+        )
+    }
+}
+
 /// What a group (or a traceback) adds up: exact integers, or floating-point
 /// estimates for sampled snapshots, rounded only at the end.
 trait Amount: Copy + Default + AddAssign {

@@ -221,7 +221,6 @@ pub fn table_ui(
         builder = builder.scroll_to_row(position, None);
         commands.push(Command::ScrolledToSelected);
     }
-    let total_size = view.total().size;
     builder
         .header(row_height + 4.0, |mut header| {
             for &(column, name, hint) in &columns {
@@ -284,12 +283,7 @@ pub fn table_ui(
                                 None,
                             ),
                             SortColumn::PercentOfTotal => {
-                                let fraction = if total_size == 0 {
-                                    0.0
-                                } else {
-                                    r.size as f64 / total_size as f64
-                                };
-                                percent_ui(ui, fraction);
+                                percent_ui(ui, view.fraction_of_total(index));
                             }
                         }
                     });
