@@ -14,7 +14,11 @@ use tracemalloc_format::{Frame, KeyType, TraceFilter, Traceback};
 pub const MAX_RECENT_FILES: usize = 10;
 
 /// What the table shows, apart from which snapshots: the grouping, the
-/// cumulative mode and the filters. Back and Forward move between these.
+/// cumulative mode and the filters. Back and Forward move between these,
+/// the steps of an exploration (drilling down, filtering); they restore
+/// neither the snapshots shown (chosen in the snapshot list, a navigation
+/// of its own) nor the "hide std frames" switch (a persisted display
+/// setting).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewSpec {
     /// How traces are grouped.
