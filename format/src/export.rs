@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::flame::FlameTree;
-use crate::model::{Frame, FrameRef};
+use crate::model::{Frame, FrameRef, Traceback};
 use crate::rows::View;
 use crate::stats::{Statistic, StatisticDiff};
 
@@ -126,49 +126,50 @@ pub fn write_csv(view: &View, order: &[u32], out: &mut dyn Write) -> io::Result<
     Ok(())
 }
 
+/// Writes rows keyed by owned tracebacks (the command line's lists).
+fn write_traceback_rows<'a>(
+    out: &mut dyn Write,
+    comparing: bool,
+    rows: impl Iterator<Item = (&'a Traceback, CsvAmounts)>,
+) -> io::Result<()> {
+    write_csv_header(out, comparing)?;
+    let mut source = String::new();
+    for (traceback, amounts) in rows {
+        let frames = traceback.frames.iter().map(Frame::as_ref);
+        write_csv_row(out, frames, &amounts, &mut source)?;
+    }
+    Ok(())
+}
+
 /// Writes statistics ([`Snapshot::statistics`](crate::Snapshot::statistics))
 /// as CSV, in the same columns as [`write_csv`].
 pub fn write_statistics_csv(stats: &[Statistic], out: &mut dyn Write) -> io::Result<()> {
-    write_csv_header(out, false)?;
-    let mut source = String::new();
-    for s in stats {
+    let rows = stats.iter().map(|s| {
         let amounts = CsvAmounts {
             size: s.size,
             count: s.count,
             average: s.average(),
             diff: None,
         };
-        write_csv_row(
-            out,
-            s.traceback.frames.iter().map(Frame::as_ref),
-            &amounts,
-            &mut source,
-        )?;
-    }
-    Ok(())
+        (&s.traceback, amounts)
+    });
+    write_traceback_rows(out, false, rows)
 }
 
 /// Writes differences
 /// ([`Snapshot::compare_to`](crate::Snapshot::compare_to)) as CSV, in
 /// the same columns as [`write_csv`] of a comparison.
 pub fn write_diffs_csv(diffs: &[StatisticDiff], out: &mut dyn Write) -> io::Result<()> {
-    write_csv_header(out, true)?;
-    let mut source = String::new();
-    for d in diffs {
+    let rows = diffs.iter().map(|d| {
         let amounts = CsvAmounts {
             size: d.size,
             count: d.count,
             average: d.average(),
             diff: Some((d.size_diff, d.count_diff)),
         };
-        write_csv_row(
-            out,
-            d.traceback.frames.iter().map(Frame::as_ref),
-            &amounts,
-            &mut source,
-        )?;
-    }
-    Ok(())
+        (&d.traceback, amounts)
+    });
+    write_traceback_rows(out, true, rows)
 }
 
 /// A frame's name in folded stacks: `function (file:line)`, or `file:line`
