@@ -32,6 +32,7 @@ pub mod fnmatch;
 mod io;
 mod model;
 pub mod pickle;
+pub mod pprof;
 mod size;
 mod stats;
 pub mod timeline;
