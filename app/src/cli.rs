@@ -843,25 +843,22 @@ fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         ConvertFormat::Tmsnap
     });
-    if to == ConvertFormat::Pprof {
-        pprof::write(&snapshot, &args.output)?;
-        let encoding = match pprof::Encoding::for_path(&args.output) {
-            pprof::Encoding::Gzip => "gzipped",
-            pprof::Encoding::Plain => "plain",
-        };
-        writeln!(
-            out,
-            "wrote {} (pprof, {encoding}; {} traces, {} tracebacks)",
-            args.output.display(),
-            snapshot.traces().len(),
-            snapshot.tables().traceback_count()
-        )?;
-        return Ok(());
-    }
-    snapshot.dump(&args.output)?;
+    let kind = match to {
+        ConvertFormat::Pprof => {
+            pprof::write(&snapshot, &args.output)?;
+            match pprof::Encoding::for_path(&args.output) {
+                pprof::Encoding::Gzip => "pprof, gzipped; ",
+                pprof::Encoding::Plain => "pprof, plain; ",
+            }
+        }
+        ConvertFormat::Tmsnap => {
+            snapshot.dump(&args.output)?;
+            ""
+        }
+    };
     writeln!(
         out,
-        "wrote {} ({} traces, {} tracebacks)",
+        "wrote {} ({kind}{} traces, {} tracebacks)",
         args.output.display(),
         snapshot.traces().len(),
         snapshot.tables().traceback_count()
