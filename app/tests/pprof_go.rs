@@ -221,6 +221,67 @@ fn cpython_pickle_with_domains_in_go_pprof_matches_stats() {
     check(&repo_file("format/tests/data/cpython/domains.pickle"));
 }
 
+/// A sampled snapshot: pprof holds the same estimates as `stats`. Totals
+/// are equal; pprof values are integers per sample (traceback), rounded
+/// with the remainder carried, so a line is within one unit per traceback
+/// of the statistics' estimate.
+#[test]
+fn sampled_snapshot_in_go_pprof_is_scaled_like_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut snapshot =
+        tracemalloc_format::Snapshot::load(repo_file("app/demo/leaky_service-05.tmsnap")).unwrap();
+    snapshot.metadata_mut().sampling_rate = Some(64 * 1024);
+    let sampled = dir.path().join("sampled.tmsnap");
+    snapshot.dump(&sampled).unwrap();
+    let profile = dir.path().join("sampled.pb.gz");
+    viewer(&[
+        "convert",
+        sampled.to_str().unwrap(),
+        profile.to_str().unwrap(),
+    ]);
+    let (size, count, by_size, by_count) = stats(&sampled);
+    assert!(
+        size > snapshot.traces().iter().map(|t| t.size).sum::<u64>(),
+        "estimates are larger than the sampled bytes"
+    );
+    // Tracebacks per line: the bound of the rounding differences.
+    let mut tracebacks: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    let json: Value = serde_json::from_str(&viewer(&[
+        "stats",
+        sampled.to_str().unwrap(),
+        "--group-by",
+        "traceback",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    for row in json["stats"].as_array().unwrap() {
+        let frame = &row["frames"][0];
+        let key = (
+            frame["filename"].as_str().unwrap().to_owned(),
+            frame["lineno"].as_u64().unwrap() as u32,
+        );
+        *tracebacks.entry(key).or_default() += 1;
+    }
+    let (pprof_size, pprof_by_size) = go_pprof_top(&profile, "inuse_space", dir.path());
+    let (pprof_count, pprof_by_count) = go_pprof_top(&profile, "inuse_objects", dir.path());
+    assert_eq!((pprof_size, pprof_count), (size, count), "totals");
+    for (ours, theirs) in [(&by_size, &pprof_by_size), (&by_count, &pprof_by_count)] {
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>()
+        );
+        for (key, (value, _)) in ours {
+            let shown = theirs[key].0;
+            assert!(
+                value.abs_diff(shown) <= tracebacks[key],
+                "{key:?}: stats {value}, pprof {shown}, {} tracebacks",
+                tracebacks[key]
+            );
+        }
+    }
+}
+
 #[test]
 fn comments_and_time_reach_pprof() {
     let dir = tempfile::tempdir().unwrap();
