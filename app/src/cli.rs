@@ -19,6 +19,7 @@ use tracemalloc_format::export::{
 };
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::pipeline::{self, Others};
+use tracemalloc_format::pprof;
 use tracemalloc_format::{
     DomainFilter, Error as FileError, Filter, KeyType, LoadOptions, Snapshot, Statistic,
     StatisticDiff, TraceFilter, Traceback, detect_kind, format_size,
@@ -50,7 +51,8 @@ pub enum Command {
     /// Print a snapshot's metadata, totals and table sizes.
     Info(InfoArgs),
     /// Convert a snapshot (e.g. a CPython pickle or a DHAT profile) to a
-    /// .tmsnap file.
+    /// .tmsnap file, or to a pprof heap profile (output named *.pb.gz,
+    /// *.pb or *.pprof, or --to pprof).
     Convert(ConvertArgs),
 }
 
@@ -162,13 +164,27 @@ pub struct InfoArgs {
     pub dhat_point: DhatPointArg,
 }
 
+/// What `convert` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConvertFormat {
+    /// A .tmsnap snapshot.
+    Tmsnap,
+    /// A pprof heap profile (gzipped unless the file name ends in .pb), for
+    /// go tool pprof, Pyroscope, Parca and speedscope.
+    Pprof,
+}
+
 /// Arguments of `convert`.
 #[derive(Debug, ClapArgs)]
 pub struct ConvertArgs {
     /// The snapshot to read (.tmsnap, CPython pickle or DHAT JSON).
     pub input: PathBuf,
-    /// The .tmsnap file to write (replaced atomically).
+    /// The file to write (replaced atomically): .tmsnap, or pprof when it
+    /// ends in .pb.gz, .pb or .pprof.
     pub output: PathBuf,
+    /// The output format, whatever the output's name.
+    #[arg(long, value_enum)]
+    pub to: Option<ConvertFormat>,
     /// For DHAT profiles: the blocks live at the global peak or at the end.
     #[arg(long, value_enum, default_value_t = DhatPointArg::Gmax)]
     pub dhat_point: DhatPointArg,
@@ -758,10 +774,27 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
 
 fn convert(args: &ConvertArgs, out: &mut dyn Write) -> Result<()> {
     let snapshot = load(&args.input, &LoadOptions::from(args.dhat_point))?;
-    snapshot.dump(&args.output)?;
+    let to = args.to.unwrap_or(if pprof::is_pprof_path(&args.output) {
+        ConvertFormat::Pprof
+    } else {
+        ConvertFormat::Tmsnap
+    });
+    let kind = match to {
+        ConvertFormat::Pprof => {
+            pprof::write(&snapshot, &args.output)?;
+            match pprof::Encoding::for_path(&args.output) {
+                pprof::Encoding::Gzip => "pprof, gzipped; ",
+                pprof::Encoding::Plain => "pprof, plain; ",
+            }
+        }
+        ConvertFormat::Tmsnap => {
+            snapshot.dump(&args.output)?;
+            ""
+        }
+    };
     writeln!(
         out,
-        "wrote {} ({} traces, {} tracebacks)",
+        "wrote {} ({kind}{} traces, {} tracebacks)",
         args.output.display(),
         snapshot.traces().len(),
         snapshot.tables().traceback_count()

@@ -541,3 +541,36 @@ fn file_open_folder_loads_the_folder_and_lets_it_be_watched() {
     click(&mut harness, "Watch for new snapshots");
     assert!(harness.state().state.watching);
 }
+
+#[test]
+fn file_export_pprof_writes_the_shown_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = viewer_with(write_leaky_series(dir.path()), false);
+    settle(&mut harness);
+    // The menu entry asks where to save, with a pprof name.
+    click(&mut harness, "File");
+    click(&mut harness, "Export snapshot as pprof…");
+    harness.get_by_label_contains("Export the snapshot as a pprof profile");
+    let path = dir.path().join("heap.pb.gz");
+    harness.state_mut().apply(Command::Export {
+        kind: ExportKind::Pprof,
+        path: path.clone(),
+    });
+    settle(&mut harness);
+    harness.get_by_label(&format!("Saved pprof profile to {}", path.display()));
+    // The profile of the snapshot as the window shows it: the standard
+    // library's frames (Vec::push, RawVec) hidden.
+    let shown = harness.state().state.current_snapshot().unwrap();
+    assert!(shown.info.has_hideable_frames);
+    let trimmed = shown.snapshot.with_default_trim().unwrap();
+    let gzip = tracemalloc_format::pprof::Encoding::Gzip;
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(
+        written,
+        tracemalloc_format::pprof::to_bytes(&trimmed, gzip).unwrap()
+    );
+    assert_ne!(
+        written,
+        tracemalloc_format::pprof::to_bytes(&shown.snapshot, gzip).unwrap()
+    );
+}

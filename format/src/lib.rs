@@ -34,6 +34,7 @@ mod model;
 pub mod pickle;
 pub mod pipeline;
 pub mod rows;
+pub mod pprof;
 mod size;
 mod stats;
 pub mod timeline;

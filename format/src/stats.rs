@@ -266,13 +266,7 @@ impl Amount for Estimated {
     /// for `1 / p` blocks and `size / p` bytes (the Horvitz-Thompson
     /// estimator, unbiased for sizes and counts).
     fn of_trace(size: u64, sampling_rate: Option<u64>) -> Estimated {
-        let weight = match sampling_rate {
-            Some(rate) if rate > 0 && size > 0 => {
-                let p = -(-(size as f64) / rate as f64).exp_m1();
-                if p > 0.0 { 1.0 / p } else { 1.0 }
-            }
-            _ => 1.0,
-        };
+        let weight = sampling_weight(size, sampling_rate);
         Estimated {
             size: size as f64 * weight,
             count: weight,
@@ -286,6 +280,21 @@ impl Amount for Estimated {
             size: self.size.round() as u64,
             count: self.count.round() as u64,
         }
+    }
+}
+
+/// How many blocks a traced block of `size` bytes stands for: `1 / p`,
+/// where `p = 1 - exp(-size / rate)` is its probability of being sampled
+/// under Poisson sampling by bytes; 1 when the snapshot is not sampled.
+/// The statistics and the pprof export (`crate::pprof`) scale by this same
+/// weight, so they estimate the same amounts.
+pub(crate) fn sampling_weight(size: u64, sampling_rate: Option<u64>) -> f64 {
+    match sampling_rate {
+        Some(rate) if rate > 0 && size > 0 => {
+            let p = -(-(size as f64) / rate as f64).exp_m1();
+            if p > 0.0 { 1.0 / p } else { 1.0 }
+        }
+        _ => 1.0,
     }
 }
 

@@ -1,7 +1,8 @@
-//! Exports: the table as CSV and the traceback tree as folded stacks
-//! (the input of flamegraph.pl and inferno), written by
-//! `tracemalloc_format::export` on a background thread ("export"), so that
-//! a million rows never stall a frame. Files are replaced atomically.
+//! Exports: the table as CSV, the traceback tree as folded stacks (the
+//! input of flamegraph.pl and inferno) and the shown snapshot as a pprof
+//! heap profile, written by `tracemalloc_format::export` and
+//! `tracemalloc_format::pprof` on a background thread ("export"), so that a
+//! million rows never stall a frame. Files are replaced atomically.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use anyhow::{Context as _, Result};
 use tracemalloc_format::export::{write_csv, write_folded, write_folded_diff};
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::pipeline;
+use tracemalloc_format::pprof;
 use tracemalloc_format::rows::View;
 use tracemalloc_format::{Snapshot, TraceFilter, write_atomically};
 
@@ -24,6 +26,9 @@ pub enum ExportKind {
     /// The traceback tree as folded stacks; two columns (old, new) when
     /// comparing.
     FoldedStacks,
+    /// The shown snapshot (filtered, std frames hidden as shown) as a
+    /// pprof heap profile.
+    Pprof,
 }
 
 impl ExportKind {
@@ -32,6 +37,7 @@ impl ExportKind {
         match self {
             ExportKind::TableCsv => "Export the table as CSV",
             ExportKind::FoldedStacks => "Export the flame graph as folded stacks",
+            ExportKind::Pprof => "Export the snapshot as a pprof profile",
         }
     }
 
@@ -40,6 +46,7 @@ impl ExportKind {
         match self {
             ExportKind::TableCsv => "table.csv",
             ExportKind::FoldedStacks => "stacks.folded",
+            ExportKind::Pprof => "heap.pb.gz",
         }
     }
 
@@ -48,6 +55,8 @@ impl ExportKind {
         match self {
             ExportKind::TableCsv => "csv",
             ExportKind::FoldedStacks => "folded",
+            // Dialogs match the last extension: `heap.pb.gz`.
+            ExportKind::Pprof => "gz",
         }
     }
 
@@ -56,6 +65,7 @@ impl ExportKind {
         match self {
             ExportKind::TableCsv => "CSV (.csv)",
             ExportKind::FoldedStacks => "Folded stacks (.folded)",
+            ExportKind::Pprof => "pprof profile (.pb.gz)",
         }
     }
 }
@@ -92,6 +102,16 @@ pub enum ExportJob {
         filters: Vec<TraceFilter>,
         /// Bytes or blocks.
         weight: FlameWeight,
+    },
+    /// The shown snapshot under the shown filters as a pprof profile
+    /// (gzipped unless the file name ends in `.pb`).
+    Pprof {
+        /// The shown snapshot.
+        snapshot: TreeInput,
+        /// Hide the standard library's frames, as the window does.
+        hide_std_frames: bool,
+        /// The filters.
+        filters: Vec<TraceFilter>,
     },
 }
 
@@ -177,6 +197,16 @@ pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
                 }
             }
         }
+        ExportJob::Pprof {
+            snapshot,
+            hide_std_frames,
+            filters,
+        } => {
+            let snapshot = prepared(snapshot, *hide_std_frames, filters)?;
+            bytes = pprof::to_bytes(&snapshot, pprof::Encoding::for_path(path))
+                .context("cannot encode the pprof profile")?;
+            "pprof profile".to_owned()
+        }
     };
     write_atomically(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(format!("Saved {what} to {}", path.display()))
@@ -225,7 +255,7 @@ mod tests {
         run(
             &ExportJob::Folded {
                 new: input.clone(),
-                old: Some(input),
+                old: Some(input.clone()),
                 hide_std_frames: true,
                 filters: vec![tracemalloc_format::Filter::new(false, "io.py").into()],
                 weight: FlameWeight::Bytes,
@@ -236,6 +266,28 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&folded).unwrap(),
             "main.py:1;leak.py:9 64 64\n"
+        );
+
+        let profile = dir.path().join("heap.pb");
+        let said = run(
+            &ExportJob::Pprof {
+                snapshot: input.clone(),
+                hide_std_frames: true,
+                filters: vec![tracemalloc_format::Filter::new(false, "io.py").into()],
+            },
+            &profile,
+        )
+        .unwrap();
+        assert_eq!(
+            said,
+            format!("Saved pprof profile to {}", profile.display())
+        );
+        let filtered = input
+            .snapshot
+            .filter_traces(&[tracemalloc_format::Filter::new(false, "io.py").into()]);
+        assert_eq!(
+            std::fs::read(&profile).unwrap(),
+            pprof::to_bytes(&filtered, pprof::Encoding::Plain).unwrap()
         );
         let err = run(
             &ExportJob::Csv {

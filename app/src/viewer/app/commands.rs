@@ -217,7 +217,7 @@ impl ViewerApp {
                     return;
                 }
             },
-            ExportKind::FoldedStacks => {
+            ExportKind::FoldedStacks | ExportKind::Pprof => {
                 let tree_input = |s: &LoadedSnapshot| TreeInput {
                     snapshot: Arc::clone(&s.snapshot),
                     has_untrimmed_frames: s.info.has_hideable_frames,
@@ -226,12 +226,20 @@ impl ViewerApp {
                     self.set_message("Nothing to export: no snapshot is shown", true);
                     return;
                 };
-                ExportJob::Folded {
-                    new,
-                    old: self.state.compare_snapshot().map(tree_input),
-                    hide_std_frames: self.state.settings.hide_std_frames,
-                    filters: self.state.spec.filters.clone(),
-                    weight: self.state.settings.flame_weight,
+                if kind == ExportKind::Pprof {
+                    ExportJob::Pprof {
+                        snapshot: new,
+                        hide_std_frames: self.state.settings.hide_std_frames,
+                        filters: self.state.spec.filters.clone(),
+                    }
+                } else {
+                    ExportJob::Folded {
+                        new,
+                        old: self.state.compare_snapshot().map(tree_input),
+                        hide_std_frames: self.state.settings.hide_std_frames,
+                        filters: self.state.spec.filters.clone(),
+                        weight: self.state.settings.flame_weight,
+                    }
                 }
             }
         };

@@ -262,6 +262,16 @@ fn menu_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>)
             {
                 commands.push(Command::ExportDialog(ExportKind::FoldedStacks));
             }
+            if ui
+                .add_enabled(shown, egui::Button::new("Export snapshot as pprof…"))
+                .on_hover_text(
+                    "The shown snapshot, filtered as shown, as a pprof heap profile for \
+                     go tool pprof, Pyroscope, Parca or speedscope",
+                )
+                .clicked()
+            {
+                commands.push(Command::ExportDialog(ExportKind::Pprof));
+            }
             ui.separator();
             if let Some(current) = state.current
                 && ui.button("Close this snapshot").clicked()
