@@ -317,7 +317,7 @@ fn info_lists_metadata_totals_and_tables() {
     let dir = tempfile::tempdir().unwrap();
     let (old, _) = write_cpython_pair(dir.path());
     let doc = json(&["info", arg(&old), "--json"]);
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2);
     assert_eq!(doc["traceback_limit"], 2);
     assert_eq!(doc["total"], json!({"size": 105, "count": 6}));
     assert_eq!(doc["traces"], 6);
@@ -331,7 +331,7 @@ fn info_lists_metadata_totals_and_tables() {
     );
     let text = in_process_ok(&["info", arg(&old)]);
     assert!(
-        text.contains("Format:             .tmsnap version 1\n"),
+        text.contains("Format:             .tmsnap version 2\n"),
         "{text}"
     );
     assert!(

@@ -236,10 +236,12 @@ impl Snapshot {
     /// matches every exclusive filter (an exclusive filter "matches" a trace
     /// it does not exclude). No filter keeps every trace.
     ///
-    /// The result shares this snapshot's tables.
+    /// The allocation history, where there is one, is filtered by the same
+    /// rules. The result shares this snapshot's tables.
     pub fn filter_traces<'f>(&self, filters: &'f [TraceFilter]) -> Snapshot {
+        let history_rows = || self.history.as_ref().map(|h| h.rows.clone());
         if filters.is_empty() {
-            return self.with_traces(self.traces.clone());
+            return self.with_traces(self.traces.clone(), history_rows());
         }
         let tables = &*self.tables;
         let prepare = |f: &'f TraceFilter| match f {
@@ -256,16 +258,27 @@ impl Snapshot {
             .filter(|f| !f.inclusive())
             .map(prepare)
             .collect();
+        let keep = |domain: u32, traceback: TracebackId| {
+            (include.is_empty() || include.iter().any(|f| f.matches(domain, traceback)))
+                && exclude.iter().all(|f| f.matches(domain, traceback))
+        };
         let traces = self
             .traces
             .iter()
-            .filter(|t| {
-                (include.is_empty() || include.iter().any(|f| f.matches(t.domain, t.traceback)))
-                    && exclude.iter().all(|f| f.matches(t.domain, t.traceback))
-            })
+            .filter(|t| keep(t.domain, t.traceback))
             .copied()
             .collect();
-        self.with_traces(traces)
+        // The history rows of a traceback pass or fail exactly as its traces
+        // would, so that every metric of a filtered snapshot describes the
+        // same blocks.
+        let history_rows = self.history.as_ref().map(|h| {
+            h.rows
+                .iter()
+                .filter(|r| keep(r.domain, r.traceback))
+                .copied()
+                .collect()
+        });
+        self.with_traces(traces, history_rows)
     }
 }
 

@@ -45,8 +45,8 @@ pub use error::{Error, ErrorKind};
 pub use filter::{DomainFilter, Filter, TraceFilter};
 pub use io::{LoadOptions, SnapshotKind, detect_kind, write_atomically};
 pub use model::{
-    BuildError, Frame, FrameId, FrameRef, Metadata, Snapshot, SnapshotBuilder, StringId, Tables,
-    Timestamp, Trace, Traceback, TracebackId, UNKNOWN_FILENAME,
+    BuildError, Frame, FrameId, FrameRef, History, HistoryRow, Metadata, Snapshot, SnapshotBuilder,
+    StringId, Tables, Timestamp, Trace, Traceback, TracebackId, UNKNOWN_FILENAME,
 };
 pub use size::{format_bytes, format_bytes_diff, format_size};
-pub use stats::{AnalysisError, KeyType, Statistic, StatisticDiff, Totals};
+pub use stats::{AnalysisError, KeyType, Metric, Statistic, StatisticDiff, Totals};

@@ -214,6 +214,94 @@ pub struct Trace {
     pub traceback: TracebackId,
 }
 
+/// What the blocks of one traceback (in one domain) did between the start
+/// of tracing (or the last `clear_traces()`) and the snapshot: how many were
+/// allocated and freed, how many were temporary, and how many were live at
+/// the peak.
+///
+/// The recorder fills it; CPython's pickles have nothing like it, so a
+/// snapshot read from one has no [`History`] at all rather than rows of
+/// zeros. For sampled recordings every field is an unbiased estimate,
+/// scaled as the live statistics are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HistoryRow {
+    /// Address space, as in [`Trace::domain`].
+    pub domain: u32,
+    /// The allocating traceback, in the snapshot's traceback table.
+    pub traceback: TracebackId,
+    /// Blocks allocated.
+    pub allocated_blocks: u64,
+    /// Bytes allocated, every block counted at the size it was allocated
+    /// with.
+    pub allocated_bytes: u64,
+    /// Blocks freed.
+    pub freed_blocks: u64,
+    /// Temporary blocks: freed by the thread that allocated them with no
+    /// other allocation by that thread in between (heaptrack's definition).
+    pub temporary_blocks: u64,
+    /// Bytes of the temporary blocks.
+    pub temporary_bytes: u64,
+    /// Blocks live at the moment of the peak (DHAT's t-gmax).
+    pub peak_blocks: u64,
+    /// Bytes live at the moment of the peak.
+    pub peak_bytes: u64,
+}
+
+impl HistoryRow {
+    /// A row with every counter zero.
+    pub fn new(domain: u32, traceback: TracebackId) -> HistoryRow {
+        HistoryRow {
+            domain,
+            traceback,
+            allocated_blocks: 0,
+            allocated_bytes: 0,
+            freed_blocks: 0,
+            temporary_blocks: 0,
+            temporary_bytes: 0,
+            peak_blocks: 0,
+            peak_bytes: 0,
+        }
+    }
+}
+
+/// A snapshot's allocation history: a [`HistoryRow`] per traceback that
+/// allocated anything since tracing started, live or freed, and when the
+/// peak was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// One row per (domain, traceback), in the order the producer wrote
+    /// them.
+    pub(crate) rows: Vec<HistoryRow>,
+    /// When the traced memory reached the peak that the rows' peak columns
+    /// describe, where the producer recorded it.
+    pub peak_timestamp: Option<Timestamp>,
+}
+
+impl History {
+    /// The rows, in the order the producer wrote them.
+    pub fn rows(&self) -> &[HistoryRow] {
+        &self.rows
+    }
+
+    /// Every column's sum, in one row whose domain and traceback mean
+    /// nothing.
+    pub fn total(&self) -> HistoryRow {
+        let mut total = HistoryRow::new(0, TracebackId(0));
+        for row in &self.rows {
+            // The builder keeps every column's sum under 2^63, so these
+            // additions cannot overflow.
+            total.allocated_blocks += row.allocated_blocks;
+            total.allocated_bytes += row.allocated_bytes;
+            total.freed_blocks += row.freed_blocks;
+            total.temporary_blocks += row.temporary_blocks;
+            total.temporary_bytes += row.temporary_bytes;
+            total.peak_blocks += row.peak_blocks;
+            total.peak_bytes += row.peak_bytes;
+        }
+        total
+    }
+}
+
 /// A point in time, in microseconds since the Unix epoch (UTC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp {
@@ -453,6 +541,9 @@ pub struct Snapshot {
     pub(crate) traces: Vec<Trace>,
     pub(crate) traceback_limit: u32,
     pub(crate) metadata: Metadata,
+    /// `None` where the producer recorded no allocation history (CPython's
+    /// pickles, version 1 files, recorders with history off).
+    pub(crate) history: Option<History>,
 }
 
 impl Snapshot {
@@ -469,6 +560,11 @@ impl Snapshot {
     /// What is known about the snapshot.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// The allocation history, where the producer recorded one.
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
     }
 
     /// Mutable metadata, e.g. to stamp a timestamp before writing.
@@ -497,14 +593,29 @@ impl Snapshot {
         self.traces.iter().map(|t| t.size).sum()
     }
 
-    /// A snapshot with the same tables, limit and metadata but other traces.
-    /// Every trace must refer to a traceback of these tables.
-    pub(crate) fn with_traces(&self, traces: Vec<Trace>) -> Snapshot {
+    /// A snapshot with the same tables, limit and metadata but other traces
+    /// and history rows. Every trace and row must refer to a traceback of
+    /// these tables; `history_rows` must be `None` exactly when this
+    /// snapshot has no history.
+    pub(crate) fn with_traces(
+        &self,
+        traces: Vec<Trace>,
+        history_rows: Option<Vec<HistoryRow>>,
+    ) -> Snapshot {
+        debug_assert_eq!(history_rows.is_some(), self.history.is_some());
         Snapshot {
             tables: Arc::clone(&self.tables),
             traces,
             traceback_limit: self.traceback_limit,
             metadata: self.metadata.clone(),
+            history: self
+                .history
+                .as_ref()
+                .zip(history_rows)
+                .map(|(h, rows)| History {
+                    rows,
+                    peak_timestamp: h.peak_timestamp,
+                }),
         }
     }
 }
@@ -527,6 +638,9 @@ pub struct SnapshotBuilder {
     traceback_limit: u32,
     unknown_frame: Option<FrameId>,
     total_size: u64,
+    history: Option<History>,
+    /// Each history column's sum so far, checked as `total_size` is.
+    history_sums: [u64; 7],
 }
 
 /// Why a snapshot could not be built.
@@ -540,6 +654,9 @@ pub enum BuildError {
     /// has; refusing it keeps every sum and difference exact.
     #[error("the traces add up to more than 2^63 - 1 bytes")]
     TotalTooLarge,
+    /// A column of the allocation history adds up to more than 2^63 - 1.
+    #[error("a column of the allocation history adds up to more than 2^63 - 1")]
+    HistoryTooLarge,
 }
 
 impl SnapshotBuilder {
@@ -719,6 +836,50 @@ impl SnapshotBuilder {
         Ok(())
     }
 
+    /// Declares that the producer recorded an allocation history, so that
+    /// the snapshot has one even if no row is added (nothing was
+    /// allocated), and sets when its peak was.
+    pub fn set_history(&mut self, peak_timestamp: Option<Timestamp>) {
+        self.history
+            .get_or_insert_with(History::default)
+            .peak_timestamp = peak_timestamp;
+    }
+
+    /// Adds a row of allocation history (and declares that the snapshot has
+    /// a history, as [`set_history`](Self::set_history) does).
+    ///
+    /// # Panics
+    /// If the traceback id does not come from this builder.
+    ///
+    /// Each column of the history adds up to at most 2^63 - 1, as the
+    /// traces' sizes do, so that every sum and difference of the analysis is
+    /// exact; a row that would break that is refused.
+    pub fn push_history(&mut self, row: HistoryRow) -> Result<(), BuildError> {
+        assert!(row.traceback.index() < self.tables.tb_total_nframe.len());
+        let columns = [
+            row.allocated_blocks,
+            row.allocated_bytes,
+            row.freed_blocks,
+            row.temporary_blocks,
+            row.temporary_bytes,
+            row.peak_blocks,
+            row.peak_bytes,
+        ];
+        let mut sums = self.history_sums;
+        for (sum, value) in sums.iter_mut().zip(columns) {
+            *sum = sum
+                .checked_add(value)
+                .filter(|&s| s <= i64::MAX as u64)
+                .ok_or(BuildError::HistoryTooLarge)?;
+        }
+        self.history_sums = sums;
+        self.history
+            .get_or_insert_with(History::default)
+            .rows
+            .push(row);
+        Ok(())
+    }
+
     /// Number of traces added so far.
     pub fn trace_count(&self) -> usize {
         self.traces.len()
@@ -738,6 +899,10 @@ impl SnapshotBuilder {
             traces: self.traces,
             traceback_limit: self.traceback_limit,
             metadata,
+            history: self.history.map(|mut h| {
+                h.rows.shrink_to_fit();
+                h
+            }),
         }
     }
 }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Frame, FrameId, Snapshot, StringId, Tables, Traceback, TracebackId};
+use crate::model::{
+    Frame, FrameId, HistoryRow, Snapshot, StringId, Tables, Traceback, TracebackId,
+};
 use crate::size::format_size;
 
 /// How traces are grouped into statistics (CPython's `key_type`).
@@ -61,6 +63,80 @@ impl FromStr for KeyType {
     }
 }
 
+/// What a statistic measures. [`Metric::Live`] is tracemalloc's: the blocks
+/// alive when the snapshot was taken. The others come from the allocation
+/// history, which only the tracemalloc-rs recorder writes.
+///
+/// Each metric has a size (bytes) and a count (blocks), as a statistic has.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Blocks alive at the snapshot, and their bytes.
+    #[default]
+    Live,
+    /// Every block allocated since tracing started, freed or not.
+    Allocated,
+    /// Temporary blocks: freed by their thread before it allocated again.
+    Temporary,
+    /// Blocks alive at the peak of traced memory.
+    Peak,
+}
+
+impl Metric {
+    /// Every metric, in the order menus list them.
+    pub const ALL: [Metric; 4] = [
+        Metric::Live,
+        Metric::Allocated,
+        Metric::Temporary,
+        Metric::Peak,
+    ];
+
+    /// The metric's name: `live`, `allocated`, `temporary` or `peak`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Live => "live",
+            Metric::Allocated => "allocated",
+            Metric::Temporary => "temporary",
+            Metric::Peak => "peak",
+        }
+    }
+
+    /// Whether the metric needs the snapshot's allocation history.
+    pub fn needs_history(self) -> bool {
+        self != Metric::Live
+    }
+
+    /// The metric's (bytes, blocks) in a row of history; `None` for
+    /// [`Metric::Live`], which comes from the traces.
+    pub fn of_row(self, row: &HistoryRow) -> Option<(u64, u64)> {
+        match self {
+            Metric::Live => None,
+            Metric::Allocated => Some((row.allocated_bytes, row.allocated_blocks)),
+            Metric::Temporary => Some((row.temporary_bytes, row.temporary_blocks)),
+            Metric::Peak => Some((row.peak_bytes, row.peak_blocks)),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = AnalysisError;
+
+    fn from_str(s: &str) -> Result<Metric, AnalysisError> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| AnalysisError::UnknownMetric(s.to_owned()))
+    }
+}
+
 /// Why an analysis request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -73,6 +149,15 @@ pub enum AnalysisError {
     /// Not one of `filename`, `lineno`, `traceback`.
     #[error("unknown key type {0:?} (expected 'filename', 'lineno' or 'traceback')")]
     UnknownKeyType(String),
+    /// Not one of `live`, `allocated`, `temporary`, `peak`.
+    #[error("unknown metric {0:?} (expected 'live', 'allocated', 'temporary' or 'peak')")]
+    UnknownMetric(String),
+    /// A history metric asked of a snapshot without allocation history.
+    #[error(
+        "the metric '{0}' needs an allocation history, which this snapshot does not have \
+         (CPython's tracemalloc and .tmsnap version 1 record only the live blocks)"
+    )]
+    NoHistory(Metric),
 }
 
 /// One group of a snapshot: CPython's `tracemalloc.Statistic`.
@@ -232,6 +317,16 @@ impl AddAssign for Exact {
     }
 }
 
+impl Exact {
+    /// A history row's bytes and blocks by `metric`. Tracebacks whose
+    /// blocks the metric does not count (no temporary, none at the peak)
+    /// stay empty and so make no group.
+    fn of_row(metric: Metric, row: &HistoryRow) -> Exact {
+        let (size, count) = metric.of_row(row).unwrap_or_default();
+        Exact { size, count }
+    }
+}
+
 impl Amount for Exact {
     fn of_trace(size: u64, _: Option<u64>) -> Exact {
         Exact { size, count: 1 }
@@ -329,6 +424,31 @@ impl Snapshot {
         }
     }
 
+    /// Total size and count by `metric`: [`Snapshot::totals`] for
+    /// [`Metric::Live`], the history's column sums for the others.
+    pub fn totals_by(&self, metric: Metric) -> Result<Totals, AnalysisError> {
+        let Some(rows) = self.history_rows(metric)? else {
+            return Ok(self.totals());
+        };
+        let mut total = Exact::default();
+        for row in rows {
+            total += Exact::of_row(metric, row);
+        }
+        Ok(total.totals())
+    }
+
+    /// The history rows a metric reads: `None` for [`Metric::Live`], an
+    /// error when the metric needs a history this snapshot lacks.
+    fn history_rows(&self, metric: Metric) -> Result<Option<&[HistoryRow]>, AnalysisError> {
+        if !metric.needs_history() {
+            return Ok(None);
+        }
+        match &self.history {
+            Some(history) => Ok(Some(&history.rows)),
+            None => Err(AnalysisError::NoHistory(metric)),
+        }
+    }
+
     fn total_amount<A: Amount>(&self) -> A {
         let rate = self.metadata.sampling_rate;
         let mut total = A::default();
@@ -357,11 +477,26 @@ impl Snapshot {
         key_type: KeyType,
         cumulative: bool,
     ) -> Result<Vec<Statistic>, AnalysisError> {
+        self.statistics_by(Metric::Live, key_type, cumulative)
+    }
+
+    /// [`Snapshot::statistics`] of any metric: the groups' sizes and counts
+    /// are the metric's bytes and blocks (allocated, temporary or at the
+    /// peak), grouped and sorted exactly as the live blocks are.
+    pub fn statistics_by(
+        &self,
+        metric: Metric,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<Vec<Statistic>, AnalysisError> {
         check_key(key_type, cumulative)?;
-        let mut stats = if self.metadata.sampling_rate.is_some() {
-            self.materialize(self.group::<Estimated>(key_type, cumulative))
+        let mut stats = if let Some(rows) = self.history_rows(metric)? {
+            let per_tb = self.per_traceback_history(metric, rows);
+            self.materialize(self.group(per_tb, key_type, cumulative))
+        } else if self.metadata.sampling_rate.is_some() {
+            self.materialize(self.group(self.per_traceback::<Estimated>(), key_type, cumulative))
         } else {
-            self.materialize(self.group::<Exact>(key_type, cumulative))
+            self.materialize(self.group(self.per_traceback::<Exact>(), key_type, cumulative))
         };
         stats.sort_by(Statistic::cmp_cpython);
         Ok(stats)
@@ -380,14 +515,29 @@ impl Snapshot {
         key_type: KeyType,
         cumulative: bool,
     ) -> Result<Vec<StatisticDiff>, AnalysisError> {
+        self.compare_to_by(old, Metric::Live, key_type, cumulative)
+    }
+
+    /// [`Snapshot::compare_to`] of any metric (see
+    /// [`Snapshot::statistics_by`]); both snapshots need a history for a
+    /// history metric.
+    pub fn compare_to_by(
+        &self,
+        old: &Snapshot,
+        metric: Metric,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<Vec<StatisticDiff>, AnalysisError> {
         check_key(key_type, cumulative)?;
+        self.history_rows(metric)?;
+        old.history_rows(metric)?;
         let (new_stats, old_stats) = if self.traces.len() + old.traces.len() >= PARALLEL_MIN_TRACES
         {
-            statistics_side_by_side(self, old, key_type, cumulative)?
+            statistics_side_by_side(self, old, metric, key_type, cumulative)?
         } else {
             (
-                self.statistics(key_type, cumulative)?,
-                old.statistics(key_type, cumulative)?,
+                self.statistics_by(metric, key_type, cumulative)?,
+                old.statistics_by(metric, key_type, cumulative)?,
             )
         };
         let mut diffs = diff_statistics(key_type, new_stats, old_stats);
@@ -404,15 +554,28 @@ impl Snapshot {
         key_type: KeyType,
         cumulative: bool,
     ) -> Result<(Vec<GroupKey>, Vec<Totals>), AnalysisError> {
+        self.group_totals_unsorted_by(Metric::Live, key_type, cumulative)
+    }
+
+    /// [`Snapshot::group_totals_unsorted`] of any metric.
+    pub(crate) fn group_totals_unsorted_by(
+        &self,
+        metric: Metric,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<(Vec<GroupKey>, Vec<Totals>), AnalysisError> {
         check_key(key_type, cumulative)?;
         fn totals<A: Amount>(groups: Groups<A>) -> (Vec<GroupKey>, Vec<Totals>) {
             let totals = groups.amounts.iter().map(Amount::totals).collect();
             (groups.keys, totals)
         }
-        Ok(if self.metadata.sampling_rate.is_some() {
-            totals(self.group::<Estimated>(key_type, cumulative))
+        Ok(if let Some(rows) = self.history_rows(metric)? {
+            let per_tb = self.per_traceback_history(metric, rows);
+            totals(self.group(per_tb, key_type, cumulative))
+        } else if self.metadata.sampling_rate.is_some() {
+            totals(self.group(self.per_traceback::<Estimated>(), key_type, cumulative))
         } else {
-            totals(self.group::<Exact>(key_type, cumulative))
+            totals(self.group(self.per_traceback::<Exact>(), key_type, cumulative))
         })
     }
 
@@ -426,9 +589,19 @@ impl Snapshot {
         per_tb
     }
 
-    fn group<A: Amount>(&self, key_type: KeyType, cumulative: bool) -> Groups<A> {
+    /// Each traceback's summed history rows, by `metric`. The rows of a
+    /// sampled recording are already estimates, so they add up exactly.
+    fn per_traceback_history(&self, metric: Metric, rows: &[HistoryRow]) -> Vec<Exact> {
+        let mut per_tb = vec![Exact::default(); self.tables.traceback_count()];
+        for row in rows {
+            per_tb[row.traceback.index()] += Exact::of_row(metric, row);
+        }
+        per_tb
+    }
+
+    /// Groups per-traceback amounts (indexed by traceback id) by key.
+    fn group<A: Amount>(&self, per_tb: Vec<A>, key_type: KeyType, cumulative: bool) -> Groups<A> {
         let tables = &*self.tables;
-        let per_tb = self.per_traceback::<A>();
         let mut groups = Groups {
             keys: Vec::new(),
             amounts: Vec::new(),
@@ -611,21 +784,22 @@ const PARALLEL_MIN_TRACES: usize = 1 << 16;
 fn statistics_side_by_side(
     new: &Snapshot,
     old: &Snapshot,
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
 ) -> Result<(Vec<Statistic>, Vec<Statistic>), AnalysisError> {
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("compare_to".into())
-            .spawn_scoped(scope, || old.statistics(key_type, cumulative));
-        let new_stats = new.statistics(key_type, cumulative)?;
+            .spawn_scoped(scope, || old.statistics_by(metric, key_type, cumulative));
+        let new_stats = new.statistics_by(metric, key_type, cumulative)?;
         let old_stats = match handle {
             // A panic in the grouping is a bug, not bad input: pass it on
             // unchanged, as the sequential path would.
             Ok(handle) => handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            Err(_) => old.statistics(key_type, cumulative)?,
+            Err(_) => old.statistics_by(metric, key_type, cumulative)?,
         };
         Ok((new_stats, old_stats))
     })

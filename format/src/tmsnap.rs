@@ -18,7 +18,8 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    BuildError, FrameId, Metadata, Snapshot, SnapshotBuilder, Tables, Timestamp, TracebackId,
+    BuildError, FrameId, HistoryRow, Metadata, Snapshot, SnapshotBuilder, Tables, Timestamp,
+    TracebackId,
 };
 
 /// The first eight bytes of every `.tmsnap` file. The leading 0x89 and the
@@ -27,7 +28,7 @@ use crate::model::{
 pub const MAGIC: [u8; 8] = *b"\x89TMS\r\n\x1a\n";
 
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Size of the fixed header: magic and a little-endian `u32` version.
 pub const HEADER_LEN: usize = 12;
@@ -121,10 +122,26 @@ struct WireTraces {
     traceback: Vec<u32>,
 }
 
-/// Version 1 of the body. Field order is the order written; readers match
-/// fields by name.
+/// The allocation history (version 2): one entry per row.
 #[derive(Serialize, Deserialize)]
-struct WireSnapshotV1 {
+struct WireHistory {
+    peak_timestamp_us: Option<i64>,
+    domain: Vec<u32>,
+    traceback: Vec<u32>,
+    allocated_blocks: Vec<u64>,
+    allocated_bytes: Vec<u64>,
+    freed_blocks: Vec<u64>,
+    temporary_blocks: Vec<u64>,
+    temporary_bytes: Vec<u64>,
+    peak_blocks: Vec<u64>,
+    peak_bytes: Vec<u64>,
+}
+
+/// The body of versions 1 and 2, which differ only by `history` (version 2
+/// adds it, and writes it only for snapshots that have one). Field order
+/// is the order written; readers match fields by name.
+#[derive(Serialize, Deserialize)]
+struct WireSnapshot {
     traceback_limit: u32,
     #[serde(default)]
     metadata: WireMetadata,
@@ -132,6 +149,8 @@ struct WireSnapshotV1 {
     frames: WireFrames,
     tracebacks: WireTracebacks,
     traces: WireTraces,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history: Option<WireHistory>,
 }
 
 /// Whether `bytes` start with the `.tmsnap` magic.
@@ -150,15 +169,15 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, TmsnapError> {
     let version = u32::from_le_bytes(version);
     match version {
         0 => Err(TmsnapError::VersionZero),
-        1 => decode_v1(&bytes[HEADER_LEN..]),
+        1 | 2 => decode_body(&bytes[HEADER_LEN..], version),
         found => Err(TmsnapError::TooNew { found }),
     }
 }
 
-fn decode_v1(body: &[u8]) -> Result<Snapshot, TmsnapError> {
+fn decode_body(body: &[u8], version: u32) -> Result<Snapshot, TmsnapError> {
     let mut de = rmp_serde::Deserializer::new(Cursor::new(body));
     de.set_max_depth(MAX_DEPTH);
-    let wire = WireSnapshotV1::deserialize(&mut de).map_err(|e| TmsnapError::Decode {
+    let wire = WireSnapshot::deserialize(&mut de).map_err(|e| TmsnapError::Decode {
         offset: HEADER_LEN as u64 + de.position(),
         message: e.to_string(),
     })?;
@@ -169,8 +188,13 @@ fn decode_v1(body: &[u8]) -> Result<Snapshot, TmsnapError> {
             message: format!("{trailing} unexpected bytes after the snapshot"),
         });
     }
+    if version < 2 && wire.history.is_some() {
+        return Err(invalid(format!(
+            "a version {version} file has a history, which only version 2 and later define"
+        )));
+    }
     let mut snapshot = build(wire)?;
-    snapshot.metadata.format_version = Some(1);
+    snapshot.metadata.format_version = Some(version);
     Ok(snapshot)
 }
 
@@ -194,14 +218,15 @@ fn check_len(
 }
 
 /// Rebuilds the snapshot through the builder, checking every reference.
-fn build(wire: WireSnapshotV1) -> Result<Snapshot, TmsnapError> {
-    let WireSnapshotV1 {
+fn build(wire: WireSnapshot) -> Result<Snapshot, TmsnapError> {
+    let WireSnapshot {
         traceback_limit,
         metadata,
         strings,
         frames,
         tracebacks,
         traces,
+        history,
     } = wire;
     let mut builder = SnapshotBuilder::new(traceback_limit);
 
@@ -295,6 +320,9 @@ fn build(wire: WireSnapshotV1) -> Result<Snapshot, TmsnapError> {
         })?;
         builder.push_trace(traces.domain[i], traces.size[i], id)?;
     }
+    if let Some(history) = history {
+        build_history(&mut builder, history, &tb_ids)?;
+    }
 
     let metadata = Metadata {
         format_version: None,
@@ -312,11 +340,58 @@ fn build(wire: WireSnapshotV1) -> Result<Snapshot, TmsnapError> {
     Ok(builder.finish(metadata))
 }
 
+fn build_history(
+    builder: &mut SnapshotBuilder,
+    history: WireHistory,
+    tb_ids: &[TracebackId],
+) -> Result<(), TmsnapError> {
+    let n = history.traceback.len();
+    let columns = [
+        ("history.domain", history.domain.len()),
+        ("history.allocated_blocks", history.allocated_blocks.len()),
+        ("history.allocated_bytes", history.allocated_bytes.len()),
+        ("history.freed_blocks", history.freed_blocks.len()),
+        ("history.temporary_blocks", history.temporary_blocks.len()),
+        ("history.temporary_bytes", history.temporary_bytes.len()),
+        ("history.peak_blocks", history.peak_blocks.len()),
+        ("history.peak_bytes", history.peak_bytes.len()),
+    ];
+    for (what, len) in columns {
+        check_len(what, len, "history.traceback", n)?;
+    }
+    builder.set_history(
+        history
+            .peak_timestamp_us
+            .map(|unix_micros| Timestamp { unix_micros }),
+    );
+    for i in 0..n {
+        let tb = history.traceback[i];
+        let traceback = tb_ids.get(tb as usize).copied().ok_or_else(|| {
+            invalid(format!(
+                "history row {i} refers to traceback {tb} but the file has {} tracebacks",
+                tb_ids.len()
+            ))
+        })?;
+        builder.push_history(HistoryRow {
+            domain: history.domain[i],
+            traceback,
+            allocated_blocks: history.allocated_blocks[i],
+            allocated_bytes: history.allocated_bytes[i],
+            freed_blocks: history.freed_blocks[i],
+            temporary_blocks: history.temporary_blocks[i],
+            temporary_bytes: history.temporary_bytes[i],
+            peak_blocks: history.peak_blocks[i],
+            peak_bytes: history.peak_bytes[i],
+        })?;
+    }
+    Ok(())
+}
+
 /// Encodes a snapshot as a `.tmsnap` file of the current version.
 ///
-/// Only the strings, frames and tracebacks that the traces use are written
-/// (a filtered snapshot shares its parent's tables), renumbered densely in
-/// table order.
+/// Only the strings, frames and tracebacks that the traces and history rows
+/// use are written (a filtered snapshot shares its parent's tables),
+/// renumbered densely in table order.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
     let wire = to_wire(snapshot);
     let mut out = Vec::with_capacity(HEADER_LEN + 8 * snapshot.traces().len() + 1024);
@@ -364,11 +439,15 @@ impl Used {
     }
 }
 
-fn to_wire(snapshot: &Snapshot) -> WireSnapshotV1 {
+fn to_wire(snapshot: &Snapshot) -> WireSnapshot {
     let tables: &Tables = snapshot.tables();
     let mut used_tb = Used::new(tables.traceback_count());
     for t in snapshot.traces() {
         used_tb.mark(t.traceback.index());
+    }
+    let history_rows = snapshot.history().map_or(&[][..], |h| h.rows());
+    for row in history_rows {
+        used_tb.mark(row.traceback.index());
     }
     used_tb.number();
     let mut used_frames = Used::new(tables.frame_count());
@@ -433,8 +512,27 @@ fn to_wire(snapshot: &Snapshot) -> WireSnapshotV1 {
             .map(|t| used_tb.new_id[t.traceback.index()])
             .collect(),
     };
+    let history = snapshot.history().map(|h| {
+        let column = |f: fn(&HistoryRow) -> u64| h.rows().iter().map(f).collect();
+        WireHistory {
+            peak_timestamp_us: h.peak_timestamp.map(|t| t.unix_micros),
+            domain: h.rows().iter().map(|r| r.domain).collect(),
+            traceback: h
+                .rows()
+                .iter()
+                .map(|r| used_tb.new_id[r.traceback.index()])
+                .collect(),
+            allocated_blocks: column(|r| r.allocated_blocks),
+            allocated_bytes: column(|r| r.allocated_bytes),
+            freed_blocks: column(|r| r.freed_blocks),
+            temporary_blocks: column(|r| r.temporary_blocks),
+            temporary_bytes: column(|r| r.temporary_bytes),
+            peak_blocks: column(|r| r.peak_blocks),
+            peak_bytes: column(|r| r.peak_bytes),
+        }
+    });
     let m = snapshot.metadata();
-    WireSnapshotV1 {
+    WireSnapshot {
         traceback_limit: snapshot.traceback_limit(),
         metadata: WireMetadata {
             producer: m.producer.clone(),
@@ -450,6 +548,7 @@ fn to_wire(snapshot: &Snapshot) -> WireSnapshotV1 {
         frames,
         tracebacks,
         traces,
+        history,
     }
 }
 
@@ -495,7 +594,7 @@ mod tests {
         assert_eq!(
             back.metadata(),
             &Metadata {
-                format_version: Some(1),
+                format_version: Some(FORMAT_VERSION),
                 ..snap.metadata().clone()
             }
         );
@@ -507,6 +606,117 @@ mod tests {
         };
         assert_eq!(traces(&back), traces(&snap));
         assert_eq!(back.tables().string_count(), snap.tables().string_count());
+    }
+
+    /// `sample()` with a history, one of whose rows has no live trace (all
+    /// its blocks were freed): its traceback must still be written.
+    fn sample_with_history() -> Snapshot {
+        let mut b = SnapshotBuilder::new(8);
+        let f1 = b.intern_frame("/src/main.rs", 42, Some("main")).unwrap();
+        let f2 = b.intern_frame("/src/tmp.rs", 9, Some("tmp")).unwrap();
+        let live = b.intern_traceback(&[f1], Some(1)).unwrap();
+        let freed = b.intern_traceback(&[f2, f1], Some(2)).unwrap();
+        b.push_trace(0, 100, live).unwrap();
+        b.set_history(Some(Timestamp { unix_micros: 7 }));
+        b.push_history(HistoryRow {
+            allocated_blocks: 3,
+            allocated_bytes: 300,
+            freed_blocks: 2,
+            peak_blocks: 2,
+            peak_bytes: 200,
+            ..HistoryRow::new(0, live)
+        })
+        .unwrap();
+        b.push_history(HistoryRow {
+            allocated_blocks: 1000,
+            allocated_bytes: 64_000,
+            freed_blocks: 1000,
+            temporary_blocks: 999,
+            temporary_bytes: 63_936,
+            peak_blocks: 1,
+            peak_bytes: 64,
+            ..HistoryRow::new(0, freed)
+        })
+        .unwrap();
+        b.finish(Metadata::default())
+    }
+
+    #[test]
+    fn history_round_trips_with_tracebacks_only_it_uses() {
+        let snap = sample_with_history();
+        let back = decode(&encode(&snap)).unwrap();
+        let rows = |s: &Snapshot| {
+            let h = s.history().unwrap();
+            // Each row with its traceback's frames instead of its id, which
+            // the file renumbers.
+            let rows: Vec<_> = h
+                .rows()
+                .iter()
+                .map(|r| {
+                    let counters = HistoryRow {
+                        traceback: TracebackId(0),
+                        ..*r
+                    };
+                    (s.traceback(r.traceback), counters)
+                })
+                .collect();
+            (h.peak_timestamp, rows)
+        };
+        assert_eq!(rows(&back), rows(&snap));
+        assert_eq!(back.tables().traceback_count(), 2);
+        // A snapshot without history stays without one, and a v2 file of it
+        // has no `history` key at all.
+        let plain = decode(&encode(&sample())).unwrap();
+        assert!(plain.history().is_none());
+    }
+
+    #[test]
+    fn version_1_files_cannot_carry_a_history() {
+        let mut bytes = encode(&sample_with_history());
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let err = decode(&bytes).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid .tmsnap: a version 1 file has a history, which only version 2 and later define"
+        );
+    }
+
+    #[test]
+    fn bad_history_rows_are_named() {
+        let with_history = |history: serde_json::Value| {
+            let mut json = valid_json();
+            json["history"] = history;
+            let mut out = MAGIC.to_vec();
+            out.extend_from_slice(&2u32.to_le_bytes());
+            out.extend(rmp_serde::to_vec_named(&json).unwrap());
+            decode(&out).map(|s| s.history().map(|h| h.rows().len()))
+        };
+        let row = |traceback: u64, bytes: u64| {
+            serde_json::json!({
+                "peak_timestamp_us": null, "domain": [0], "traceback": [traceback],
+                "allocated_blocks": [1], "allocated_bytes": [bytes], "freed_blocks": [0],
+                "temporary_blocks": [0], "temporary_bytes": [0],
+                "peak_blocks": [1], "peak_bytes": [bytes],
+            })
+        };
+        assert_eq!(with_history(row(0, 10)).unwrap(), Some(1));
+        let err = with_history(row(4, 10)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid .tmsnap: history row 0 refers to traceback 4 but the file has 1 tracebacks"
+        );
+        let err = with_history(row(0, u64::MAX)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid .tmsnap: a column of the allocation history adds up to more than 2^63 - 1"
+        );
+        let mut ragged = row(0, 10);
+        ragged["peak_bytes"] = serde_json::json!([]);
+        let err = with_history(ragged).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid .tmsnap: history.peak_bytes has 0 entries but history.traceback has 1"
+        );
     }
 
     #[test]
@@ -526,10 +736,10 @@ mod tests {
     #[test]
     fn newer_versions_are_refused_with_a_clear_message() {
         let mut bytes = encode(&sample());
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
         let err = decode(&bytes).unwrap_err();
-        assert!(matches!(err, TmsnapError::TooNew { found: 2 }));
-        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+        assert!(matches!(err, TmsnapError::TooNew { found: 3 }));
+        assert!(err.to_string().contains("version 3 is newer"), "{err}");
         bytes[8..12].copy_from_slice(&0u32.to_le_bytes());
         assert!(matches!(decode(&bytes), Err(TmsnapError::VersionZero)));
     }

@@ -26,7 +26,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::model::{BuildError, FrameId, FrameRef, Snapshot, SnapshotBuilder, TracebackId};
+use crate::model::{
+    BuildError, FrameId, FrameRef, HistoryRow, Snapshot, SnapshotBuilder, TracebackId,
+};
 
 /// What a frame is, for trimming.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -277,43 +279,51 @@ impl Snapshot {
         let mut frame_map: Vec<Option<FrameId>> = vec![None; tables.frame_count()];
         let mut tb_map: Vec<Option<TracebackId>> = vec![None; tables.traceback_count()];
         let mut kept: Vec<FrameId> = Vec::new();
-        for trace in self.traces() {
-            let old_tb = trace.traceback;
-            let new_tb = match tb_map[old_tb.index()] {
-                Some(tb) => tb,
-                None => {
-                    let frames = tables.traceback_frames(old_tb);
-                    let keep = default_trim(&classes.of(frames));
-                    kept.clear();
-                    for (&f, k) in frames.iter().zip(keep) {
-                        if !k {
-                            continue;
-                        }
-                        let mapped = match frame_map[f.index()] {
-                            Some(id) => id,
-                            None => {
-                                let frame = tables.frame(f);
-                                let id = builder.intern_frame(
-                                    frame.filename,
-                                    frame.lineno,
-                                    frame.function,
-                                )?;
-                                frame_map[f.index()] = Some(id);
-                                id
-                            }
-                        };
-                        kept.push(mapped);
-                    }
-                    let removed = (frames.len() - kept.len()) as u32;
-                    let total = tables
-                        .traceback_total_nframe(old_tb)
-                        .map(|n| n.saturating_sub(removed));
-                    let tb = builder.intern_traceback(&kept, total)?;
-                    tb_map[old_tb.index()] = Some(tb);
-                    tb
+        // The trimmed traceback of `old_tb`, interned once per traceback.
+        let mut trimmed = |builder: &mut SnapshotBuilder, old_tb: TracebackId| {
+            if let Some(tb) = tb_map[old_tb.index()] {
+                return Ok(tb);
+            }
+            let frames = tables.traceback_frames(old_tb);
+            let keep = default_trim(&classes.of(frames));
+            kept.clear();
+            for (&f, k) in frames.iter().zip(keep) {
+                if !k {
+                    continue;
                 }
-            };
-            builder.push_trace(trace.domain, trace.size, new_tb)?;
+                let mapped = match frame_map[f.index()] {
+                    Some(id) => id,
+                    None => {
+                        let frame = tables.frame(f);
+                        let id =
+                            builder.intern_frame(frame.filename, frame.lineno, frame.function)?;
+                        frame_map[f.index()] = Some(id);
+                        id
+                    }
+                };
+                kept.push(mapped);
+            }
+            let removed = (frames.len() - kept.len()) as u32;
+            let total = tables
+                .traceback_total_nframe(old_tb)
+                .map(|n| n.saturating_sub(removed));
+            let tb = builder.intern_traceback(&kept, total)?;
+            tb_map[old_tb.index()] = Some(tb);
+            Ok::<TracebackId, BuildError>(tb)
+        };
+        for trace in self.traces() {
+            let tb = trimmed(&mut builder, trace.traceback)?;
+            builder.push_trace(trace.domain, trace.size, tb)?;
+        }
+        // History rows follow their tracebacks; two rows whose tracebacks
+        // trim to the same frames stay two rows, which every analysis adds
+        // up as it adds up two traces.
+        if let Some(history) = self.history() {
+            builder.set_history(history.peak_timestamp);
+            for row in history.rows() {
+                let traceback = trimmed(&mut builder, row.traceback)?;
+                builder.push_history(HistoryRow { traceback, ..*row })?;
+            }
         }
         Ok(builder.finish(self.metadata().clone()))
     }

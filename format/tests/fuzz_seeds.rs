@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use tracemalloc_format::{KeyType, Snapshot, pickle, tmsnap};
+use tracemalloc_format::{KeyType, Metric, Snapshot, pickle, tmsnap};
 
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +34,18 @@ fn check_usable(snapshot: &Snapshot) {
     let again = tmsnap::decode(&snapshot.to_tmsnap_bytes()).unwrap();
     assert_eq!(again.traces().len(), snapshot.traces().len());
     assert_eq!(again.totals(), snapshot.totals());
+    assert_eq!(again.history().is_some(), snapshot.history().is_some());
+    if snapshot.history().is_some() {
+        for metric in Metric::ALL {
+            snapshot
+                .statistics_by(metric, KeyType::Lineno, true)
+                .unwrap();
+            assert_eq!(
+                again.totals_by(metric).unwrap(),
+                snapshot.totals_by(metric).unwrap()
+            );
+        }
+    }
 }
 
 #[test]

@@ -13,7 +13,9 @@
 use std::path::PathBuf;
 
 use tracemalloc_format::tmsnap::FORMAT_VERSION;
-use tracemalloc_format::{Frame, Metadata, Snapshot, SnapshotBuilder, Timestamp, Traceback};
+use tracemalloc_format::{
+    Frame, HistoryRow, Metadata, Snapshot, SnapshotBuilder, Timestamp, Traceback,
+};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,8 +26,9 @@ fn data(name: &str) -> PathBuf {
 /// The snapshot every golden file holds: every metadata field set, frames
 /// with and without functions, tracebacks with and without total_nframe,
 /// several domains, sizes past 2^32, a non-ASCII filename and a shared
-/// traceback.
-fn expected() -> Snapshot {
+/// traceback. From version 2 on it also has an allocation history, one row
+/// of which belongs to a traceback with no live block.
+fn expected(version: u32) -> Snapshot {
     let mut b = SnapshotBuilder::new(16);
     let main = b
         .intern_frame("/home/dev/app/src/main.rs", 42, Some("app::main"))
@@ -49,6 +52,34 @@ fn expected() -> Snapshot {
     b.push_trace(0, 5_000_000_000, t3).unwrap();
     b.push_trace(2, 100, t2).unwrap();
     b.push_trace(7, 1, t3).unwrap();
+    if version >= 2 {
+        let freed = b.intern_traceback(&[odd, main], Some(2)).unwrap();
+        b.set_history(Some(Timestamp {
+            unix_micros: 1_795_462_859_000_001,
+        }));
+        b.push_history(HistoryRow {
+            allocated_blocks: 7,
+            allocated_bytes: 28_696,
+            freed_blocks: 5,
+            temporary_blocks: 1,
+            temporary_bytes: 4096,
+            peak_blocks: 3,
+            peak_bytes: 12_288,
+            ..HistoryRow::new(0, t1)
+        })
+        .unwrap();
+        b.push_history(HistoryRow {
+            allocated_blocks: 1 << 33,
+            allocated_bytes: 5_000_000_000,
+            freed_blocks: 1 << 33,
+            temporary_blocks: (1 << 33) - 1,
+            temporary_bytes: 4_999_999_000,
+            peak_blocks: 1,
+            peak_bytes: 1000,
+            ..HistoryRow::new(2, freed)
+        })
+        .unwrap();
+    }
     b.finish(Metadata {
         format_version: None,
         producer: Some("tracemalloc-rs golden".into()),
@@ -64,8 +95,19 @@ fn expected() -> Snapshot {
     })
 }
 
+/// A history row with its traceback's frames in place of its id.
+type HistoryContents = (Option<Timestamp>, Vec<(Traceback, [u64; 8])>);
+
+/// What [`contents`] returns.
+type Contents = (
+    u32,
+    Metadata,
+    Vec<(u32, u64, Traceback)>,
+    Option<HistoryContents>,
+);
+
 /// Everything a snapshot holds, in a comparable form.
-fn contents(s: &Snapshot) -> (u32, Metadata, Vec<(u32, u64, Traceback)>) {
+fn contents(s: &Snapshot) -> Contents {
     let mut metadata = s.metadata().clone();
     metadata.format_version = None;
     let traces = s
@@ -73,19 +115,39 @@ fn contents(s: &Snapshot) -> (u32, Metadata, Vec<(u32, u64, Traceback)>) {
         .iter()
         .map(|t| (t.domain, t.size, s.traceback(t.traceback)))
         .collect();
-    (s.traceback_limit(), metadata, traces)
+    let history = s.history().map(|h| {
+        let rows = h
+            .rows()
+            .iter()
+            .map(|r| {
+                let counters = [
+                    u64::from(r.domain),
+                    r.allocated_blocks,
+                    r.allocated_bytes,
+                    r.freed_blocks,
+                    r.temporary_blocks,
+                    r.temporary_bytes,
+                    r.peak_blocks,
+                    r.peak_bytes,
+                ];
+                (s.traceback(r.traceback), counters)
+            })
+            .collect();
+        (h.peak_timestamp, rows)
+    });
+    (s.traceback_limit(), metadata, traces, history)
 }
 
 #[test]
 fn every_golden_version_reads() {
     // Add a line here for every new version; never remove one.
-    for version in 1..=1u32 {
+    for version in 1..=2u32 {
         let path = data(&format!("golden-v{version}.tmsnap"));
         let snapshot = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(snapshot.metadata().format_version, Some(version));
         assert_eq!(
             contents(&snapshot),
-            contents(&expected()),
+            contents(&expected(version)),
             "{}",
             path.display()
         );
@@ -104,7 +166,7 @@ fn every_golden_version_reads() {
 #[test]
 fn the_writer_reproduces_the_current_golden_file() {
     let path = data(&format!("golden-v{FORMAT_VERSION}.tmsnap"));
-    let bytes = expected().to_tmsnap_bytes();
+    let bytes = expected(FORMAT_VERSION).to_tmsnap_bytes();
     if std::env::var_os("UPDATE_GOLDEN").is_some() && !path.exists() {
         std::fs::write(&path, &bytes).unwrap();
     }

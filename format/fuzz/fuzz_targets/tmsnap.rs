@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tracemalloc_format::{KeyType, tmsnap};
+use tracemalloc_format::{KeyType, Metric, tmsnap};
 
 fuzz_target!(|body: &[u8]| {
     let mut bytes = tmsnap::MAGIC.to_vec();
@@ -14,5 +14,9 @@ fuzz_target!(|body: &[u8]| {
         let _ = snapshot.statistics(KeyType::Lineno, true);
         let again = tmsnap::decode(&snapshot.to_tmsnap_bytes()).expect("re-encoded snapshot decodes");
         assert_eq!(again.traces().len(), snapshot.traces().len());
+        for metric in Metric::ALL {
+            let _ = snapshot.statistics_by(metric, KeyType::Lineno, true);
+            assert_eq!(again.totals_by(metric).ok(), snapshot.totals_by(metric).ok());
+        }
     }
 });

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::filter::{DomainFilter, Filter, TraceFilter};
-use crate::model::Metadata;
+use crate::model::{HistoryRow, Metadata};
 
 type RawTrace = (u32, u64, &'static [(&'static str, u32)], Option<u32>);
 /// Frames as CPython's raw tuples: (filename, lineno), most recent first.
@@ -560,4 +560,230 @@ fn compare_to_on_two_threads_gives_the_sequential_rows() {
         new.compare_to(&old, KeyType::Traceback, true),
         Err(AnalysisError::CumulativeTraceback)
     ));
+}
+
+/// A snapshot with an allocation history: `a.py:2` keeps one of its five
+/// blocks; `a.py:5` allocated a hundred temporaries, all freed; `c.py:1`
+/// (domain 1) allocated one block that is still live. The peak held two
+/// blocks of `a.py:2` and the one of `c.py:1`.
+fn snapshot_with_history() -> Snapshot {
+    let mut b = crate::SnapshotBuilder::new(2);
+    let a2 = b.intern_frame("a.py", 2, None).unwrap();
+    let a5 = b.intern_frame("a.py", 5, None).unwrap();
+    let b4 = b.intern_frame("b.py", 4, None).unwrap();
+    let c1 = b.intern_frame("c.py", 1, None).unwrap();
+    let kept = b.intern_traceback(&[a2, b4], Some(2)).unwrap();
+    let temporary = b.intern_traceback(&[a5, b4], Some(2)).unwrap();
+    let other = b.intern_traceback(&[c1], Some(1)).unwrap();
+    b.push_trace(0, 10, kept).unwrap();
+    b.push_trace(1, 400, other).unwrap();
+    let rows = [
+        HistoryRow {
+            allocated_blocks: 5,
+            allocated_bytes: 50,
+            freed_blocks: 4,
+            temporary_blocks: 3,
+            temporary_bytes: 30,
+            peak_blocks: 2,
+            peak_bytes: 20,
+            ..HistoryRow::new(0, kept)
+        },
+        HistoryRow {
+            allocated_blocks: 100,
+            allocated_bytes: 6400,
+            freed_blocks: 100,
+            temporary_blocks: 100,
+            temporary_bytes: 6400,
+            ..HistoryRow::new(0, temporary)
+        },
+        HistoryRow {
+            allocated_blocks: 1,
+            allocated_bytes: 400,
+            peak_blocks: 1,
+            peak_bytes: 400,
+            ..HistoryRow::new(1, other)
+        },
+    ];
+    for row in rows {
+        b.push_history(row).unwrap();
+    }
+    b.finish(Metadata::default())
+}
+
+/// Checks `statistics_by()` against rows of (key frames, size, count).
+fn check_metric(
+    snapshot: &Snapshot,
+    metric: Metric,
+    key: KeyType,
+    cumulative: bool,
+    expected: &[(RawFrames<'_>, u64, u64)],
+) {
+    let got: Vec<(Traceback, u64, u64)> = snapshot
+        .statistics_by(metric, key, cumulative)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.traceback, s.size, s.count))
+        .collect();
+    let expected: Vec<(Traceback, u64, u64)> = expected
+        .iter()
+        .map(|&(frames, size, count)| (tb(frames), size, count))
+        .collect();
+    assert_eq!(got, expected, "{metric} {key} cumulative={cumulative}");
+}
+
+#[test]
+fn statistics_by_every_metric() {
+    let s = snapshot_with_history();
+    let (a2, a5, b4, c1) = (
+        &[("a.py", 2)],
+        &[("a.py", 5)],
+        &[("b.py", 4)],
+        &[("c.py", 1)],
+    );
+    check_metric(
+        &s,
+        Metric::Live,
+        KeyType::Lineno,
+        false,
+        &[(c1, 400, 1), (a2, 10, 1)],
+    );
+    check_metric(
+        &s,
+        Metric::Allocated,
+        KeyType::Lineno,
+        false,
+        &[(a5, 6400, 100), (c1, 400, 1), (a2, 50, 5)],
+    );
+    // c.py:1 made no temporary and a.py:5 had nothing live at the peak:
+    // they make no group rather than a row of zeros.
+    check_metric(
+        &s,
+        Metric::Temporary,
+        KeyType::Lineno,
+        false,
+        &[(a5, 6400, 100), (a2, 30, 3)],
+    );
+    check_metric(
+        &s,
+        Metric::Peak,
+        KeyType::Lineno,
+        false,
+        &[(c1, 400, 1), (a2, 20, 2)],
+    );
+    check_metric(
+        &s,
+        Metric::Allocated,
+        KeyType::Filename,
+        false,
+        &[(&[("a.py", 0)], 6450, 105), (&[("c.py", 0)], 400, 1)],
+    );
+    check_metric(
+        &s,
+        Metric::Allocated,
+        KeyType::Lineno,
+        true,
+        &[(b4, 6450, 105), (a5, 6400, 100), (c1, 400, 1), (a2, 50, 5)],
+    );
+    assert_eq!(
+        s.totals_by(Metric::Temporary).unwrap(),
+        Totals {
+            size: 6430,
+            count: 103
+        }
+    );
+    assert_eq!(s.totals_by(Metric::Live).unwrap(), s.totals());
+}
+
+#[test]
+fn compare_by_a_history_metric() {
+    let new = snapshot_with_history();
+    // The old snapshot: only a.py:2's history, with one block allocated.
+    let old = new.filter_traces(&[Filter::new(true, "a.py").with_lineno(2).into()]);
+    let got: Vec<(String, u64, i64, u64, i64)> = new
+        .compare_to_by(&old, Metric::Allocated, KeyType::Lineno, false)
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            (
+                d.traceback.to_string(),
+                d.size,
+                d.size_diff,
+                d.count,
+                d.count_diff,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a.py:5".to_owned(), 6400, 6400, 100, 100),
+            ("c.py:1".to_owned(), 400, 400, 1, 1),
+            ("a.py:2".to_owned(), 50, 0, 5, 0),
+        ]
+    );
+}
+
+#[test]
+fn filters_and_trimming_carry_the_history() {
+    let s = snapshot_with_history();
+    let only_a = s.filter_traces(&[Filter::new(true, "a.py").into()]);
+    assert_eq!(only_a.history().unwrap().rows().len(), 2);
+    assert_eq!(only_a.totals_by(Metric::Allocated).unwrap().count, 105);
+    let not_domain_1 = s.filter_traces(&[DomainFilter {
+        inclusive: false,
+        domain: 1,
+    }
+    .into()]);
+    assert_eq!(not_domain_1.totals_by(Metric::Peak).unwrap().size, 20);
+    let trimmed = s.with_default_trim().unwrap();
+    assert_eq!(
+        trimmed
+            .statistics_by(Metric::Temporary, KeyType::Traceback, false)
+            .unwrap(),
+        s.statistics_by(Metric::Temporary, KeyType::Traceback, false)
+            .unwrap()
+    );
+}
+
+#[test]
+fn history_metrics_of_a_snapshot_without_history_are_refused() {
+    let (snapshot, _) = create_snapshots();
+    assert!(snapshot.history().is_none());
+    for metric in [Metric::Allocated, Metric::Temporary, Metric::Peak] {
+        let err = snapshot
+            .statistics_by(metric, KeyType::Lineno, false)
+            .unwrap_err();
+        assert_eq!(err, AnalysisError::NoHistory(metric));
+        assert!(
+            err.to_string().contains("needs an allocation history"),
+            "{err}"
+        );
+        assert!(snapshot.totals_by(metric).is_err());
+        let with = snapshot_with_history();
+        assert!(
+            with.compare_to_by(&snapshot, metric, KeyType::Lineno, false)
+                .is_err()
+        );
+        assert!(
+            snapshot
+                .compare_to_by(&with, metric, KeyType::Lineno, false)
+                .is_err()
+        );
+    }
+    assert!(
+        snapshot
+            .statistics_by(Metric::Live, KeyType::Lineno, false)
+            .is_ok()
+    );
+}
+
+#[test]
+fn metric_names_round_trip() {
+    for metric in Metric::ALL {
+        assert_eq!(metric.as_str().parse::<Metric>().unwrap(), metric);
+    }
+    assert_eq!(
+        "churn".parse::<Metric>().unwrap_err().to_string(),
+        "unknown metric \"churn\" (expected 'live', 'allocated', 'temporary' or 'peak')"
+    );
 }
