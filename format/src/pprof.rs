@@ -3,8 +3,10 @@
 //! Grafana Pyroscope, Parca, Polar Signals and speedscope.
 //!
 //! The profile has one sample per traceback (and domain): its frames as
-//! locations, most recent first, and the values of [`Metric::ALL`]
-//! (`inuse_objects` in blocks, `inuse_space` in bytes, as Go names them).
+//! locations, most recent first, and the values of [`SampleType`]
+//! (`inuse_objects` in blocks, `inuse_space` in bytes, as Go names them;
+//! `alloc_objects` and `alloc_space` too when the snapshot has an
+//! allocation history).
 //! Every frame of the snapshot's frame table that a sample uses becomes one
 //! [`proto::Location`] with one [`proto::Line`]; each distinct
 //! (function, file) becomes one [`proto::Function`]. A frame without a
@@ -13,7 +15,7 @@
 //!
 //! Sampled snapshots are scaled as the statistics scale them: each block
 //! counts `1 / P(sampled)` times, so the profile holds the same unbiased
-//! estimates as `tracemalloc-viewer stats` (see [`Metric`] for the
+//! estimates as `tracemalloc-viewer stats` (see [`SampleType`] for the
 //! rounding). The timestamp becomes `time_nanos`; the producer, command
 //! line, process id, traced memory, sampling rate and traceback limit
 //! become comments (`go tool pprof -comments`).
@@ -214,54 +216,59 @@ pub mod proto {
     }
 }
 
-/// The values each sample carries, in the profile's order, named and
-/// measured as in Go's heap profiles.
+/// The values each sample carries, named and measured as in Go's heap
+/// profiles: the live blocks always, and what was allocated when the
+/// snapshot has an allocation history.
 ///
-/// This is the one place to extend when snapshots record allocation
-/// history: `alloc_objects` and `alloc_space` become two more variants
-/// (listed in [`Metric::ALL`], named in [`Metric::name`]) whose
-/// [`Metric::of_block`] reads the history; the sampling scale, rounding
-/// and everything else applies to them unchanged.
-///
-/// Sampled snapshots: each block counts `1 / P(sampled)` times, as in the
-/// statistics. pprof values are integers, so the estimates are rounded by
-/// carrying the remainder from sample to sample (each sample's value is the
-/// rounded running sum minus the previous one): every sample is within 1
-/// of its estimate and the profile's total equals the rounded total of
-/// [`Snapshot::totals`].
+/// Sampled snapshots: each live block counts `1 / P(sampled)` times, as in
+/// the statistics. pprof values are integers, so the estimates are rounded
+/// by carrying the remainder from sample to sample (each sample's value is
+/// the rounded running sum minus the previous one): every sample is within
+/// 1 of its estimate and the profile's total equals the rounded total of
+/// [`Snapshot::totals`]. The history of a sampled recording is already
+/// made of estimates (docs/FORMAT.md), so `alloc_*` values are its rows'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
+pub enum SampleType {
     /// Live blocks.
     InuseObjects,
     /// Live bytes.
     InuseSpace,
+    /// Blocks allocated since tracing started, freed or not.
+    AllocObjects,
+    /// Bytes allocated since tracing started, freed or not.
+    AllocSpace,
 }
 
-impl Metric {
-    /// Every metric a sample carries, in the profile's order.
-    pub const ALL: [Metric; 2] = [Metric::InuseObjects, Metric::InuseSpace];
+impl SampleType {
+    /// The live sample types, which every profile has, in its order.
+    pub const LIVE: [SampleType; 2] = [SampleType::InuseObjects, SampleType::InuseSpace];
+
+    /// The allocation-history sample types, which follow the live ones
+    /// when the snapshot has a history.
+    pub const HISTORY: [SampleType; 2] = [SampleType::AllocObjects, SampleType::AllocSpace];
 
     /// The sample type's name and unit, as Go names them.
     pub fn name(self) -> (&'static str, &'static str) {
         match self {
-            Metric::InuseObjects => ("inuse_objects", "count"),
-            Metric::InuseSpace => ("inuse_space", "bytes"),
+            SampleType::InuseObjects => ("inuse_objects", "count"),
+            SampleType::InuseSpace => ("inuse_space", "bytes"),
+            SampleType::AllocObjects => ("alloc_objects", "count"),
+            SampleType::AllocSpace => ("alloc_space", "bytes"),
         }
     }
 
-    /// What one traced block of `size` bytes adds, before sampling scale.
-    fn of_block(self, size: u64) -> u64 {
-        match self {
-            Metric::InuseObjects => 1,
-            Metric::InuseSpace => size,
+    /// The sample types of a snapshot's profile, in order.
+    pub fn of_snapshot(snapshot: &Snapshot) -> Vec<SampleType> {
+        let mut types = SampleType::LIVE.to_vec();
+        if snapshot.history().is_some() {
+            types.extend(SampleType::HISTORY);
         }
+        types
     }
 }
 
 /// The sample type `go tool pprof` and the backends show first.
-const DEFAULT_METRIC: Metric = Metric::InuseSpace;
-
-const METRICS: usize = Metric::ALL.len();
+const DEFAULT_SAMPLE_TYPE: SampleType = SampleType::InuseSpace;
 
 /// How [`to_bytes`] and [`write`] encode the profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,12 +326,14 @@ impl Strings {
     }
 }
 
-/// One sample's sums before rounding: exact integers, and the scaled
-/// estimates for sampled snapshots.
+/// One sample's sums before rounding: the live blocks and bytes as exact
+/// integers and as scaled estimates for sampled snapshots, and the
+/// allocated blocks and bytes of the history.
 #[derive(Clone, Copy, Default)]
 struct Sums {
-    exact: [u64; METRICS],
-    estimated: [f64; METRICS],
+    exact: [u64; 2],
+    estimated: [f64; 2],
+    allocated: [u64; 2],
 }
 
 /// The snapshot as a pprof profile (see the module documentation).
@@ -336,30 +345,49 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
     let metadata = snapshot.metadata();
     let rate = metadata.sampling_rate;
 
-    // Sum the traces per (domain, traceback): one pass over the traces.
+    // Sum the traces and history rows per (domain, traceback): one pass
+    // over each. A traceback whose blocks were all freed has a sample with
+    // nothing in use and what it allocated.
     let mut index: FxHashMap<(u32, TracebackId), usize> = FxHashMap::default();
     let mut sums: Vec<((u32, TracebackId), Sums)> = Vec::new();
-    for trace in snapshot.traces() {
-        let key = (trace.domain, trace.traceback);
+    let mut sum_of = |key: (u32, TracebackId)| {
         let slot = *index.entry(key).or_insert_with(|| {
             sums.push((key, Sums::default()));
             sums.len() - 1
         });
+        slot
+    };
+    let mut slots = Vec::with_capacity(snapshot.traces().len());
+    for trace in snapshot.traces() {
+        slots.push(sum_of((trace.domain, trace.traceback)));
+    }
+    let rows = snapshot.history().map_or(&[][..], |h| h.rows());
+    let row_slots: Vec<usize> = rows
+        .iter()
+        .map(|r| sum_of((r.domain, r.traceback)))
+        .collect();
+    for (trace, slot) in snapshot.traces().iter().zip(slots) {
         let sum = &mut sums[slot].1;
         let weight = sampling_weight(trace.size, rate);
-        for (i, metric) in Metric::ALL.iter().enumerate() {
-            let amount = metric.of_block(trace.size);
-            // A snapshot's sizes add up to at most i64::MAX (the builder
-            // checks), so exact sums cannot overflow.
-            sum.exact[i] += amount;
-            sum.estimated[i] += amount as f64 * weight;
-        }
+        // A snapshot's sizes add up to at most i64::MAX (the builder
+        // checks), so exact sums cannot overflow.
+        sum.exact[0] += 1;
+        sum.exact[1] += trace.size;
+        sum.estimated[0] += weight;
+        sum.estimated[1] += trace.size as f64 * weight;
     }
-    drop(index);
+    for (row, slot) in rows.iter().zip(row_slots) {
+        // Each history column adds up to at most i64::MAX (the builder
+        // checks), so these sums cannot overflow either.
+        let sum = &mut sums[slot].1;
+        sum.allocated[0] += row.allocated_blocks;
+        sum.allocated[1] += row.allocated_bytes;
+    }
     sums.sort_unstable_by_key(|&(key, _)| key);
 
+    let types = SampleType::of_snapshot(snapshot);
     let mut strings = Strings::new();
-    let sample_type = Metric::ALL
+    let sample_type = types
         .iter()
         .map(|metric| {
             let (name, unit) = metric.name();
@@ -374,8 +402,8 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
     // frames that samples use are written.
     let mut used_frames = vec![false; tables.frame_count()];
     let domain_key = strings.intern("domain");
-    let mut running = [0.0f64; METRICS];
-    let mut emitted = [0i64; METRICS];
+    let mut running = [0.0f64; 2];
+    let mut emitted = [0i64; 2];
     let samples = sums
         .iter()
         .map(|&((domain, traceback), sum)| {
@@ -383,7 +411,8 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
             for frame in frames {
                 used_frames[frame.index()] = true;
             }
-            let value = (0..METRICS)
+            let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let mut value: Vec<i64> = (0..2)
                 .map(|i| {
                     if rate.is_some() {
                         running[i] += sum.estimated[i];
@@ -392,10 +421,13 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
                         emitted[i] = total;
                         value
                     } else {
-                        i64::try_from(sum.exact[i]).unwrap_or(i64::MAX)
+                        to_i64(sum.exact[i])
                     }
                 })
                 .collect();
+            if types.len() > SampleType::LIVE.len() {
+                value.extend(sum.allocated.map(to_i64));
+            }
             let label = if domain == 0 {
                 Vec::new()
             } else {
@@ -460,7 +492,7 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
         r#type: strings.intern("space"),
         unit: strings.intern("bytes"),
     };
-    let default_sample_type = strings.intern(DEFAULT_METRIC.name().0);
+    let default_sample_type = strings.intern(DEFAULT_SAMPLE_TYPE.name().0);
     proto::Profile {
         sample_type,
         sample: samples,
@@ -692,6 +724,62 @@ mod tests {
             to_bytes(&s, Encoding::Plain).unwrap(),
             to_bytes(&s, Encoding::Plain).unwrap()
         );
+    }
+
+    #[test]
+    fn history_adds_alloc_sample_types_and_freed_tracebacks() {
+        let mut b = SnapshotBuilder::new(2);
+        let keep = b.intern_frame("src/keep.rs", 1, Some("keep")).unwrap();
+        let churn = b.intern_frame("src/churn.rs", 2, Some("churn")).unwrap();
+        let kept = b.intern_traceback(&[keep], None).unwrap();
+        let freed = b.intern_traceback(&[churn], None).unwrap();
+        b.push_trace(0, 40, kept).unwrap();
+        b.push_history(crate::HistoryRow {
+            allocated_blocks: 2,
+            allocated_bytes: 80,
+            freed_blocks: 1,
+            ..crate::HistoryRow::new(0, kept)
+        })
+        .unwrap();
+        b.push_history(crate::HistoryRow {
+            allocated_blocks: 1000,
+            allocated_bytes: 32_000,
+            freed_blocks: 1000,
+            temporary_blocks: 1000,
+            temporary_bytes: 32_000,
+            ..crate::HistoryRow::new(0, freed)
+        })
+        .unwrap();
+        let p = decode(&to_bytes(&b.finish(Metadata::default()), Encoding::Gzip).unwrap());
+        let types: Vec<&str> = p.sample_type.iter().map(|t| string(&p, t.r#type)).collect();
+        assert_eq!(
+            types,
+            [
+                "inuse_objects",
+                "inuse_space",
+                "alloc_objects",
+                "alloc_space"
+            ]
+        );
+        assert_eq!(string(&p, p.default_sample_type), "inuse_space");
+        let samples: Vec<(Vec<String>, Vec<i64>)> = p
+            .sample
+            .iter()
+            .map(|s| (stack(&p, s), s.value.clone()))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                (vec!["keep src/keep.rs:1".to_owned()], vec![1, 40, 2, 80]),
+                (
+                    vec!["churn src/churn.rs:2".to_owned()],
+                    vec![0, 0, 1000, 32_000]
+                ),
+            ]
+        );
+        // Without a history, only the live types.
+        let plain = decode(&to_bytes(&rust_snapshot(), Encoding::Gzip).unwrap());
+        assert_eq!(plain.sample_type.len(), 2);
     }
 
     #[test]
