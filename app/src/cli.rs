@@ -21,7 +21,7 @@ use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::pipeline::{self, Others};
 use tracemalloc_format::pprof;
 use tracemalloc_format::{
-    DomainFilter, Error as FileError, Filter, KeyType, LoadOptions, Snapshot, Statistic,
+    DomainFilter, Error as FileError, Filter, KeyType, LoadOptions, Metric, Snapshot, Statistic,
     StatisticDiff, TraceFilter, Traceback, detect_kind, format_size,
 };
 
@@ -77,6 +77,67 @@ impl From<GroupBy> for KeyType {
     }
 }
 
+/// What `stats` measures and ranks by. Every metric but `live` needs an
+/// allocation history, which only the tracemalloc-rs recorder writes
+/// (`.tmsnap` version 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// Blocks live at the snapshot, ranked by bytes (tracemalloc's
+    /// statistics).
+    #[default]
+    Live,
+    /// Every block allocated since tracing started, freed or not, ranked
+    /// by bytes.
+    Allocated,
+    /// The same blocks ranked by how many: the lines that allocate most
+    /// often.
+    Allocations,
+    /// Temporary blocks (freed by their thread before it allocated again),
+    /// ranked by how many.
+    Temporary,
+    /// Blocks live at the peak of traced memory, ranked by bytes.
+    Peak,
+}
+
+impl MetricArg {
+    /// The format crate's metric.
+    fn metric(self) -> Metric {
+        match self {
+            MetricArg::Live => Metric::Live,
+            MetricArg::Allocated | MetricArg::Allocations => Metric::Allocated,
+            MetricArg::Temporary => Metric::Temporary,
+            MetricArg::Peak => Metric::Peak,
+        }
+    }
+
+    /// Whether rows rank by blocks rather than bytes.
+    fn by_count(self) -> bool {
+        matches!(self, MetricArg::Allocations | MetricArg::Temporary)
+    }
+
+    /// The name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            MetricArg::Live => "live",
+            MetricArg::Allocated => "allocated",
+            MetricArg::Allocations => "allocations",
+            MetricArg::Temporary => "temporary",
+            MetricArg::Peak => "peak",
+        }
+    }
+
+    /// The words before the total in the text output; the live metric
+    /// keeps tracemalloc's own.
+    fn total_label(self) -> &'static str {
+        match self {
+            MetricArg::Live => "Total allocated size",
+            MetricArg::Allocated | MetricArg::Allocations => "Total allocated since start",
+            MetricArg::Temporary => "Total of temporary blocks",
+            MetricArg::Peak => "Total live at the peak",
+        }
+    }
+}
+
 /// Output formats of `stats`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -123,6 +184,11 @@ pub struct StatsArgs {
     /// How to group traces.
     #[arg(long, value_enum, default_value_t = GroupBy::Lineno)]
     pub group_by: GroupBy,
+    /// What to measure and rank by: the live blocks, or (from a recording
+    /// with allocation history) what was allocated, how often, the
+    /// temporary blocks, or what was live at the peak.
+    #[arg(long, value_enum, default_value_t = MetricArg::Live)]
+    pub metric: MetricArg,
     /// Count each block in every frame of its traceback, not only the most
     /// recent one (filename and lineno only).
     #[arg(long)]
@@ -385,26 +451,56 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     let prepared = |snapshot: Snapshot| -> Result<Arc<Snapshot>> {
         Ok(pipeline::prepare(&Arc::new(snapshot), false, &filters)?)
     };
-    let new = prepared(new?)?;
-    let old = old?.map(prepared).transpose()?;
+    let metric = args.metric.metric();
+    // A history metric of a snapshot without history is refused, naming
+    // the file, rather than shown as a list of zeros.
+    let has_history = |snapshot: &Snapshot, path: &Path| -> Result<()> {
+        if metric.needs_history() && snapshot.history().is_none() {
+            bail!(
+                "{}: --metric {} needs an allocation history, which this snapshot does not have \
+                 (CPython's tracemalloc, DHAT files and .tmsnap version 1 record only the live blocks)",
+                path.display(),
+                args.metric.name()
+            );
+        }
+        Ok(())
+    };
+    let new = new?;
+    has_history(&new, &args.snapshot)?;
+    let old = old?;
+    if let (Some(old), Some(path)) = (&old, &args.compare) {
+        has_history(old, path)?;
+    }
+    let new = prepared(new)?;
+    let old = old.map(prepared).transpose()?;
     if args.format == OutputFormat::Folded {
-        return write_folded_stacks(out, &new, old.as_deref());
+        return write_folded_stacks(out, &new, old.as_deref(), args.metric);
     }
 
-    let totals = new.totals();
+    let totals = new.totals_by(metric)?;
     let (rows, total) = match &old {
-        None => (
-            Rows::Plain(new.statistics(key, args.cumulative)?),
-            Total {
-                size: totals.size,
-                count: totals.count,
-                diff: None,
-            },
-        ),
-        Some(old) => {
-            let old_totals = old.totals();
+        None => {
+            let mut stats = new.statistics_by(metric, key, args.cumulative)?;
+            if args.metric.by_count() {
+                stats.sort_by(Statistic::cmp_by_count);
+            }
             (
-                Rows::Diff(new.compare_to(old, key, args.cumulative)?),
+                Rows::Plain(stats),
+                Total {
+                    size: totals.size,
+                    count: totals.count,
+                    diff: None,
+                },
+            )
+        }
+        Some(old) => {
+            let old_totals = old.totals_by(metric)?;
+            let mut diffs = new.compare_to_by(old, metric, key, args.cumulative)?;
+            if args.metric.by_count() {
+                diffs.sort_by(StatisticDiff::cmp_by_count);
+            }
+            (
+                Rows::Diff(diffs),
                 Total {
                     size: totals.size,
                     count: totals.count,
@@ -419,8 +515,8 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
         (None, _) => usize::MAX,
     };
     let written = match args.format {
-        OutputFormat::Text => write_text(out, key, args.cumulative, &rows, &total, limit),
-        OutputFormat::Json => write_json(out, key, args.cumulative, &rows, &total, limit),
+        OutputFormat::Text => write_text(out, key, args, &rows, &total, limit),
+        OutputFormat::Json => write_json(out, key, args, &rows, &total, limit),
         OutputFormat::Csv => write_csv(out, &rows, limit),
         OutputFormat::Folded => unreachable!("written above"),
     };
@@ -434,14 +530,25 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     written
 }
 
-/// `--format folded`: the filtered traceback tree in bytes, or both
-/// snapshots' as differential folded stacks (old, new).
-fn write_folded_stacks(out: &mut dyn Write, new: &Snapshot, old: Option<&Snapshot>) -> Result<()> {
-    let new_tree = FlameTree::new(new, None, FlameWeight::Bytes)?;
+/// `--format folded`: the filtered traceback tree of the metric, in bytes
+/// (in blocks for the metrics ranked by count), or both snapshots' as
+/// differential folded stacks (old, new).
+fn write_folded_stacks(
+    out: &mut dyn Write,
+    new: &Snapshot,
+    old: Option<&Snapshot>,
+    metric: MetricArg,
+) -> Result<()> {
+    let weight = if metric.by_count() {
+        FlameWeight::Blocks
+    } else {
+        FlameWeight::Bytes
+    };
+    let new_tree = FlameTree::new_by(new, None, metric.metric(), weight)?;
     match old {
         None => write_folded(&new_tree, out)?,
         Some(old) => {
-            let old_tree = FlameTree::new(old, None, FlameWeight::Bytes)?;
+            let old_tree = FlameTree::new_by(old, None, metric.metric(), weight)?;
             write_folded_diff(&old_tree, &new_tree, out)?;
         }
     }
@@ -462,18 +569,25 @@ fn key_noun(key: KeyType) -> &'static str {
 fn write_text(
     out: &mut dyn Write,
     key: KeyType,
-    cumulative: bool,
+    args: &StatsArgs,
     rows: &Rows,
     total: &Total,
     limit: usize,
 ) -> Result<()> {
+    let cumulative = args.cumulative;
     let shown = rows.len().min(limit);
     let what = match rows {
         Rows::Plain(_) => key_noun(key),
         Rows::Diff(_) => "differences",
     };
     let mode = if cumulative { " (cumulative)" } else { "" };
-    writeln!(out, "[ Top {shown} {what}{mode} ]")?;
+    // The live metric keeps tracemalloc's header; the others say what the
+    // sizes and counts are.
+    let by = match args.metric {
+        MetricArg::Live => String::new(),
+        metric => format!(" by {}", metric.name()),
+    };
+    writeln!(out, "[ Top {shown} {what}{by}{mode} ]")?;
     let mut sources = SourceLines::default();
     let mut print_traceback = |out: &mut dyn Write, tb: &Traceback| -> Result<()> {
         if key == KeyType::Traceback {
@@ -516,16 +630,17 @@ fn write_text(
             }
         }
     }
+    let label = args.metric.total_label();
     match total.diff {
         None => writeln!(
             out,
-            "Total allocated size: {} in {} blocks",
+            "{label}: {} in {} blocks",
             format_size(total.size as f64, false),
             total.count
         )?,
         Some((size_diff, count_diff)) => writeln!(
             out,
-            "Total allocated size: {} ({}) in {} blocks ({count_diff:+})",
+            "{label}: {} ({}) in {} blocks ({count_diff:+})",
             format_size(total.size as f64, false),
             format_size(size_diff as f64, true),
             total.count
@@ -625,6 +740,7 @@ impl Serialize for RowsJson<'_> {
 #[derive(Serialize)]
 struct StatsJson<'a> {
     group_by: &'static str,
+    metric: &'static str,
     cumulative: bool,
     total: RowJson<'a>,
     stats: RowsJson<'a>,
@@ -634,14 +750,15 @@ struct StatsJson<'a> {
 fn write_json(
     out: &mut dyn Write,
     key: KeyType,
-    cumulative: bool,
+    args: &StatsArgs,
     rows: &Rows,
     total: &Total,
     limit: usize,
 ) -> Result<()> {
     let doc = StatsJson {
         group_by: key.as_str(),
-        cumulative,
+        metric: args.metric.name(),
+        cumulative: args.cumulative,
         total: RowJson {
             frames: None,
             size: total.size,
@@ -708,6 +825,17 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
                 .iter()
                 .map(|(d, (size, count))| json!({"domain": d, "size": size, "count": count}))
                 .collect::<Vec<_>>(),
+            "history": snapshot.history().map(|h| {
+                let t = h.total();
+                json!({
+                    "rows": h.rows().len(),
+                    "allocated": {"size": t.allocated_bytes, "count": t.allocated_blocks},
+                    "freed_blocks": t.freed_blocks,
+                    "temporary": {"size": t.temporary_bytes, "count": t.temporary_blocks},
+                    "peak": {"size": t.peak_bytes, "count": t.peak_blocks},
+                    "peak_timestamp": h.peak_timestamp.map(|t| t.to_string()),
+                })
+            }),
         });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
@@ -768,6 +896,35 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
             "Domain {domain:<11} {} in {count} blocks",
             format_size(*size as f64, false)
         )?;
+    }
+    let amount =
+        |size: u64, count: u64| format!("{} in {count} blocks", format_size(size as f64, false));
+    match snapshot.history() {
+        None => writeln!(
+            out,
+            "History:            none (only the live blocks were recorded)"
+        )?,
+        Some(h) => {
+            let t = h.total();
+            writeln!(
+                out,
+                "Allocated:          {} ({} freed)",
+                amount(t.allocated_bytes, t.allocated_blocks),
+                t.freed_blocks
+            )?;
+            writeln!(
+                out,
+                "Temporary:          {}",
+                amount(t.temporary_bytes, t.temporary_blocks)
+            )?;
+            writeln!(
+                out,
+                "At the peak:        {}{}",
+                amount(t.peak_bytes, t.peak_blocks),
+                h.peak_timestamp
+                    .map_or(String::new(), |t| format!(" (at {t})"))
+            )?;
+        }
     }
     Ok(())
 }

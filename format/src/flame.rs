@@ -38,15 +38,15 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Frame, FrameId, FrameRef, Snapshot, StringId, Tables, Traceback};
-use crate::stats::{AnalysisError, GroupKey, KeyType, Totals};
+use crate::stats::{AnalysisError, GroupKey, KeyType, Metric, Totals};
 
 /// What a flame graph's widths measure.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FlameWeight {
-    /// Bytes of the live blocks.
+    /// Bytes (of the live blocks, or of the metric's).
     #[default]
     Bytes,
-    /// Number of live blocks.
+    /// Number of blocks (live, or the metric's).
     Blocks,
 }
 
@@ -141,8 +141,21 @@ impl FlameTree {
         old: Option<&Snapshot>,
         weight: FlameWeight,
     ) -> Result<FlameTree, AnalysisError> {
+        FlameTree::new_by(snapshot, old, Metric::Live, weight)
+    }
+
+    /// [`FlameTree::new`] of any metric: the tree of the tracebacks'
+    /// allocated, temporary or peak blocks and bytes instead of their live
+    /// ones (both snapshots need a history for a history metric).
+    pub fn new_by(
+        snapshot: &Snapshot,
+        old: Option<&Snapshot>,
+        metric: Metric,
+        weight: FlameWeight,
+    ) -> Result<FlameTree, AnalysisError> {
         let tables = Arc::clone(snapshot.shared_tables());
-        let (keys, amounts) = snapshot.group_totals_unsorted(KeyType::Traceback, false)?;
+        let (keys, amounts) =
+            snapshot.group_totals_unsorted_by(metric, KeyType::Traceback, false)?;
         // The trie, in insertion order: temporary ids.
         let mut frames: Vec<Option<FrameId>> = vec![None];
         let mut parents: Vec<u32> = vec![0];
@@ -166,7 +179,7 @@ impl FlameTree {
         }
         let mut old_totals = vec![Totals::default(); frames.len()];
         if let Some(old) = old {
-            match_old(&tables, &child_of, old, &mut old_totals)?;
+            match_old(&tables, &child_of, old, metric, &mut old_totals)?;
         }
         // Children lists (compressed rows), each sorted.
         let n = frames.len();
@@ -552,9 +565,10 @@ fn match_old(
     tables: &Tables,
     child_of: &FxHashMap<(u32, FrameId), u32>,
     old: &Snapshot,
+    metric: Metric,
     old_totals: &mut [Totals],
 ) -> Result<(), AnalysisError> {
-    let (keys, amounts) = old.group_totals_unsorted(KeyType::Traceback, false)?;
+    let (keys, amounts) = old.group_totals_unsorted_by(metric, KeyType::Traceback, false)?;
     let old_tables = old.tables();
     let by_text: FxHashMap<&str, StringId> = tables
         .string_ids()

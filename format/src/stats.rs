@@ -190,6 +190,16 @@ impl Statistic {
             .then(other.count.cmp(&self.count))
             .then_with(|| other.traceback.cmp_cpython(&self.traceback))
     }
+
+    /// Most blocks first: by count, then size, then traceback, largest
+    /// first. What "allocates most often" and "most temporaries" rank by.
+    pub fn cmp_by_count(&self, other: &Statistic) -> Ordering {
+        other
+            .count
+            .cmp(&self.count)
+            .then(other.size.cmp(&self.size))
+            .then_with(|| other.traceback.cmp_cpython(&self.traceback))
+    }
 }
 
 impl fmt::Display for Statistic {
@@ -250,6 +260,24 @@ impl StatisticDiff {
                     .cmp(&self.count_diff.unsigned_abs()),
             )
             .then(other.count.cmp(&self.count))
+            .then_with(|| other.traceback.cmp_cpython(&self.traceback))
+    }
+
+    /// Largest change in blocks first: by |count_diff|, count,
+    /// |size_diff|, size, then traceback, largest first.
+    pub fn cmp_by_count(&self, other: &StatisticDiff) -> Ordering {
+        other
+            .count_diff
+            .unsigned_abs()
+            .cmp(&self.count_diff.unsigned_abs())
+            .then(other.count.cmp(&self.count))
+            .then(
+                other
+                    .size_diff
+                    .unsigned_abs()
+                    .cmp(&self.size_diff.unsigned_abs()),
+            )
+            .then(other.size.cmp(&self.size))
             .then_with(|| other.traceback.cmp_cpython(&self.traceback))
     }
 }
