@@ -351,11 +351,10 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
     let mut index: FxHashMap<(u32, TracebackId), usize> = FxHashMap::default();
     let mut sums: Vec<((u32, TracebackId), Sums)> = Vec::new();
     let mut sum_of = |key: (u32, TracebackId)| {
-        let slot = *index.entry(key).or_insert_with(|| {
+        *index.entry(key).or_insert_with(|| {
             sums.push((key, Sums::default()));
             sums.len() - 1
-        });
-        slot
+        })
     };
     let mut slots = Vec::with_capacity(snapshot.traces().len());
     for trace in snapshot.traces() {
