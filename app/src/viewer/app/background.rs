@@ -39,6 +39,17 @@ impl ViewerApp {
 
     /// Takes what the background threads produced.
     pub(super) fn poll_background(&mut self) {
+        self.poll_watch_and_exports();
+        self.poll_timeline();
+        self.poll_loads();
+        if let Some(sources) = &mut self.sources {
+            sources.poll();
+        }
+        self.poll_analysis();
+    }
+
+    /// New files in the watched folder (loaded), finished exports (said).
+    fn poll_watch_and_exports(&mut self) {
         if let Some(watch) = &self.watcher {
             let found = watch.poll();
             if !found.is_empty() {
@@ -60,6 +71,10 @@ impl ViewerApp {
             }
         }
         self.state.exporting = self.exports.is_busy();
+    }
+
+    /// The newest timeline, or why it failed, and the progress.
+    fn poll_timeline(&mut self) {
         if let Some(service) = &mut self.timeline_service {
             if let Some(outcome) = service.poll() {
                 match outcome {
@@ -86,6 +101,10 @@ impl ViewerApp {
                 ));
             }
         }
+    }
+
+    /// Loaded snapshots into the session, failures into its error list.
+    fn poll_loads(&mut self) {
         for event in self.state.loader.poll() {
             match event {
                 LoadEvent::Loaded(loaded) => {
@@ -112,9 +131,10 @@ impl ViewerApp {
                 LoadEvent::Finished => {}
             }
         }
-        if let Some(sources) = &mut self.sources {
-            sources.poll();
-        }
+    }
+
+    /// The newest analysis result, its selection found again.
+    fn poll_analysis(&mut self) {
         if let Some(analysis) = &mut self.analysis
             && let Some(outcome) = analysis.poll()
         {

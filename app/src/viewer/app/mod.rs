@@ -3,11 +3,11 @@
 //! commands the drawing returned, send new requests). Its other jobs live
 //! beside it:
 //!
-//! - [`commands`]: [`ViewerApp::apply`], the one place where commands
+//! - `commands.rs`: [`ViewerApp::apply`], the one place where commands
 //!   change the state;
-//! - [`background`]: starting loads, sending analysis and timeline
+//! - `background.rs`: starting loads, sending analysis and timeline
 //!   requests, polling the threads;
-//! - [`input`]: keyboard shortcuts, mouse side buttons, dropped files.
+//! - `input.rs`: keyboard shortcuts, mouse side buttons, dropped files.
 
 mod background;
 mod commands;

@@ -492,7 +492,10 @@ fn ranking_ui(
     if let Some(position) = selected.and_then(|g| ranking.iter().position(|r| r.group == g)) {
         // Keep the selected group in view when the table selects it.
         if state.table.scroll_to_selected {
+            // Once, as the table does (which may not be drawn: the flame
+            // graph can be showing).
             builder = builder.scroll_to_row(position, None);
+            commands.push(Command::ScrolledToSelected);
         }
     }
     let header = |name: &str, hint: &str, ui: &mut egui::Ui| {
