@@ -125,9 +125,16 @@ fn go_pprof_top(profile: &Path, sample_index: &str, home: &Path) -> (u64, Rows) 
 /// `tracemalloc-viewer stats --format json` per line: (total size, total
 /// count, rows by size, rows by count).
 fn stats(snapshot: &Path) -> (u64, u64, Rows, Rows) {
+    stats_of(snapshot, "live")
+}
+
+/// [`stats`] of a `--metric`.
+fn stats_of(snapshot: &Path, metric: &str) -> (u64, u64, Rows, Rows) {
     let json: Value = serde_json::from_str(&viewer(&[
         "stats",
         snapshot.to_str().unwrap(),
+        "--metric",
+        metric,
         "--format",
         "json",
     ]))
@@ -280,6 +287,55 @@ fn sampled_snapshot_in_go_pprof_is_scaled_like_stats() {
             );
         }
     }
+}
+
+/// A snapshot with an allocation history: `alloc_space` and
+/// `alloc_objects` in pprof are `stats --metric allocated`, line by line,
+/// including lines whose blocks were all freed.
+#[test]
+fn allocation_history_in_go_pprof_matches_stats() {
+    use tracemalloc_format::{HistoryRow, Metadata, SnapshotBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = SnapshotBuilder::new(4);
+    let main = b.intern_frame("src/main.rs", 1, Some("app::main")).unwrap();
+    for line in 1..=6u32 {
+        let leaf = b
+            .intern_frame("src/work.rs", line * 10, Some(&format!("app::step{line}")))
+            .unwrap();
+        let tb = b.intern_traceback(&[leaf, main], None).unwrap();
+        // Lines 1 to 3 keep a block; 4 to 6 freed all of theirs.
+        if line <= 3 {
+            b.push_trace(0, u64::from(line) * 100, tb).unwrap();
+        }
+        let blocks = u64::from(7 - line) * 1000;
+        b.push_history(HistoryRow {
+            allocated_blocks: blocks,
+            allocated_bytes: blocks * u64::from(line) * 8,
+            freed_blocks: blocks - u64::from(line <= 3),
+            ..HistoryRow::new(0, tb)
+        })
+        .unwrap();
+    }
+    let snapshot = dir.path().join("history.tmsnap");
+    b.finish(Metadata::default()).dump(&snapshot).unwrap();
+    let profile = dir.path().join("history.pb.gz");
+    viewer(&[
+        "convert",
+        snapshot.to_str().unwrap(),
+        profile.to_str().unwrap(),
+    ]);
+    let (size, count, by_size, by_count) = stats_of(&snapshot, "allocated");
+    assert_eq!(by_size.len(), 6);
+    let (pprof_size, pprof_by_size) = go_pprof_top(&profile, "alloc_space", dir.path());
+    let (pprof_count, pprof_by_count) = go_pprof_top(&profile, "alloc_objects", dir.path());
+    assert_eq!((pprof_size, pprof_count), (size, count), "totals");
+    assert_eq!(top(&pprof_by_size), top(&by_size));
+    assert_eq!(top(&pprof_by_count), top(&by_count));
+    // The live sample types are still the live blocks.
+    let (live_size, _, live_rows, _) = stats(&snapshot);
+    let (pprof_live, pprof_live_rows) = go_pprof_top(&profile, "inuse_space", dir.path());
+    assert_eq!(pprof_live, live_size);
+    assert_eq!(top(&pprof_live_rows), top(&live_rows));
 }
 
 #[test]
