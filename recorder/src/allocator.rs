@@ -146,21 +146,21 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             let guard = state.guard.get();
             if guard != GUARD_NONE {
                 // SAFETY: forwarded from the caller.
-                let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
-                if guard == GUARD_COUNTED && !new.is_null() {
-                    count_own(new_size as i64 - layout.size() as i64);
-                }
-                return new;
+                return unsafe {
+                    guarded_realloc(&self.inner, state, guard, ptr, layout, new_size, epoch)
+                };
             }
             // The old block's trace goes first, for the same reason as in
             // `dealloc`: a moving realloc frees the old address.
-            let old = if state::is_sampled(state::hot_config())
-                && !crate::table::may_be_traced(ptr as usize)
-            {
-                None
-            } else {
-                state::remove(state, 0, ptr as usize, epoch)
-            };
+            let old = tls::hook(state, || {
+                if state::is_sampled(state::hot_config())
+                    && !crate::table::may_be_traced(ptr as usize)
+                {
+                    None
+                } else {
+                    state::remove(state, 0, ptr as usize, epoch)
+                }
+            });
             // SAFETY: forwarded from the caller.
             let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
             if new.is_null() {
@@ -176,6 +176,47 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             new
         })
     }
+}
+
+/// `realloc` of a block without a header while this thread's guard is
+/// set: the new block is not traced, and the old one's trace goes (see
+/// `tls::frees_looked_up`).
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`.
+#[cold]
+unsafe fn guarded_realloc<A: GlobalAlloc>(
+    inner: &A,
+    state: &ThreadState,
+    guard: u8,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    epoch: u32,
+) -> *mut u8 {
+    let old = if tls::frees_looked_up(state, guard) {
+        state::forget_guarded_free(state, ptr as usize, epoch)
+    } else {
+        None
+    };
+    // SAFETY: forwarded from the caller.
+    let new = unsafe { inner.realloc(ptr, layout, new_size) };
+    if new.is_null() {
+        if let Some(old) = old {
+            state::reinsert(state, ptr as usize, old, epoch);
+        }
+        return new;
+    }
+    if guard == GUARD_COUNTED {
+        // A block the program allocated becomes the symbolizer's.
+        let freed = if old.is_some() {
+            0
+        } else {
+            layout.size() as i64
+        };
+        count_own(new_size as i64 - freed);
+    }
+    new
 }
 
 /// What `alloc` and `alloc_zeroed` do with a new block: trace it while
@@ -220,16 +261,26 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard != GUARD_NONE {
-            if guard == GUARD_COUNTED {
-                count_own(-(size as i64));
-            }
+            guarded_dealloc(state, guard, ptr, size, epoch);
             return;
         }
         if state::is_sampled(state::hot_config()) && !crate::table::may_be_traced(ptr as usize) {
             return;
         }
-        state::remove(state, 0, ptr as usize, epoch);
+        tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
     });
+}
+
+/// A free of a block without a header while this thread's guard is set:
+/// its trace goes all the same (see `tls::frees_looked_up`); a block that
+/// had none counts as the symbolizer's under `GUARD_COUNTED`.
+#[cold]
+fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: u32) {
+    let traced = tls::frees_looked_up(state, guard)
+        && state::forget_guarded_free(state, ptr as usize, epoch).is_some();
+    if guard == GUARD_COUNTED && !traced {
+        count_own(-(size as i64));
+    }
 }
 
 #[inline]

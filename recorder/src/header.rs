@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::state::{self, is_tracing_epoch};
 use crate::table::Entry;
-use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, GUARD_UNTRACED};
+use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE};
 
 /// Bytes in front of a block with a header, which is also their alignment.
 pub(crate) const HEADER: usize = 16;
@@ -188,10 +188,10 @@ pub(crate) unsafe fn alloc<A: GlobalAlloc>(
         }
         // SAFETY: the allocation is `HEADER` bytes longer than the block.
         let ptr = unsafe { raw.add(HEADER) };
-        state.guard.set(GUARD_UNTRACED);
         // SAFETY: `ptr` is a new block with room for a header.
-        unsafe { state::record_headed(state, ptr as usize, layout.size(), epoch) };
-        state.guard.set(GUARD_NONE);
+        tls::hook(state, || unsafe {
+            state::record_headed(state, ptr as usize, layout.size(), epoch)
+        });
         ptr
     })
 }
@@ -202,13 +202,9 @@ pub(crate) unsafe fn alloc<A: GlobalAlloc>(
 /// As `GlobalAlloc::dealloc`; [`has_header`] is true.
 #[inline(never)]
 pub(crate) unsafe fn dealloc<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, epoch: u32) {
-    if is_tracing_epoch(epoch) {
-        // The free is recorded before the block goes back (see
-        // `TracingAllocator::dealloc`).
-        tls::with(|state| {
-            // SAFETY: forwarded from the caller.
-            unsafe { state::remove_headed(state, ptr as usize, epoch) };
-        });
+    // SAFETY: forwarded from the caller.
+    if is_tracing_epoch(epoch) && !unsafe { forget_freed(ptr, layout.size(), epoch) } {
+        return;
     }
     // SAFETY: the block was allocated `HEADER` bytes in, with this layout
     // (`outer` succeeded then, for the same size).
@@ -218,6 +214,38 @@ pub(crate) unsafe fn dealloc<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: La
             Layout::from_size_align_unchecked(layout.size() + HEADER, HEADER),
         );
     }
+}
+
+/// Forgets the trace of a block with a header that is being freed; `false`
+/// if the block must not go back to the inner allocator.
+///
+/// The free is recorded before the block goes back (see
+/// `TracingAllocator::dealloc`), whoever frees it: also under the guard
+/// (the symbolizer dropping a cache the program filled). Only where this
+/// thread's table is in use, or a table lock held (a signal handler that
+/// interrupted the recorder: `tls::frees_looked_up`), it cannot be taken
+/// out; the block is then kept, traced, rather than listed in a block
+/// array after its memory went back.
+///
+/// # Safety
+/// `ptr` is a live block with a header, being freed.
+#[inline(always)]
+unsafe fn forget_freed(ptr: *mut u8, size: usize, epoch: u32) -> bool {
+    tls::with(|state| {
+        let guard = state.guard.get();
+        if guard != GUARD_NONE && !tls::frees_looked_up(state, guard) {
+            return false;
+        }
+        // SAFETY: forwarded from the caller.
+        let old = tls::hook(state, || unsafe {
+            state::remove_headed(state, ptr as usize, epoch)
+        });
+        if guard == GUARD_COUNTED && old.is_none() {
+            // Not traced (made by the symbolizer's realloc): its memory.
+            crate::allocator::count_own(-(size as i64));
+        }
+        true
+    })
 }
 
 /// `realloc` of a block with a header. As CPython, the trace takes the new
@@ -257,30 +285,51 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
         }
     }
     tls::with(|state| {
+        let guard = state.guard.get();
+        if guard != GUARD_NONE && !tls::frees_looked_up(state, guard) {
+            // The old block cannot be taken out of its table here (see
+            // `forget_freed`): it stays, and the caller gets a copy.
+            // SAFETY: forwarded from the caller.
+            return unsafe { realloc_by_copy(inner, ptr, layout.size(), new_outer) };
+        }
         // The old block's trace goes first: a moving realloc frees the old
         // address, which another thread may then get and record.
         // SAFETY: forwarded from the caller.
-        let old = unsafe { state::remove_headed(state, ptr as usize, epoch) };
+        let old = tls::hook(state, || unsafe {
+            state::remove_headed(state, ptr as usize, epoch)
+        });
         // SAFETY: forwarded from the caller.
         let new = unsafe { inner.realloc(raw, old_outer, new_outer.size()) };
         if new.is_null() {
             // The old block is still the caller's: trace it again.
             if let Some(old) = old {
                 // Filing may allocate (a larger array): the recorder's.
-                state.guard.set(GUARD_UNTRACED);
                 // SAFETY: the old block is live and has its header.
-                unsafe { state::refile_headed(state, ptr as usize, old, epoch) };
-                state.guard.set(GUARD_NONE);
+                tls::hook(state, || unsafe {
+                    state::refile_headed(state, ptr as usize, old, epoch)
+                });
             }
             return new;
         }
         // SAFETY: the allocation is `HEADER` bytes longer than the block.
         let ptr = unsafe { new.add(HEADER) } as usize;
-        if new_size <= MAX_SIZE && epoch & EPOCH_HEADERS != 0 {
-            state.guard.set(GUARD_UNTRACED);
+        if guard != GUARD_NONE {
+            // Made under the guard: not traced, as any such allocation.
             // SAFETY: a live block with room for a header.
-            unsafe { state::record_headed(state, ptr, new_size, epoch) };
-            state.guard.set(GUARD_NONE);
+            unsafe { set_slot(ptr, NO_SLOT) };
+            if guard == GUARD_COUNTED {
+                let freed = if old.is_some() {
+                    0
+                } else {
+                    layout.size() as i64
+                };
+                crate::allocator::count_own(new_size as i64 - freed);
+            }
+        } else if new_size <= MAX_SIZE && epoch & EPOCH_HEADERS != 0 {
+            // SAFETY: a live block with room for a header.
+            tls::hook(state, || unsafe {
+                state::record_headed(state, ptr, new_size, epoch)
+            });
         } else {
             // SAFETY: as above; an address table takes the block.
             unsafe { set_slot(ptr, NO_SLOT) };
@@ -288,6 +337,33 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
         }
         ptr as *mut u8
     })
+}
+
+/// `realloc` of a block with a header that must stay where it is (see
+/// `forget_freed`): a new block with a header, untraced, and a copy.
+///
+/// # Safety
+/// `ptr` is a live block with a header of `size` bytes.
+#[cold]
+unsafe fn realloc_by_copy<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    size: usize,
+    new_outer: Layout,
+) -> *mut u8 {
+    // SAFETY: `new_outer` has a non-zero size.
+    let raw = unsafe { inner.alloc(new_outer) };
+    if raw.is_null() {
+        return raw;
+    }
+    // SAFETY: the new allocation has room for a header and
+    // `new_outer.size() - HEADER` bytes; the old block holds `size`.
+    unsafe {
+        let new = raw.add(HEADER);
+        std::ptr::copy_nonoverlapping(ptr, new, size.min(new_outer.size() - HEADER));
+        set_slot(new as usize, NO_SLOT);
+        new
+    }
 }
 
 /// Whether `malloc` here is glibc's, which headers rely on (see the module

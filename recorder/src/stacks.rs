@@ -176,7 +176,7 @@ pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> u64 {
 impl Store {
     const fn new() -> Store {
         Store {
-            index: SpinLock::new(Index {
+            index: SpinLock::new_table(Index {
                 index_used: 0,
                 chunk: 0,
                 used: 0,

@@ -139,9 +139,7 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: u32
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
         return;
     }
-    state.guard.set(GUARD_UNTRACED);
-    record(state, 0, addr, size, epoch, config);
-    state.guard.set(tls::GUARD_NONE);
+    tls::hook(state, || record(state, 0, addr, size, epoch, config));
 }
 
 /// Captures the traceback and inserts the block. Kept out of line so that
@@ -302,8 +300,8 @@ pub(crate) unsafe fn remove_headed(
                     // A thread with a table has registered its exit hook.
                     note_change_registered(state, epoch, -(entry.size as i64));
                     if let thread_table::BlockTaken::YesShrink = taken {
-                        // The smaller array is the recorder's memory.
-                        let _guard = Guard::enter(GUARD_UNTRACED);
+                        // The smaller array is the recorder's memory (the
+                        // caller holds `GUARD_HOOK`).
                         t.rebuild_blocks();
                     }
                     return Some(entry);
@@ -311,8 +309,34 @@ pub(crate) unsafe fn remove_headed(
                 Fast::Frozen => t.wait_unfrozen(),
             }
         }
+        // Not at its slot: its header is stale (its trace was cleared, or
+        // replaced by `track`), and the block may have a trace in this
+        // thread's hash table, which `remove_shared` does not search.
+        if let Some(entry) = take_own_hashed(state, t, epoch, addr) {
+            return Some(entry);
+        }
     }
     remove_shared(state, 0, addr, epoch, true)
+}
+
+/// Takes `addr` out of this thread's hash table, if there.
+#[inline(never)]
+fn take_own_hashed(
+    state: &ThreadState,
+    t: &ThreadTable,
+    epoch: u32,
+    addr: usize,
+) -> Option<table::Entry> {
+    loop {
+        match t.take(addr) {
+            Fast::Done(Some(entry)) => {
+                note_change_registered(state, epoch, -(entry.size as i64));
+                return Some(entry);
+            }
+            Fast::Done(None) | Fast::Full => return None,
+            Fast::Frozen => t.wait_unfrozen(),
+        }
+    }
 }
 
 /// The thread's table, created on first use; `None` at thread exit or
@@ -494,8 +518,25 @@ fn remove_shared(
 /// Puts back a block whose realloc failed.
 pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
     // Inserting may allocate (a larger table): the recorder's memory.
-    let _guard = Guard::enter(GUARD_UNTRACED);
-    insert(state, 0, addr, entry.size, entry.traceback, epoch);
+    tls::hook(state, || {
+        insert(state, 0, addr, entry.size, entry.traceback, epoch)
+    });
+}
+
+/// Forgets the trace of a block without a header that is freed (or
+/// reallocated) while this thread's guard is set, where
+/// `tls::frees_looked_up` allows it: a free removes its trace whoever
+/// makes it. Returns its record.
+#[cold]
+pub(crate) fn forget_guarded_free(
+    state: &ThreadState,
+    addr: usize,
+    epoch: u32,
+) -> Option<table::Entry> {
+    if is_sampled(hot_config()) && !table::may_be_traced(addr) {
+        return None;
+    }
+    tls::hook(state, || remove(state, 0, addr, epoch))
 }
 
 /// Counts a change of traced memory made by this thread, and updates the
@@ -829,6 +870,9 @@ pub(crate) fn traced_memory() -> (u64, u64) {
     if !is_tracing() {
         return (0, 0);
     }
+    // Every table is held still below: an allocation of this thread (a
+    // signal handler's) must not wait for its own table.
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let mut shards = AllShards::lock();
     let frozen = thread_table::freeze_all();
     let current: u64 = shards.iter_mut().map(|d| d.current).sum::<u64>() + frozen.current();
@@ -842,6 +886,7 @@ pub(crate) fn reset_peak() {
     if !is_tracing() {
         return;
     }
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let (current, _) = traced_memory();
     PEAK.store(current, Ordering::Relaxed);
 }
@@ -858,6 +903,8 @@ pub(crate) fn tracemalloc_memory() -> u64 {
 
 /// Memory the recorder itself uses, by part.
 pub(crate) fn memory_usage() -> crate::MemoryUsage {
+    // As in `traced_memory`.
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let mut shards = AllShards::lock();
     let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
     let frozen = thread_table::freeze_all();
@@ -873,7 +920,9 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
     }
 }
 
-/// Records an allocation made by hand (`track`).
+/// Records an allocation made by hand (`track`). A trace at the same
+/// address and domain is replaced: for the heap, also a block with a
+/// header, which then loses its slot so that its free finds the new trace.
 pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> {
     let epoch = EPOCH.load(Ordering::Acquire);
     if !is_tracing_epoch(epoch) {
@@ -884,31 +933,49 @@ pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> 
         if state.guard.get() != tls::GUARD_NONE {
             return Ok(());
         }
-        if is_sampled(config) && !crate::sampling::take_sample(state, size) {
-            // Not sampled: a stale trace of the same region must go, as a
-            // new track replaces the old one.
-            remove(state, domain, addr, epoch);
-            return Ok(());
-        }
-        state.guard.set(GUARD_UNTRACED);
-        let stored = record(state, domain, addr, size, epoch, config);
-        state.guard.set(tls::GUARD_NONE);
-        if stored || EPOCH.load(Ordering::Relaxed) != epoch {
-            Ok(())
-        } else {
-            Err(Error::OutOfMemory)
-        }
+        tls::hook(state, || {
+            forget(state, domain, addr, epoch);
+            if is_sampled(config) && !crate::sampling::take_sample(state, size) {
+                return Ok(());
+            }
+            let stored = record(state, domain, addr, size, epoch, config);
+            if stored || EPOCH.load(Ordering::Relaxed) != epoch {
+                Ok(())
+            } else {
+                Err(Error::OutOfMemory)
+            }
+        })
     })
 }
 
-/// Forgets an allocation recorded by hand (`untrack`).
+/// Forgets an allocation recorded by hand (`untrack`), or a heap block.
 pub(crate) fn untrack(domain: u32, addr: usize) -> Result<(), Error> {
     let epoch = EPOCH.load(Ordering::Acquire);
     if !is_tracing_epoch(epoch) {
         return Err(Error::NotTracing);
     }
-    tls::with(|state| remove(state, domain, addr, epoch));
+    tls::with(|state| {
+        if state.guard.get() == tls::GUARD_NONE {
+            tls::hook(state, || forget(state, domain, addr, epoch));
+        }
+    });
     Ok(())
+}
+
+/// Forgets whatever trace `addr` has in `domain`, wherever it is (the
+/// caller holds `GUARD_HOOK`). `addr` may be any address: a block with a
+/// header is found by scanning the block arrays, not by reading the
+/// header.
+fn forget(state: &ThreadState, domain: u32, addr: usize, epoch: u32) {
+    if remove(state, domain, addr, epoch).is_some() {
+        return;
+    }
+    if domain == 0
+        && epoch & header::EPOCH_HEADERS_SEEN != 0
+        && let Some(entry) = thread_table::take_headed_by_scan(addr)
+    {
+        note_change(state, epoch, -(entry.size as i64));
+    }
 }
 
 // ---------------------------------------------------------------------------

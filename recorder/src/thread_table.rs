@@ -203,7 +203,7 @@ struct Registry {
 // (they are unregistered under this lock before being freed).
 unsafe impl Send for Registry {}
 
-static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry { tables: Vec::new() });
+static REGISTRY: SpinLock<Registry> = SpinLock::new_table(Registry { tables: Vec::new() });
 
 /// Whether `membarrier` works here (decided once at the first `start`).
 static MEMBARRIER: AtomicBool = AtomicBool::new(false);
@@ -803,6 +803,37 @@ pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable, headed: bool) -
                 .fetch_add(entry.size as u64, Ordering::AcqRel);
             t.remote_taken.fetch_add(1, Ordering::Release);
             return Some(entry);
+        }
+    }
+    None
+}
+
+/// Takes the block with a header at `addr` out of whichever block array
+/// lists it, and clears its header's slot (`track` and `untrack` of the
+/// heap). `addr` may be any address, so its header is read only once an
+/// array says it is a block: a scan of every array, under the registry
+/// lock, which keeps its owner from rebuilding it and its thread from
+/// exiting meanwhile.
+pub(crate) fn take_headed_by_scan(addr: usize) -> Option<Entry> {
+    let registry = REGISTRY.lock();
+    for &t in &registry.tables {
+        // SAFETY: registered tables are alive while the registry lock is
+        // held, and their arrays are not replaced meanwhile.
+        let t = unsafe { &*t };
+        for v in t.arr_slots() {
+            if v.load(Ordering::Relaxed) == addr
+                && v.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                // SAFETY: a block of an array has a header and is live.
+                let entry = unsafe { crate::header::entry(addr) };
+                // SAFETY: as above; no array lists it any more.
+                unsafe { crate::header::set_slot(addr, crate::header::NO_SLOT) };
+                t.remote_freed
+                    .fetch_add(entry.size as u64, Ordering::AcqRel);
+                t.arr_remote_taken.fetch_add(1, Ordering::Release);
+                return Some(entry);
+            }
         }
     }
     None
