@@ -293,7 +293,11 @@ pub fn take_snapshot() -> Result<Snapshot, Error> {
 /// for memory that does not come from the global allocator (memory maps,
 /// arenas, GPU buffers). Domain 0 is the heap. A block already traced at
 /// the same address and domain is replaced (CPython's
-/// `PyTraceMalloc_Track`).
+/// `PyTraceMalloc_Track`): in domain 0 that includes a block of the
+/// global allocator, whose free then removes the new trace. Finding a
+/// heap block that carries a header (see [`TracingAllocator`]) takes a
+/// scan of those blocks, so `track(0, ..)` costs time in proportion to
+/// the live blocks; other domains cost a lookup.
 #[inline(never)]
 pub fn track(domain: u32, ptr: usize, size: usize) -> Result<(), Error> {
     env::init();
@@ -301,7 +305,10 @@ pub fn track(domain: u32, ptr: usize, size: usize) -> Result<(), Error> {
 }
 
 /// Forgets the block at `ptr` in `domain` (CPython's
-/// `PyTraceMalloc_Untrack`). Nothing happens if it is not traced.
+/// `PyTraceMalloc_Untrack`). Nothing happens if it is not traced. In
+/// domain 0 this also forgets a block of the global allocator (for
+/// instance before handing it to C code that frees it), at the cost
+/// `track` describes.
 pub fn untrack(domain: u32, ptr: usize) -> Result<(), Error> {
     env::init();
     state::untrack(domain, ptr)
