@@ -4,7 +4,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::Ordering;
 
 use crate::header;
-use crate::state::{self, EPOCH, is_tracing_epoch};
+use crate::state::{self, EPOCH, Epoch, is_tracing_epoch};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 
 /// A global allocator that traces every allocation of the program while
@@ -192,7 +192,7 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> *mut u8 {
     let old = if tls::frees_looked_up(state, guard) {
         state::forget_guarded_free(state, ptr as usize, epoch)
@@ -223,7 +223,7 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
 /// tracing, or, at the very first allocation of the process (epoch 0),
 /// read the environment first.
 #[inline(always)]
-fn observe_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn observe_alloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     if is_tracing_epoch(epoch) && !ptr.is_null() {
         after_alloc(ptr, size, epoch);
     } else if epoch == 0 {
@@ -234,7 +234,7 @@ fn observe_alloc(ptr: *mut u8, size: usize, epoch: u32) {
 /// The tracing part of `alloc`: kept separate so that the off path stays a
 /// load and a branch.
 #[inline]
-fn after_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn after_alloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard == GUARD_NONE {
@@ -257,7 +257,7 @@ fn guarded_alloc(state: &ThreadState, guard: u8, size: usize) {
 /// The tracing part of `dealloc`. Out of line so that the registers the
 /// table lookup needs are saved only while tracing, not on the off path.
 #[inline(never)]
-fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard != GUARD_NONE {
@@ -275,7 +275,7 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
 /// its trace goes all the same (see `tls::frees_looked_up`); a block that
 /// had none counts as the symbolizer's under `GUARD_COUNTED`.
 #[cold]
-fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: u32) {
+fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: Epoch) {
     let traced = tls::frees_looked_up(state, guard)
         && state::forget_guarded_free(state, ptr as usize, epoch).is_some();
     if guard == GUARD_COUNTED && !traced {

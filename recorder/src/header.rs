@@ -30,7 +30,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::state::{self, is_tracing_epoch};
+use crate::state::{self, Epoch, is_tracing_epoch};
 use crate::table::Entry;
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE};
 
@@ -44,15 +44,15 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 pub(crate) const MAX_SIZE: usize = u32::MAX as usize - 1;
 
 /// `EPOCH` bit: new blocks get a header in this tracing epoch.
-pub(crate) const EPOCH_HEADERS: u32 = 1 << 30;
+pub(crate) const EPOCH_HEADERS: Epoch = 1 << 62;
 /// `EPOCH` bit, never cleared once set: blocks with a header may exist,
 /// so every free reads the word in front of its block.
-pub(crate) const EPOCH_HEADERS_SEEN: u32 = 1 << 31;
+pub(crate) const EPOCH_HEADERS_SEEN: Epoch = 1 << 63;
 
 /// Whether a new block of `layout` gets a header in `epoch`, a tracing
 /// epoch (the caller checked).
 #[inline(always)]
-pub(crate) fn gives_header(epoch: u32, layout: Layout) -> bool {
+pub(crate) fn gives_header(epoch: Epoch, layout: Layout) -> bool {
     epoch & EPOCH_HEADERS != 0 && layout.align() <= HEADER && layout.size() <= MAX_SIZE
 }
 
@@ -148,7 +148,7 @@ fn outer(size: usize) -> Option<Layout> {
 pub(crate) unsafe fn alloc<A: GlobalAlloc>(
     inner: &A,
     layout: Layout,
-    epoch: u32,
+    epoch: Epoch,
     zeroed: bool,
 ) -> *mut u8 {
     tls::with(|state| {
@@ -201,7 +201,12 @@ pub(crate) unsafe fn alloc<A: GlobalAlloc>(
 /// # Safety
 /// As `GlobalAlloc::dealloc`; [`has_header`] is true.
 #[inline(never)]
-pub(crate) unsafe fn dealloc<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, epoch: u32) {
+pub(crate) unsafe fn dealloc<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    layout: Layout,
+    epoch: Epoch,
+) {
     // SAFETY: forwarded from the caller.
     if is_tracing_epoch(epoch) && !unsafe { forget_freed(ptr, layout.size(), epoch) } {
         return;
@@ -230,7 +235,7 @@ pub(crate) unsafe fn dealloc<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: La
 /// # Safety
 /// `ptr` is a live block with a header, being freed.
 #[inline(always)]
-unsafe fn forget_freed(ptr: *mut u8, size: usize, epoch: u32) -> bool {
+unsafe fn forget_freed(ptr: *mut u8, size: usize, epoch: Epoch) -> bool {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard != GUARD_NONE && !tls::frees_looked_up(state, guard) {
@@ -259,7 +264,7 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> *mut u8 {
     let Some(new_outer) = outer(new_size) else {
         return std::ptr::null_mut();

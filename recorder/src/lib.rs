@@ -314,6 +314,16 @@ pub fn untrack(domain: u32, ptr: usize) -> Result<(), Error> {
     state::untrack(domain, ptr)
 }
 
+/// For tests only: sets the counter of tracing sessions, which `stop`,
+/// `start` and `clear_traces` advance, to `counter` (made even: not
+/// tracing), so that a test can run sessions at the edge of its range.
+/// Returns `false`, changing nothing, while tracing.
+#[doc(hidden)]
+pub fn __set_epoch_counter(counter: u64) -> bool {
+    env::init();
+    state::set_epoch_counter(counter)
+}
+
 /// Writes a snapshot to `path` when the process exits (through `exit` or
 /// by returning from `main`), if tracing then. `{pid}` in the path is
 /// replaced by the process id. Replaces the path of an earlier call and of

@@ -23,7 +23,32 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_UNTRACED, Guard, ThreadState};
 use crate::unwind::{self, Unwinder};
 
 /// See the module documentation.
-pub(crate) static EPOCH: AtomicU32 = AtomicU32::new(0);
+pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// A value of [`EPOCH`]: a counter of tracing sessions in the low 62 bits
+/// (odd while tracing), and the two flags of `header.rs` above it. At one
+/// `clear_traces` a nanosecond the counter lasts 146 years; should it ever
+/// reach its end, it starts again from 2 and the flags stay as they are.
+pub(crate) type Epoch = u64;
+
+/// The counter part of an [`Epoch`].
+const COUNTER_MASK: Epoch = (1 << 62) - 1;
+
+/// The epoch `steps` sessions after `epoch`, with its flags kept: `stop`
+/// (from tracing) and `start` (the caller sets the header flags) step 1,
+/// `clear_traces` 2. Steps are at most 2, so the parity tells tracing.
+#[inline]
+fn advance(epoch: Epoch, steps: Epoch) -> Epoch {
+    let counter = (epoch & COUNTER_MASK) + steps;
+    let counter = if counter > COUNTER_MASK {
+        // Wrapped: start again above 0 (the epoch before the environment
+        // was read), with the same parity.
+        2 + (counter & 1)
+    } else {
+        counter
+    };
+    (epoch & !COUNTER_MASK) | counter
+}
 
 /// Hot-path settings in one word, so that one load gives a consistent set:
 /// the number of raw frames to capture, and flags.
@@ -87,7 +112,7 @@ pub(crate) struct Settings {
 }
 
 #[inline(always)]
-pub(crate) fn is_tracing_epoch(epoch: u32) -> bool {
+pub(crate) fn is_tracing_epoch(epoch: Epoch) -> bool {
     epoch & 1 == 1
 }
 
@@ -133,7 +158,7 @@ pub(crate) fn amount_of(size: usize, sample_mean: u64) -> u64 {
 
 /// Records a new block (the guard is off, tracing is on in `epoch`).
 #[inline]
-pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
     fence(Ordering::Acquire);
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
@@ -150,7 +175,7 @@ pub(crate) fn record(
     domain: u32,
     addr: usize,
     size: usize,
-    epoch: u32,
+    epoch: Epoch,
     config: u64,
 ) -> bool {
     let Some(traceback) = capture(state, epoch, config) else {
@@ -162,7 +187,7 @@ pub(crate) fn record(
 /// Captures the caller's traceback and interns it: its id, or `None` when
 /// the recorder's memory ran out.
 #[inline(always)]
-fn capture(state: &ThreadState, epoch: u32, config: u64) -> Option<u32> {
+fn capture(state: &ThreadState, epoch: Epoch, config: u64) -> Option<u32> {
     let depth = (config & DEPTH_MASK) as usize;
     // SAFETY: the guard is set, so nothing else on this thread uses the
     // frame buffer until this function returns.
@@ -189,7 +214,7 @@ fn capture(state: &ThreadState, epoch: u32, config: u64) -> Option<u32> {
 /// # Safety
 /// `addr` is a live block with room for a header in front of it.
 #[inline(never)]
-pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     let Some(traceback) = capture(state, epoch, config) else {
         // SAFETY: forwarded from the caller.
@@ -210,7 +235,7 @@ pub(crate) unsafe fn refile_headed(
     state: &ThreadState,
     addr: usize,
     entry: table::Entry,
-    epoch: u32,
+    epoch: Epoch,
 ) {
     // Before the block is in the array, where a snapshot reads it.
     // SAFETY: forwarded from the caller.
@@ -239,7 +264,7 @@ pub(crate) unsafe fn refile_headed(
 /// # Safety
 /// As [`record_headed`].
 #[inline(never)]
-unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: Epoch) {
     if let Some(t) = thread_table(state) {
         loop {
             match t.add_block(addr, entry.size, epoch) {
@@ -279,7 +304,7 @@ unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Ent
 pub(crate) unsafe fn remove_headed(
     state: &ThreadState,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<table::Entry> {
     // SAFETY: forwarded from the caller.
     let slot = unsafe { header::slot(addr) };
@@ -324,7 +349,7 @@ pub(crate) unsafe fn remove_headed(
 fn take_own_hashed(
     state: &ThreadState,
     t: &ThreadTable,
-    epoch: u32,
+    epoch: Epoch,
     addr: usize,
 ) -> Option<table::Entry> {
     loop {
@@ -380,7 +405,7 @@ fn insert(
     addr: usize,
     size: usize,
     traceback: u32,
-    epoch: u32,
+    epoch: Epoch,
 ) -> bool {
     let own = state.table.get();
     if !own.is_null() && goes_to_own_table(domain, size, SAMPLE_MEAN.load(Ordering::Relaxed)) {
@@ -413,7 +438,7 @@ fn insert_slow(
     addr: usize,
     size: usize,
     traceback: u32,
-    epoch: u32,
+    epoch: Epoch,
 ) -> bool {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
     if goes_to_own_table(domain, size, mean)
@@ -463,7 +488,7 @@ pub(crate) fn remove(
     state: &ThreadState,
     domain: u32,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<table::Entry> {
     let own = state.table.get();
     if domain == 0 && !own.is_null() && SAMPLE_MEAN.load(Ordering::Relaxed) == 0 {
@@ -492,7 +517,7 @@ fn remove_shared(
     state: &ThreadState,
     domain: u32,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
     headed: bool,
 ) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
@@ -516,7 +541,7 @@ fn remove_shared(
 }
 
 /// Puts back a block whose realloc failed.
-pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: Epoch) {
     // Inserting may allocate (a larger table): the recorder's memory.
     tls::hook(state, || {
         insert(state, 0, addr, entry.size, entry.traceback, epoch)
@@ -531,7 +556,7 @@ pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, ep
 pub(crate) fn forget_guarded_free(
     state: &ThreadState,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<table::Entry> {
     if is_sampled(hot_config()) && !table::may_be_traced(addr) {
         return None;
@@ -550,7 +575,7 @@ pub(crate) fn forget_guarded_free(
 /// is the exact total, so the peak is exact; with several, each other
 /// thread's unflushed change (at most the threshold) may be missing from it.
 #[inline]
-fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
+fn note_change(state: &ThreadState, epoch: Epoch, delta: i64) {
     if !state.exit_hook.get() {
         tls::register_exit_hook(state);
     }
@@ -559,7 +584,7 @@ fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
 
 /// [`note_change`] for a thread whose exit hook is registered.
 #[inline(always)]
-fn note_change_registered(state: &ThreadState, epoch: u32, delta: i64) {
+fn note_change_registered(state: &ThreadState, epoch: Epoch, delta: i64) {
     // Changes of an older epoch were cleared with its traces.
     let mut pending = state.pending.get();
     if state.pending_epoch.get() != epoch {
@@ -664,7 +689,8 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
         && *control
             .malloc_is_glibc
             .get_or_insert_with(header::malloc_is_glibc);
-    let mut next = (epoch & !header::EPOCH_HEADERS).max(2) + 1;
+    // From 0 (the environment not read yet), the first session is 3.
+    let mut next = advance(epoch.max(2) & !header::EPOCH_HEADERS, 1);
     if headers {
         next |= header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
     }
@@ -832,7 +858,7 @@ pub(crate) fn stop() {
     if !is_tracing_epoch(epoch) {
         return;
     }
-    reset(epoch + 1);
+    reset(advance(epoch, 1));
 }
 
 /// Forgets every trace and the peak, tracing on (CPython's `clear_traces`).
@@ -843,14 +869,14 @@ pub(crate) fn clear_traces() {
     if !is_tracing_epoch(epoch) {
         return;
     }
-    reset(epoch + 2);
+    reset(advance(epoch, 2));
 }
 
 /// Moves to `new_epoch` with no trace. With every shard locked, the store
 /// is cleared before the epoch changes: a thread that sees the new epoch
 /// therefore interns into the cleared store, and a thread still in the old
 /// epoch is refused by the shard it waits for.
-fn reset(new_epoch: u32) {
+fn reset(new_epoch: Epoch) {
     let mut shards = AllShards::lock();
     let frozen = thread_table::freeze_all();
     STORE.clear();
@@ -863,6 +889,19 @@ fn reset(new_epoch: u32) {
     drop(shards);
     APPROX_CURRENT.store(0, Ordering::Relaxed);
     PEAK.store(0, Ordering::Relaxed);
+}
+
+/// See [`crate::__set_epoch_counter`].
+pub(crate) fn set_epoch_counter(counter: u64) -> bool {
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    let _control = CONTROL.lock();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if is_tracing_epoch(epoch) {
+        return false;
+    }
+    let flags = epoch & (header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN);
+    reset((counter & COUNTER_MASK & !1) | flags);
+    true
 }
 
 /// `(current, peak)` traced memory; `(0, 0)` when not tracing.
@@ -966,7 +1005,7 @@ pub(crate) fn untrack(domain: u32, addr: usize) -> Result<(), Error> {
 /// caller holds `GUARD_HOOK`). `addr` may be any address: a block with a
 /// header is found by scanning the block arrays, not by reading the
 /// header.
-fn forget(state: &ThreadState, domain: u32, addr: usize, epoch: u32) {
+fn forget(state: &ThreadState, domain: u32, addr: usize, epoch: Epoch) {
     if remove(state, domain, addr, epoch).is_some() {
         return;
     }
@@ -1052,6 +1091,28 @@ mod tests {
         // The size of a block equal to the mean: p = 1 - 1/e.
         let expected = (1000.0 / (1.0 - (-1.0f64).exp())).round() as u64;
         assert_eq!(amount_of(1000, 1000), expected);
+    }
+
+    #[test]
+    fn the_epoch_counter_never_reaches_the_flags() {
+        let flags = header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
+        // Past the 30- and 32-bit edges of the old counter: plain steps.
+        for edge in [1u64 << 30, 1 << 32] {
+            let tracing = flags | (edge - 1);
+            assert_eq!(advance(tracing, 2), flags | (edge + 1));
+            assert_eq!(advance(tracing, 1), flags | edge);
+            assert!(is_tracing_epoch(advance(tracing, 2)));
+            assert!(!is_tracing_epoch(advance(tracing, 1)));
+        }
+        // At the end of the 62-bit counter: it starts again above 0, the
+        // parity (tracing or not) and the flags as they were.
+        for flags in [0, header::EPOCH_HEADERS_SEEN, flags] {
+            let last_tracing = flags | COUNTER_MASK;
+            assert_eq!(advance(last_tracing, 2), flags | 3);
+            assert_eq!(advance(last_tracing, 1), flags | 2);
+            assert_eq!(advance(flags | (COUNTER_MASK - 1), 1), flags | COUNTER_MASK);
+            assert_eq!(advance(flags | (COUNTER_MASK - 1), 2), flags | 2);
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ use std::sync::atomic::{
 };
 
 use crate::lock::SpinLock;
+use crate::state::Epoch;
 use crate::table::{self, Copied, Entry, ShardData};
 
 /// Slots of a new (or cleared) table.
@@ -398,7 +399,7 @@ impl ThreadTable {
     /// grows, then tries again. `Done(false)`: the epoch changed, the
     /// block is not traced.
     #[inline]
-    pub(crate) fn add(&self, addr: usize, size: usize, traceback: u32, epoch: u32) -> Fast<bool> {
+    pub(crate) fn add(&self, addr: usize, size: usize, traceback: u32, epoch: Epoch) -> Fast<bool> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -510,7 +511,7 @@ impl ThreadTable {
     /// [`ThreadTable::rebuild_blocks`], then tries again. `Done(None)`: the
     /// epoch changed, the block is not traced.
     #[inline(always)]
-    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: u32) -> Fast<Option<u32>> {
+    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: Epoch) -> Fast<Option<u32>> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -1070,7 +1071,7 @@ mod tests {
     use super::*;
 
     /// Adds a block, growing the table when it is full.
-    fn add(t: &ThreadTable, addr: usize, size: usize, epoch: u32) {
+    fn add(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) {
         loop {
             match t.add(addr, size, 7, epoch) {
                 Fast::Done(added) => {

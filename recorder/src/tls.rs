@@ -13,6 +13,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{Ordering, compiler_fence};
 
 use crate::stacks::MAX_RAW;
+use crate::state::Epoch;
 
 /// The guard is off: allocations of this thread are traced.
 pub(crate) const GUARD_NONE: u8 = 0;
@@ -46,7 +47,7 @@ pub(crate) const CACHE_SIZE: usize = 1024;
 pub(crate) struct CacheEntry {
     pub(crate) hash: u64,
     pub(crate) id: u32,
-    pub(crate) epoch: u32,
+    pub(crate) epoch: Epoch,
     pub(crate) header: *const std::sync::atomic::AtomicUsize,
 }
 
@@ -61,7 +62,7 @@ pub(crate) struct ThreadState {
     /// detects new peaks (see `state::note_change`).
     pub(crate) pending: Cell<i64>,
     /// The epoch `pending` belongs to.
-    pub(crate) pending_epoch: Cell<u32>,
+    pub(crate) pending_epoch: Cell<Epoch>,
     /// Whether the thread-exit hook that flushes `pending` is registered.
     pub(crate) exit_hook: Cell<bool>,
     /// The thread's table (null until its first traced allocation).
