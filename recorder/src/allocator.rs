@@ -27,15 +27,19 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 /// While tracing is off, each call costs one relaxed atomic load on top of
 /// the inner allocator.
 ///
-/// With [`TracingAllocator::system`] on glibc, a block traced in exact mode
-/// carries its record in 16 bytes in front of it (the inner allocator is
-/// asked for 16 bytes more), so that freeing it needs no search; these
-/// bytes count as the recorder's memory.
+/// With [`TracingAllocator::system`] on glibc and
+/// [`Config::block_headers`](crate::Config::block_headers) asked for, a
+/// block traced in exact mode carries its record in 16 bytes in front of it
+/// (the inner allocator is asked for 16 bytes more), so that freeing it
+/// needs no search; these bytes count as the recorder's memory. Without
+/// them (the default), every block is the inner allocator's own, so C code
+/// may free, reallocate or measure it as in the untraced program.
 #[derive(Debug, Default)]
 pub struct TracingAllocator<A: GlobalAlloc = System> {
     inner: A,
     /// Whether blocks may get a header (see `header.rs`): only the system
-    /// allocator's, whose `malloc` is checked to be glibc's at `start`.
+    /// allocator's, when a session asks for them and `start` finds the
+    /// chunk layout known (glibc's `malloc`, not under valgrind).
     headers: bool,
 }
 

@@ -371,9 +371,67 @@ unsafe fn realloc_by_copy<A: GlobalAlloc>(
     }
 }
 
-/// Whether `malloc` here is glibc's, which headers rely on (see the module
-/// documentation).
-pub(crate) fn malloc_is_glibc() -> bool {
+/// Whether the word before every block of the system allocator is glibc's
+/// chunk size, which headers rely on (see the module documentation):
+/// `malloc` is glibc's, and the program does not run under valgrind.
+///
+/// Valgrind replaces `malloc` by redirecting code, not symbols, so the
+/// symbol check passes under it, while the word before a block is then
+/// valgrind's redzone: reading it is an invalid read, and freeing a
+/// header's block at `ptr - 16` an invalid free. Its client request
+/// `RUNNING_ON_VALGRIND` tells.
+pub(crate) fn chunk_layout_known() -> bool {
+    malloc_is_glibc() && !running_on_valgrind()
+}
+
+/// Valgrind's `RUNNING_ON_VALGRIND` client request: a sequence of
+/// rotations that leave the register as it was (a no-op on the CPU),
+/// which valgrind's JIT recognises and answers in the result register.
+/// The rotations and register choices are those of `valgrind.h`.
+pub(crate) fn running_on_valgrind() -> bool {
+    const VG_USERREQ_RUNNING_ON_VALGRIND: u64 = 0x1001;
+    // The request and its five arguments.
+    let args: [u64; 6] = [VG_USERREQ_RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0];
+    #[allow(unused_mut)]
+    let mut result: u64 = 0;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: four rotations of `rdi` by 128 bits in all (no change), and
+    // an exchange of `rbx` with itself; valgrind reads `args` through
+    // `rax` and writes the answer to `rdx`.
+    unsafe {
+        std::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            in("rax") args.as_ptr(),
+            inout("rdx") result,
+            inout("rdi") 0u64 => _,
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: four rotations of `x12` by 128 bits in all (no change), and
+    // an `orr` of `x10` with itself; valgrind reads `args` through `x4`
+    // and writes the answer to `x3`.
+    unsafe {
+        std::arch::asm!(
+            "ror x12, x12, #3",
+            "ror x12, x12, #13",
+            "ror x12, x12, #51",
+            "ror x12, x12, #61",
+            "orr x10, x10, x10",
+            in("x4") args.as_ptr(),
+            inout("x3") result,
+            inout("x12") 0u64 => _,
+        );
+    }
+    std::hint::black_box(&args);
+    result != 0
+}
+
+/// Whether `malloc` here is glibc's (see [`chunk_layout_known`]).
+fn malloc_is_glibc() -> bool {
     #[cfg(all(
         target_os = "linux",
         target_env = "gnu",

@@ -84,9 +84,9 @@ pub(crate) struct Control {
     fp_check: Option<Result<(), String>>,
     /// Calibrated leading frames, per unwinder (index: 0 FP, 1 DWARF).
     lead: [Option<usize>; 2],
-    /// Whether `malloc` is glibc's, so that blocks can have headers
-    /// (`header::malloc_is_glibc`), once per process.
-    malloc_is_glibc: Option<bool>,
+    /// Whether blocks can have headers (`header::chunk_layout_known`),
+    /// once per process.
+    chunk_layout_known: Option<bool>,
     atfork_registered: bool,
     fallback_reported: bool,
 }
@@ -97,7 +97,7 @@ pub(crate) struct Control {
 pub(crate) static CONTROL: SpinLock<Control> = SpinLock::new(Control {
     fp_check: None,
     lead: [None, None],
-    malloc_is_glibc: None,
+    chunk_layout_known: None,
     atfork_registered: false,
     fallback_reported: false,
 });
@@ -109,6 +109,8 @@ pub(crate) struct Settings {
     pub(crate) sample_mean: Option<u64>,
     pub(crate) keep_internal: bool,
     pub(crate) unwinder: Unwinder,
+    /// Asked for block headers (`Config::block_headers`).
+    pub(crate) block_headers: bool,
 }
 
 #[inline(always)]
@@ -682,13 +684,15 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     PEAK.store(0, Ordering::Relaxed);
     // Capture everything until calibrated: correct, only slower.
     set_hot_config(settings, dwarf, MAX_RAW);
-    // Blocks get headers in exact mode where `malloc` is glibc's (and the
-    // global allocator is `TracingAllocator::system()`, which the hooks
-    // know); sampled blocks are few and go to the shared table.
-    let headers = settings.sample_mean.is_none()
+    // Blocks get headers when asked for, in exact mode, where the word
+    // before each block is known to be glibc's chunk size (and the global
+    // allocator is `TracingAllocator::system()`, which the hooks know);
+    // sampled blocks are few and go to the shared table.
+    let headers = settings.block_headers
+        && settings.sample_mean.is_none()
         && *control
-            .malloc_is_glibc
-            .get_or_insert_with(header::malloc_is_glibc);
+            .chunk_layout_known
+            .get_or_insert_with(header::chunk_layout_known);
     // From 0 (the environment not read yet), the first session is 3.
     let mut next = advance(epoch.max(2) & !header::EPOCH_HEADERS, 1);
     if headers {

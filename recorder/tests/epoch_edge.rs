@@ -32,7 +32,7 @@ fn headers_now() -> bool {
 }
 
 fn sessions_cross_the_counter_edges() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let headers = headers_now();
     // Glibc gives headers; elsewhere the test still checks the counting.
     assert!(!cfg!(all(target_os = "linux", target_env = "gnu")) || headers);
@@ -42,7 +42,7 @@ fn sessions_cross_the_counter_edges() {
         // Blocks of every session live across the edge.
         let mut kept: Vec<Box<[u8; 64]>> = Vec::new();
         for round in 0..6 {
-            tracemalloc::start(4).unwrap();
+            common::start_with_headers(4);
             assert_eq!(
                 headers_now(),
                 headers,
@@ -73,7 +73,7 @@ fn sessions_cross_the_counter_edges() {
             );
         }
         // Freed in later sessions than their own: not counted, no abort.
-        tracemalloc::start(4).unwrap();
+        common::start_with_headers(4);
         let (baseline, _) = tracemalloc::get_traced_memory();
         drop(kept);
         assert_eq!(tracemalloc::get_traced_memory().0, baseline);

@@ -33,7 +33,7 @@ struct Aligned([u8; 96]);
 
 #[rustfmt::skip]
 fn track_replaces_the_trace_of_a_heap_block() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let (plain, plain_line) = (black_box(Box::new([1u8; 100])), line!());
     let (aligned, aligned_line) = (black_box(Box::new(Aligned([2u8; 96]))), line!());
@@ -61,7 +61,7 @@ fn track_replaces_the_trace_of_a_heap_block() {
 }
 
 fn untrack_forgets_a_heap_block() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let plain = black_box(Box::new([1u8; 100]));
     let aligned = black_box(Box::new(Aligned([2u8; 96])));

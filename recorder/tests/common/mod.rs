@@ -199,3 +199,12 @@ pub fn signal_sender(
         .unwrap();
     (stop, handle)
 }
+
+/// Starts tracing with block headers (`Config::block_headers`), which
+/// `TracingAllocator::system()` then gives on glibc.
+pub fn start_with_headers(nframe: u32) {
+    tracemalloc::Config::new(nframe)
+        .block_headers(true)
+        .start()
+        .unwrap();
+}
