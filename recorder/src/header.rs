@@ -18,7 +18,19 @@
 //! bytes before the block it returns, and chunk sizes are multiples of 16,
 //! so bit 3 of that word is always clear; a header's second word has it
 //! set. This is why headers are used only when `malloc` is glibc's (checked
-//! at `start`: a preloaded jemalloc or tcmalloc makes no such promise).
+//! at `start`: a preloaded jemalloc or tcmalloc makes no such promise, and
+//! neither does valgrind, see [`chunk_layout_known`]).
+//!
+//! Headers are used only in sessions that ask for them
+//! (`Config::block_headers`): a block with one starts 16 bytes into the
+//! inner allocation, so C code that frees, reallocates or measures it
+//! (common in FFI code, though undefined behaviour by Rust's rules) hands
+//! glibc a pointer it did not return, and glibc aborts.
+//!
+//! A block with a header is never given back while its block array may
+//! still list it: its free takes it out first, even under the re-entrancy
+//! guard. Only where that cannot be done (a signal handler interrupting the
+//! recorder, see `tls::frees_looked_up`) is the block kept instead.
 //!
 //! The block array (`thread_table.rs`) lists each thread's blocks with a
 //! header, for snapshots; the slot in the header lets a free clear its

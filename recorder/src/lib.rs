@@ -302,8 +302,13 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 /// A snapshot of every live traced block (CPython's `take_snapshot`).
 ///
 /// The snapshot is consistent: a block allocated or freed concurrently is
-/// either in it or not, and its sizes add up exactly to
-/// [`get_traced_memory`]`().0` at that moment (recorded in its metadata).
+/// either in it or not, and its metadata's `traced_current` is
+/// [`get_traced_memory`]`().0` at that moment. In exact mode the traces'
+/// sizes add up exactly to it. In sampled mode ([`start_sampled`]) the
+/// traces keep the real sizes of the sampled blocks, which add up to less,
+/// while `traced_current` is the estimate: each block's size divided by
+/// its chance to be sampled, which is also what the snapshot's statistics
+/// sum (up to the rounding of each block's estimate to whole bytes).
 /// The snapshot's own memory is not traced.
 pub fn take_snapshot() -> Result<Snapshot, Error> {
     snapshot::take_snapshot()
