@@ -368,6 +368,16 @@ impl ThreadTable {
     /// Enters an owner operation; `false` if frozen (nothing entered).
     #[inline]
     fn enter(&self) -> bool {
+        // Never nested: the owner enters only under `GUARD_HOOK`, and a
+        // signal handler that interrupts it sees that guard and stays out
+        // (an inner `leave` would clear `busy` while the outer operation
+        // still changes the table). Checked in every debug build's test.
+        debug_assert!(!self.busy.load(Ordering::Relaxed), "nested table operation");
+        debug_assert_eq!(
+            crate::tls::with(|s| s.guard.get()),
+            crate::tls::GUARD_HOOK,
+            "a table operation outside a hook"
+        );
         self.busy.store(true, Ordering::Relaxed);
         if MEMBARRIER.load(Ordering::Relaxed) {
             compiler_fence(Ordering::SeqCst);
@@ -1073,7 +1083,8 @@ mod tests {
     /// Adds a block, growing the table when it is full.
     fn add(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) {
         loop {
-            match t.add(addr, size, 7, epoch) {
+            // Table operations run under `GUARD_HOOK` (see `enter`).
+            match crate::tls::with(|s| crate::tls::hook(s, || t.add(addr, size, 7, epoch))) {
                 Fast::Done(added) => {
                     assert!(added, "the epoch did not change");
                     return;
@@ -1086,7 +1097,7 @@ mod tests {
 
     fn take(t: &ThreadTable, addr: usize) -> Option<Entry> {
         loop {
-            match t.take(addr) {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.take(addr))) {
                 Fast::Done(found) => return found,
                 Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => unreachable!("take never reports a full table"),
