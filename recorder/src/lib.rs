@@ -339,6 +339,14 @@ pub fn untrack(domain: u32, ptr: usize) -> Result<(), Error> {
     state::untrack(domain, ptr)
 }
 
+/// For tests only: runs `f` as the recorder runs its own work, with this
+/// thread's re-entrancy guard set (allocations untraced; frees and
+/// reallocs still remove the traces of the program's blocks).
+#[doc(hidden)]
+pub fn __untraced<R>(f: impl FnOnce() -> R) -> R {
+    tls::untraced(f)
+}
+
 /// For tests only: sets the counter of tracing sessions, which `stop`,
 /// `start` and `clear_traces` advance, to `counter` (made even: not
 /// tracing), so that a test can run sessions at the edge of its range.
