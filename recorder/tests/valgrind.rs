@@ -28,27 +28,52 @@ fn main() {
     common::run_tests(&[("memcheck_finds_no_error", memcheck_finds_no_error)]);
 }
 
+/// How long memcheck may take: about 30 s of CPU here (most of it the
+/// snapshot symbolizing this debug binary); a hang (the original defect
+/// ended in one) fails the test instead of CI.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn memcheck_finds_no_error() {
     let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new("valgrind")
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let child = std::process::Command::new("valgrind")
         .args(["--error-exitcode=1", "--quiet", "--trace-children=no"])
         .arg(&exe)
         .env(CHILD, "1")
-        .output();
-    let output = match output {
-        Ok(output) => output,
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "valgrind is not installed: this test runs the traced stress program under \
              `valgrind --error-exitcode=1` (apt-get install valgrind; .ci/run installs it)"
         ),
         Err(e) => panic!("cannot run valgrind: {e}"),
     };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "memcheck did not finish in {LIMIT:?} (a hang?)\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        );
+    };
     assert!(
-        output.status.success() && stdout.contains("stress done"),
-        "memcheck: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
+        status.success() && stdout.contains("stress done"),
+        "memcheck: {status}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
 }
 
