@@ -208,6 +208,25 @@ mod tests {
     }
 
     #[test]
+    fn table_locks_count_themselves_in_their_holder() {
+        let held = || crate::tls::with(|s| s.table_locks.get());
+        let table = SpinLock::new_table(0);
+        let other = SpinLock::new(0);
+        assert_eq!(held(), 0);
+        {
+            let _g = table.lock();
+            let _o = other.lock();
+            assert_eq!(held(), 1, "only the table lock counts");
+        }
+        assert_eq!(held(), 0);
+        table.raw_lock();
+        assert_eq!(held(), 1);
+        // SAFETY: taken just above; `force_unlock` is the fork child's.
+        unsafe { table.force_unlock() };
+        assert_eq!(held(), 0);
+    }
+
+    #[test]
     fn raw_lock_and_unlock_pair_up() {
         let lock = SpinLock::new(1);
         lock.raw_lock();
