@@ -29,6 +29,8 @@ variants=(
     "nframe=8 1|$bin/bench_workload trace:8 1"
     "nframe=16 (default) 1|$bin/bench_workload trace:16 1"
     "nframe=32 1|$bin/bench_workload trace:32 1"
+    "nframe=1, block headers 1|$bin/bench_workload trace:1:headers 1"
+    "nframe=16, block headers 1|$bin/bench_workload trace:16:headers 1"
     "sampled, 512 KiB, nframe=16 1|$bin/bench_workload sampled:16:524288 1"
     "untraced 2|$bin/bench_workload_system 2"
     "installed, off 2|$bin/bench_workload off 2"

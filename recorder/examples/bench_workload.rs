@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! bench_workload MODE [THREADS] [SCALE]
-//! MODE: off | trace:NFRAME | sampled:NFRAME:MEAN_BYTES
+//! MODE: off | trace:NFRAME | trace:NFRAME:headers | sampled:NFRAME:MEAN_BYTES
 //! ```
 //!
 //! Prints the workload's own time; the script times the whole process.
@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match parts[..] {
         ["off"] => {}
         ["trace", n] => tracemalloc::start(n.parse()?)?,
+        ["trace", n, "headers"] => tracemalloc::Config::new(n.parse()?)
+            .block_headers(true)
+            .start()?,
         ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
         _ => return Err(format!("unknown mode {mode}").into()),
     }

@@ -4,7 +4,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::Ordering;
 
 use crate::header;
-use crate::state::{self, EPOCH, is_tracing_epoch};
+use crate::state::{self, EPOCH, Epoch, is_tracing_epoch};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 
 /// A global allocator that traces every allocation of the program while
@@ -27,15 +27,19 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 /// While tracing is off, each call costs one relaxed atomic load on top of
 /// the inner allocator.
 ///
-/// With [`TracingAllocator::system`] on glibc, a block traced in exact mode
-/// carries its record in 16 bytes in front of it (the inner allocator is
-/// asked for 16 bytes more), so that freeing it needs no search; these
-/// bytes count as the recorder's memory.
+/// With [`TracingAllocator::system`] on glibc and
+/// [`Config::block_headers`](crate::Config::block_headers) asked for, a
+/// block traced in exact mode carries its record in 16 bytes in front of it
+/// (the inner allocator is asked for 16 bytes more), so that freeing it
+/// needs no search; these bytes count as the recorder's memory. Without
+/// them (the default), every block is the inner allocator's own, so C code
+/// may free, reallocate or measure it as in the untraced program.
 #[derive(Debug, Default)]
 pub struct TracingAllocator<A: GlobalAlloc = System> {
     inner: A,
     /// Whether blocks may get a header (see `header.rs`): only the system
-    /// allocator's, whose `malloc` is checked to be glibc's at `start`.
+    /// allocator's, when a session asks for them and `start` finds the
+    /// chunk layout known (glibc's `malloc`, not under valgrind).
     headers: bool,
 }
 
@@ -146,21 +150,21 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             let guard = state.guard.get();
             if guard != GUARD_NONE {
                 // SAFETY: forwarded from the caller.
-                let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
-                if guard == GUARD_COUNTED && !new.is_null() {
-                    count_own(new_size as i64 - layout.size() as i64);
-                }
-                return new;
+                return unsafe {
+                    guarded_realloc(&self.inner, state, guard, ptr, layout, new_size, epoch)
+                };
             }
             // The old block's trace goes first, for the same reason as in
             // `dealloc`: a moving realloc frees the old address.
-            let old = if state::is_sampled(state::hot_config())
-                && !crate::table::may_be_traced(ptr as usize)
-            {
-                None
-            } else {
-                state::remove(state, 0, ptr as usize, epoch)
-            };
+            let old = tls::hook(state, || {
+                if state::is_sampled(state::hot_config())
+                    && !crate::table::may_be_traced(ptr as usize)
+                {
+                    None
+                } else {
+                    state::remove(state, 0, ptr as usize, epoch)
+                }
+            });
             // SAFETY: forwarded from the caller.
             let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
             if new.is_null() {
@@ -178,11 +182,52 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     }
 }
 
+/// `realloc` of a block without a header while this thread's guard is
+/// set: the new block is not traced, and the old one's trace goes (see
+/// `tls::frees_looked_up`).
+///
+/// # Safety
+/// As `GlobalAlloc::realloc`.
+#[cold]
+unsafe fn guarded_realloc<A: GlobalAlloc>(
+    inner: &A,
+    state: &ThreadState,
+    guard: u8,
+    ptr: *mut u8,
+    layout: Layout,
+    new_size: usize,
+    epoch: Epoch,
+) -> *mut u8 {
+    let old = if tls::frees_looked_up(state, guard) {
+        state::forget_guarded_free(state, ptr as usize, epoch)
+    } else {
+        None
+    };
+    // SAFETY: forwarded from the caller.
+    let new = unsafe { inner.realloc(ptr, layout, new_size) };
+    if new.is_null() {
+        if let Some(old) = old {
+            state::reinsert(state, ptr as usize, old, epoch);
+        }
+        return new;
+    }
+    if guard == GUARD_COUNTED {
+        // A block the program allocated becomes the symbolizer's.
+        let freed = if old.is_some() {
+            0
+        } else {
+            layout.size() as i64
+        };
+        count_own(new_size as i64 - freed);
+    }
+    new
+}
+
 /// What `alloc` and `alloc_zeroed` do with a new block: trace it while
 /// tracing, or, at the very first allocation of the process (epoch 0),
 /// read the environment first.
 #[inline(always)]
-fn observe_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn observe_alloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     if is_tracing_epoch(epoch) && !ptr.is_null() {
         after_alloc(ptr, size, epoch);
     } else if epoch == 0 {
@@ -193,7 +238,7 @@ fn observe_alloc(ptr: *mut u8, size: usize, epoch: u32) {
 /// The tracing part of `alloc`: kept separate so that the off path stays a
 /// load and a branch.
 #[inline]
-fn after_alloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn after_alloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard == GUARD_NONE {
@@ -216,20 +261,30 @@ fn guarded_alloc(state: &ThreadState, guard: u8, size: usize) {
 /// The tracing part of `dealloc`. Out of line so that the registers the
 /// table lookup needs are saved only while tracing, not on the off path.
 #[inline(never)]
-fn before_dealloc(ptr: *mut u8, size: usize, epoch: u32) {
+fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard != GUARD_NONE {
-            if guard == GUARD_COUNTED {
-                count_own(-(size as i64));
-            }
+            guarded_dealloc(state, guard, ptr, size, epoch);
             return;
         }
         if state::is_sampled(state::hot_config()) && !crate::table::may_be_traced(ptr as usize) {
             return;
         }
-        state::remove(state, 0, ptr as usize, epoch);
+        tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
     });
+}
+
+/// A free of a block without a header while this thread's guard is set:
+/// its trace goes all the same (see `tls::frees_looked_up`); a block that
+/// had none counts as the symbolizer's under `GUARD_COUNTED`.
+#[cold]
+fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: Epoch) {
+    let traced = tls::frees_looked_up(state, guard)
+        && state::forget_guarded_free(state, ptr as usize, epoch).is_some();
+    if guard == GUARD_COUNTED && !traced {
+        count_own(-(size as i64));
+    }
 }
 
 #[inline]

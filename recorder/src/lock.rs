@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// burning its time slice when the holder was preempted (two cores).
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
+    /// A table lock: counted in the holder's thread state (see
+    /// `tls::frees_looked_up`).
+    table: bool,
     data: UnsafeCell<T>,
 }
 
@@ -31,7 +34,34 @@ impl<T> SpinLock<T> {
     pub(crate) const fn new(data: T) -> SpinLock<T> {
         SpinLock {
             locked: AtomicBool::new(false),
+            table: false,
             data: UnsafeCell::new(data),
+        }
+    }
+
+    /// An unlocked lock over tables that a free looks blocks up in (the
+    /// shards, the registry of thread tables, the traceback store): each
+    /// thread counts those it holds, so that a free made while holding one
+    /// does not take it again.
+    pub(crate) const fn new_table(data: T) -> SpinLock<T> {
+        SpinLock {
+            locked: AtomicBool::new(false),
+            table: true,
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    /// Counts a table lock this thread takes (before taking it: a signal
+    /// handler that interrupts the taking must already see it) or releases
+    /// (after).
+    #[inline]
+    fn count(&self, delta: i32) {
+        if self.table {
+            crate::tls::with(|state| {
+                state
+                    .table_locks
+                    .set(state.table_locks.get().wrapping_add_signed(delta));
+            });
         }
     }
 
@@ -46,6 +76,7 @@ impl<T> SpinLock<T> {
     /// release it in another function).
     #[inline]
     pub(crate) fn raw_lock(&self) {
+        self.count(1);
         if self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -87,6 +118,7 @@ impl<T> SpinLock<T> {
     #[inline]
     pub(crate) unsafe fn raw_unlock(&self) {
         self.locked.store(false, Ordering::Release);
+        self.count(-1);
     }
 
     /// Resets the lock to unlocked without knowing who holds it: for the
@@ -97,6 +129,9 @@ impl<T> SpinLock<T> {
     /// in a child process right after `fork()`.
     pub(crate) unsafe fn force_unlock(&self) {
         self.locked.store(false, Ordering::Release);
+        // The child's only thread took every lock in the `fork()`
+        // "prepare" handler, which counted it.
+        self.count(-1);
     }
 
     /// The data, for a caller that holds the lock by other means.
@@ -139,6 +174,7 @@ impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+        self.lock.count(-1);
     }
 }
 
@@ -169,6 +205,25 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.lock(), 40_000);
+    }
+
+    #[test]
+    fn table_locks_count_themselves_in_their_holder() {
+        let held = || crate::tls::with(|s| s.table_locks.get());
+        let table = SpinLock::new_table(0);
+        let other = SpinLock::new(0);
+        assert_eq!(held(), 0);
+        {
+            let _g = table.lock();
+            let _o = other.lock();
+            assert_eq!(held(), 1, "only the table lock counts");
+        }
+        assert_eq!(held(), 0);
+        table.raw_lock();
+        assert_eq!(held(), 1);
+        // SAFETY: taken just above; `force_unlock` is the fork child's.
+        unsafe { table.force_unlock() };
+        assert_eq!(held(), 0);
     }
 
     #[test]

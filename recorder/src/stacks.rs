@@ -24,6 +24,7 @@ use std::alloc::Layout;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::lock::SpinLock;
+use crate::state::Epoch;
 use crate::tls::{CACHE_SIZE, ThreadState};
 
 /// The largest traceback limit `start()` accepts.
@@ -176,7 +177,7 @@ pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> u64 {
 impl Store {
     const fn new() -> Store {
         Store {
-            index: SpinLock::new(Index {
+            index: SpinLock::new_table(Index {
                 index_used: 0,
                 chunk: 0,
                 used: 0,
@@ -530,7 +531,7 @@ pub(crate) fn intern(
     frames: &[usize],
     complete: bool,
     hash: u64,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<u32> {
     // SAFETY: only this thread touches its cache, and nothing else borrows
     // it while the recorder's guard is set.

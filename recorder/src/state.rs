@@ -23,7 +23,32 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_UNTRACED, Guard, ThreadState};
 use crate::unwind::{self, Unwinder};
 
 /// See the module documentation.
-pub(crate) static EPOCH: AtomicU32 = AtomicU32::new(0);
+pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// A value of [`EPOCH`]: a counter of tracing sessions in the low 62 bits
+/// (odd while tracing), and the two flags of `header.rs` above it. At one
+/// `clear_traces` a nanosecond the counter lasts 146 years; should it ever
+/// reach its end, it starts again from 2 and the flags stay as they are.
+pub(crate) type Epoch = u64;
+
+/// The counter part of an [`Epoch`].
+const COUNTER_MASK: Epoch = (1 << 62) - 1;
+
+/// The epoch `steps` sessions after `epoch`, with its flags kept: `stop`
+/// (from tracing) and `start` (the caller sets the header flags) step 1,
+/// `clear_traces` 2. Steps are at most 2, so the parity tells tracing.
+#[inline]
+fn advance(epoch: Epoch, steps: Epoch) -> Epoch {
+    let counter = (epoch & COUNTER_MASK) + steps;
+    let counter = if counter > COUNTER_MASK {
+        // Wrapped: start again above 0 (the epoch before the environment
+        // was read), with the same parity.
+        2 + (counter & 1)
+    } else {
+        counter
+    };
+    (epoch & !COUNTER_MASK) | counter
+}
 
 /// Hot-path settings in one word, so that one load gives a consistent set:
 /// the number of raw frames to capture, and flags.
@@ -59,9 +84,9 @@ pub(crate) struct Control {
     fp_check: Option<Result<(), String>>,
     /// Calibrated leading frames, per unwinder (index: 0 FP, 1 DWARF).
     lead: [Option<usize>; 2],
-    /// Whether `malloc` is glibc's, so that blocks can have headers
-    /// (`header::malloc_is_glibc`), once per process.
-    malloc_is_glibc: Option<bool>,
+    /// Whether blocks can have headers (`header::chunk_layout_known`),
+    /// once per process.
+    chunk_layout_known: Option<bool>,
     atfork_registered: bool,
     fallback_reported: bool,
 }
@@ -72,7 +97,7 @@ pub(crate) struct Control {
 pub(crate) static CONTROL: SpinLock<Control> = SpinLock::new(Control {
     fp_check: None,
     lead: [None, None],
-    malloc_is_glibc: None,
+    chunk_layout_known: None,
     atfork_registered: false,
     fallback_reported: false,
 });
@@ -84,10 +109,12 @@ pub(crate) struct Settings {
     pub(crate) sample_mean: Option<u64>,
     pub(crate) keep_internal: bool,
     pub(crate) unwinder: Unwinder,
+    /// Asked for block headers (`Config::block_headers`).
+    pub(crate) block_headers: bool,
 }
 
 #[inline(always)]
-pub(crate) fn is_tracing_epoch(epoch: u32) -> bool {
+pub(crate) fn is_tracing_epoch(epoch: Epoch) -> bool {
     epoch & 1 == 1
 }
 
@@ -133,15 +160,13 @@ pub(crate) fn amount_of(size: usize, sample_mean: u64) -> u64 {
 
 /// Records a new block (the guard is off, tracing is on in `epoch`).
 #[inline]
-pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
     fence(Ordering::Acquire);
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
         return;
     }
-    state.guard.set(GUARD_UNTRACED);
-    record(state, 0, addr, size, epoch, config);
-    state.guard.set(tls::GUARD_NONE);
+    tls::hook(state, || record(state, 0, addr, size, epoch, config));
 }
 
 /// Captures the traceback and inserts the block. Kept out of line so that
@@ -152,7 +177,7 @@ pub(crate) fn record(
     domain: u32,
     addr: usize,
     size: usize,
-    epoch: u32,
+    epoch: Epoch,
     config: u64,
 ) -> bool {
     let Some(traceback) = capture(state, epoch, config) else {
@@ -164,7 +189,7 @@ pub(crate) fn record(
 /// Captures the caller's traceback and interns it: its id, or `None` when
 /// the recorder's memory ran out.
 #[inline(always)]
-fn capture(state: &ThreadState, epoch: u32, config: u64) -> Option<u32> {
+fn capture(state: &ThreadState, epoch: Epoch, config: u64) -> Option<u32> {
     let depth = (config & DEPTH_MASK) as usize;
     // SAFETY: the guard is set, so nothing else on this thread uses the
     // frame buffer until this function returns.
@@ -191,7 +216,7 @@ fn capture(state: &ThreadState, epoch: u32, config: u64) -> Option<u32> {
 /// # Safety
 /// `addr` is a live block with room for a header in front of it.
 #[inline(never)]
-pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: u32) {
+pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     let Some(traceback) = capture(state, epoch, config) else {
         // SAFETY: forwarded from the caller.
@@ -212,7 +237,7 @@ pub(crate) unsafe fn refile_headed(
     state: &ThreadState,
     addr: usize,
     entry: table::Entry,
-    epoch: u32,
+    epoch: Epoch,
 ) {
     // Before the block is in the array, where a snapshot reads it.
     // SAFETY: forwarded from the caller.
@@ -241,7 +266,7 @@ pub(crate) unsafe fn refile_headed(
 /// # Safety
 /// As [`record_headed`].
 #[inline(never)]
-unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: Epoch) {
     if let Some(t) = thread_table(state) {
         loop {
             match t.add_block(addr, entry.size, epoch) {
@@ -281,7 +306,7 @@ unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Ent
 pub(crate) unsafe fn remove_headed(
     state: &ThreadState,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<table::Entry> {
     // SAFETY: forwarded from the caller.
     let slot = unsafe { header::slot(addr) };
@@ -302,8 +327,8 @@ pub(crate) unsafe fn remove_headed(
                     // A thread with a table has registered its exit hook.
                     note_change_registered(state, epoch, -(entry.size as i64));
                     if let thread_table::BlockTaken::YesShrink = taken {
-                        // The smaller array is the recorder's memory.
-                        let _guard = Guard::enter(GUARD_UNTRACED);
+                        // The smaller array is the recorder's memory (the
+                        // caller holds `GUARD_HOOK`).
                         t.rebuild_blocks();
                     }
                     return Some(entry);
@@ -311,8 +336,34 @@ pub(crate) unsafe fn remove_headed(
                 Fast::Frozen => t.wait_unfrozen(),
             }
         }
+        // Not at its slot: its header is stale (its trace was cleared, or
+        // replaced by `track`), and the block may have a trace in this
+        // thread's hash table, which `remove_shared` does not search.
+        if let Some(entry) = take_own_hashed(state, t, epoch, addr) {
+            return Some(entry);
+        }
     }
     remove_shared(state, 0, addr, epoch, true)
+}
+
+/// Takes `addr` out of this thread's hash table, if there.
+#[inline(never)]
+fn take_own_hashed(
+    state: &ThreadState,
+    t: &ThreadTable,
+    epoch: Epoch,
+    addr: usize,
+) -> Option<table::Entry> {
+    loop {
+        match t.take(addr) {
+            Fast::Done(Some(entry)) => {
+                note_change_registered(state, epoch, -(entry.size as i64));
+                return Some(entry);
+            }
+            Fast::Done(None) | Fast::Full => return None,
+            Fast::Frozen => t.wait_unfrozen(),
+        }
+    }
 }
 
 /// The thread's table, created on first use; `None` at thread exit or
@@ -356,7 +407,7 @@ fn insert(
     addr: usize,
     size: usize,
     traceback: u32,
-    epoch: u32,
+    epoch: Epoch,
 ) -> bool {
     let own = state.table.get();
     if !own.is_null() && goes_to_own_table(domain, size, SAMPLE_MEAN.load(Ordering::Relaxed)) {
@@ -389,7 +440,7 @@ fn insert_slow(
     addr: usize,
     size: usize,
     traceback: u32,
-    epoch: u32,
+    epoch: Epoch,
 ) -> bool {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
     if goes_to_own_table(domain, size, mean)
@@ -439,7 +490,7 @@ pub(crate) fn remove(
     state: &ThreadState,
     domain: u32,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
 ) -> Option<table::Entry> {
     let own = state.table.get();
     if domain == 0 && !own.is_null() && SAMPLE_MEAN.load(Ordering::Relaxed) == 0 {
@@ -468,7 +519,7 @@ fn remove_shared(
     state: &ThreadState,
     domain: u32,
     addr: usize,
-    epoch: u32,
+    epoch: Epoch,
     headed: bool,
 ) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
@@ -492,10 +543,27 @@ fn remove_shared(
 }
 
 /// Puts back a block whose realloc failed.
-pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: u32) {
+pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, epoch: Epoch) {
     // Inserting may allocate (a larger table): the recorder's memory.
-    let _guard = Guard::enter(GUARD_UNTRACED);
-    insert(state, 0, addr, entry.size, entry.traceback, epoch);
+    tls::hook(state, || {
+        insert(state, 0, addr, entry.size, entry.traceback, epoch)
+    });
+}
+
+/// Forgets the trace of a block without a header that is freed (or
+/// reallocated) while this thread's guard is set, where
+/// `tls::frees_looked_up` allows it: a free removes its trace whoever
+/// makes it. Returns its record.
+#[cold]
+pub(crate) fn forget_guarded_free(
+    state: &ThreadState,
+    addr: usize,
+    epoch: Epoch,
+) -> Option<table::Entry> {
+    if is_sampled(hot_config()) && !table::may_be_traced(addr) {
+        return None;
+    }
+    tls::hook(state, || remove(state, 0, addr, epoch))
 }
 
 /// Counts a change of traced memory made by this thread, and updates the
@@ -509,7 +577,7 @@ pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, ep
 /// is the exact total, so the peak is exact; with several, each other
 /// thread's unflushed change (at most the threshold) may be missing from it.
 #[inline]
-fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
+fn note_change(state: &ThreadState, epoch: Epoch, delta: i64) {
     if !state.exit_hook.get() {
         tls::register_exit_hook(state);
     }
@@ -518,7 +586,7 @@ fn note_change(state: &ThreadState, epoch: u32, delta: i64) {
 
 /// [`note_change`] for a thread whose exit hook is registered.
 #[inline(always)]
-fn note_change_registered(state: &ThreadState, epoch: u32, delta: i64) {
+fn note_change_registered(state: &ThreadState, epoch: Epoch, delta: i64) {
     // Changes of an older epoch were cleared with its traces.
     let mut pending = state.pending.get();
     if state.pending_epoch.get() != epoch {
@@ -616,14 +684,17 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     PEAK.store(0, Ordering::Relaxed);
     // Capture everything until calibrated: correct, only slower.
     set_hot_config(settings, dwarf, MAX_RAW);
-    // Blocks get headers in exact mode where `malloc` is glibc's (and the
-    // global allocator is `TracingAllocator::system()`, which the hooks
-    // know); sampled blocks are few and go to the shared table.
-    let headers = settings.sample_mean.is_none()
+    // Blocks get headers when asked for, in exact mode, where the word
+    // before each block is known to be glibc's chunk size (and the global
+    // allocator is `TracingAllocator::system()`, which the hooks know);
+    // sampled blocks are few and go to the shared table.
+    let headers = settings.block_headers
+        && settings.sample_mean.is_none()
         && *control
-            .malloc_is_glibc
-            .get_or_insert_with(header::malloc_is_glibc);
-    let mut next = (epoch & !header::EPOCH_HEADERS).max(2) + 1;
+            .chunk_layout_known
+            .get_or_insert_with(header::chunk_layout_known);
+    // From 0 (the environment not read yet), the first session is 3.
+    let mut next = advance(epoch.max(2) & !header::EPOCH_HEADERS, 1);
     if headers {
         next |= header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
     }
@@ -791,7 +862,7 @@ pub(crate) fn stop() {
     if !is_tracing_epoch(epoch) {
         return;
     }
-    reset(epoch + 1);
+    reset(advance(epoch, 1));
 }
 
 /// Forgets every trace and the peak, tracing on (CPython's `clear_traces`).
@@ -802,14 +873,14 @@ pub(crate) fn clear_traces() {
     if !is_tracing_epoch(epoch) {
         return;
     }
-    reset(epoch + 2);
+    reset(advance(epoch, 2));
 }
 
 /// Moves to `new_epoch` with no trace. With every shard locked, the store
 /// is cleared before the epoch changes: a thread that sees the new epoch
 /// therefore interns into the cleared store, and a thread still in the old
 /// epoch is refused by the shard it waits for.
-fn reset(new_epoch: u32) {
+fn reset(new_epoch: Epoch) {
     let mut shards = AllShards::lock();
     let frozen = thread_table::freeze_all();
     STORE.clear();
@@ -824,11 +895,27 @@ fn reset(new_epoch: u32) {
     PEAK.store(0, Ordering::Relaxed);
 }
 
+/// See [`crate::__set_epoch_counter`].
+pub(crate) fn set_epoch_counter(counter: u64) -> bool {
+    let _guard = Guard::enter(GUARD_UNTRACED);
+    let _control = CONTROL.lock();
+    let epoch = EPOCH.load(Ordering::Acquire);
+    if is_tracing_epoch(epoch) {
+        return false;
+    }
+    let flags = epoch & (header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN);
+    reset((counter & COUNTER_MASK & !1) | flags);
+    true
+}
+
 /// `(current, peak)` traced memory; `(0, 0)` when not tracing.
 pub(crate) fn traced_memory() -> (u64, u64) {
     if !is_tracing() {
         return (0, 0);
     }
+    // Every table is held still below: an allocation of this thread (a
+    // signal handler's) must not wait for its own table.
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let mut shards = AllShards::lock();
     let frozen = thread_table::freeze_all();
     let current: u64 = shards.iter_mut().map(|d| d.current).sum::<u64>() + frozen.current();
@@ -842,6 +929,7 @@ pub(crate) fn reset_peak() {
     if !is_tracing() {
         return;
     }
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let (current, _) = traced_memory();
     PEAK.store(current, Ordering::Relaxed);
 }
@@ -858,6 +946,8 @@ pub(crate) fn tracemalloc_memory() -> u64 {
 
 /// Memory the recorder itself uses, by part.
 pub(crate) fn memory_usage() -> crate::MemoryUsage {
+    // As in `traced_memory`.
+    let _guard = Guard::enter(GUARD_UNTRACED);
     let mut shards = AllShards::lock();
     let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
     let frozen = thread_table::freeze_all();
@@ -873,7 +963,9 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
     }
 }
 
-/// Records an allocation made by hand (`track`).
+/// Records an allocation made by hand (`track`). A trace at the same
+/// address and domain is replaced: for the heap, also a block with a
+/// header, which then loses its slot so that its free finds the new trace.
 pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> {
     let epoch = EPOCH.load(Ordering::Acquire);
     if !is_tracing_epoch(epoch) {
@@ -884,31 +976,49 @@ pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> 
         if state.guard.get() != tls::GUARD_NONE {
             return Ok(());
         }
-        if is_sampled(config) && !crate::sampling::take_sample(state, size) {
-            // Not sampled: a stale trace of the same region must go, as a
-            // new track replaces the old one.
-            remove(state, domain, addr, epoch);
-            return Ok(());
-        }
-        state.guard.set(GUARD_UNTRACED);
-        let stored = record(state, domain, addr, size, epoch, config);
-        state.guard.set(tls::GUARD_NONE);
-        if stored || EPOCH.load(Ordering::Relaxed) != epoch {
-            Ok(())
-        } else {
-            Err(Error::OutOfMemory)
-        }
+        tls::hook(state, || {
+            forget(state, domain, addr, epoch);
+            if is_sampled(config) && !crate::sampling::take_sample(state, size) {
+                return Ok(());
+            }
+            let stored = record(state, domain, addr, size, epoch, config);
+            if stored || EPOCH.load(Ordering::Relaxed) != epoch {
+                Ok(())
+            } else {
+                Err(Error::OutOfMemory)
+            }
+        })
     })
 }
 
-/// Forgets an allocation recorded by hand (`untrack`).
+/// Forgets an allocation recorded by hand (`untrack`), or a heap block.
 pub(crate) fn untrack(domain: u32, addr: usize) -> Result<(), Error> {
     let epoch = EPOCH.load(Ordering::Acquire);
     if !is_tracing_epoch(epoch) {
         return Err(Error::NotTracing);
     }
-    tls::with(|state| remove(state, domain, addr, epoch));
+    tls::with(|state| {
+        if state.guard.get() == tls::GUARD_NONE {
+            tls::hook(state, || forget(state, domain, addr, epoch));
+        }
+    });
     Ok(())
+}
+
+/// Forgets whatever trace `addr` has in `domain`, wherever it is (the
+/// caller holds `GUARD_HOOK`). `addr` may be any address: a block with a
+/// header is found by scanning the block arrays, not by reading the
+/// header.
+fn forget(state: &ThreadState, domain: u32, addr: usize, epoch: Epoch) {
+    if remove(state, domain, addr, epoch).is_some() {
+        return;
+    }
+    if domain == 0
+        && epoch & header::EPOCH_HEADERS_SEEN != 0
+        && let Some(entry) = thread_table::take_headed_by_scan(addr)
+    {
+        note_change(state, epoch, -(entry.size as i64));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -985,6 +1095,28 @@ mod tests {
         // The size of a block equal to the mean: p = 1 - 1/e.
         let expected = (1000.0 / (1.0 - (-1.0f64).exp())).round() as u64;
         assert_eq!(amount_of(1000, 1000), expected);
+    }
+
+    #[test]
+    fn the_epoch_counter_never_reaches_the_flags() {
+        let flags = header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
+        // Past the 30- and 32-bit edges of the old counter: plain steps.
+        for edge in [1u64 << 30, 1 << 32] {
+            let tracing = flags | (edge - 1);
+            assert_eq!(advance(tracing, 2), flags | (edge + 1));
+            assert_eq!(advance(tracing, 1), flags | edge);
+            assert!(is_tracing_epoch(advance(tracing, 2)));
+            assert!(!is_tracing_epoch(advance(tracing, 1)));
+        }
+        // At the end of the 62-bit counter: it starts again above 0, the
+        // parity (tracing or not) and the flags as they were.
+        for flags in [0, header::EPOCH_HEADERS_SEEN, flags] {
+            let last_tracing = flags | COUNTER_MASK;
+            assert_eq!(advance(last_tracing, 2), flags | 3);
+            assert_eq!(advance(last_tracing, 1), flags | 2);
+            assert_eq!(advance(flags | (COUNTER_MASK - 1), 1), flags | COUNTER_MASK);
+            assert_eq!(advance(flags | (COUNTER_MASK - 1), 2), flags | 2);
+        }
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub(crate) struct Shard {
 impl Shard {
     const fn new() -> Shard {
         Shard {
-            data: SpinLock::new(ShardData {
+            data: SpinLock::new_table(ShardData {
                 heap: HashMap::with_hasher(AddrHasher(0)),
                 other: HashMap::with_hasher(AddrHasher(0)),
                 current: 0,

@@ -58,6 +58,7 @@ use std::sync::atomic::{
 };
 
 use crate::lock::SpinLock;
+use crate::state::Epoch;
 use crate::table::{self, Copied, Entry, ShardData};
 
 /// Slots of a new (or cleared) table.
@@ -203,7 +204,7 @@ struct Registry {
 // (they are unregistered under this lock before being freed).
 unsafe impl Send for Registry {}
 
-static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry { tables: Vec::new() });
+static REGISTRY: SpinLock<Registry> = SpinLock::new_table(Registry { tables: Vec::new() });
 
 /// Whether `membarrier` works here (decided once at the first `start`).
 static MEMBARRIER: AtomicBool = AtomicBool::new(false);
@@ -367,6 +368,16 @@ impl ThreadTable {
     /// Enters an owner operation; `false` if frozen (nothing entered).
     #[inline]
     fn enter(&self) -> bool {
+        // Never nested: the owner enters only under `GUARD_HOOK`, and a
+        // signal handler that interrupts it sees that guard and stays out
+        // (an inner `leave` would clear `busy` while the outer operation
+        // still changes the table). Checked in every debug build's test.
+        debug_assert!(!self.busy.load(Ordering::Relaxed), "nested table operation");
+        debug_assert_eq!(
+            crate::tls::with(|s| s.guard.get()),
+            crate::tls::GUARD_HOOK,
+            "a table operation outside a hook"
+        );
         self.busy.store(true, Ordering::Relaxed);
         if MEMBARRIER.load(Ordering::Relaxed) {
             compiler_fence(Ordering::SeqCst);
@@ -398,7 +409,7 @@ impl ThreadTable {
     /// grows, then tries again. `Done(false)`: the epoch changed, the
     /// block is not traced.
     #[inline]
-    pub(crate) fn add(&self, addr: usize, size: usize, traceback: u32, epoch: u32) -> Fast<bool> {
+    pub(crate) fn add(&self, addr: usize, size: usize, traceback: u32, epoch: Epoch) -> Fast<bool> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -510,7 +521,7 @@ impl ThreadTable {
     /// [`ThreadTable::rebuild_blocks`], then tries again. `Done(None)`: the
     /// epoch changed, the block is not traced.
     #[inline(always)]
-    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: u32) -> Fast<Option<u32>> {
+    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: Epoch) -> Fast<Option<u32>> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -808,6 +819,37 @@ pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable, headed: bool) -
     None
 }
 
+/// Takes the block with a header at `addr` out of whichever block array
+/// lists it, and clears its header's slot (`track` and `untrack` of the
+/// heap). `addr` may be any address, so its header is read only once an
+/// array says it is a block: a scan of every array, under the registry
+/// lock, which keeps its owner from rebuilding it and its thread from
+/// exiting meanwhile.
+pub(crate) fn take_headed_by_scan(addr: usize) -> Option<Entry> {
+    let registry = REGISTRY.lock();
+    for &t in &registry.tables {
+        // SAFETY: registered tables are alive while the registry lock is
+        // held, and their arrays are not replaced meanwhile.
+        let t = unsafe { &*t };
+        for v in t.arr_slots() {
+            if v.load(Ordering::Relaxed) == addr
+                && v.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                // SAFETY: a block of an array has a header and is live.
+                let entry = unsafe { crate::header::entry(addr) };
+                // SAFETY: as above; no array lists it any more.
+                unsafe { crate::header::set_slot(addr, crate::header::NO_SLOT) };
+                t.remote_freed
+                    .fetch_add(entry.size as u64, Ordering::AcqRel);
+                t.arr_remote_taken.fetch_add(1, Ordering::Release);
+                return Some(entry);
+            }
+        }
+    }
+    None
+}
+
 /// Every table held still; see the module documentation. Unfreezes when
 /// dropped.
 pub(crate) struct Frozen {
@@ -1039,9 +1081,10 @@ mod tests {
     use super::*;
 
     /// Adds a block, growing the table when it is full.
-    fn add(t: &ThreadTable, addr: usize, size: usize, epoch: u32) {
+    fn add(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) {
         loop {
-            match t.add(addr, size, 7, epoch) {
+            // Table operations run under `GUARD_HOOK` (see `enter`).
+            match crate::tls::with(|s| crate::tls::hook(s, || t.add(addr, size, 7, epoch))) {
                 Fast::Done(added) => {
                     assert!(added, "the epoch did not change");
                     return;
@@ -1054,7 +1097,7 @@ mod tests {
 
     fn take(t: &ThreadTable, addr: usize) -> Option<Entry> {
         loop {
-            match t.take(addr) {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.take(addr))) {
                 Fast::Done(found) => return found,
                 Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => unreachable!("take never reports a full table"),

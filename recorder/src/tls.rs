@@ -10,14 +10,18 @@
 //! still traced correctly.
 
 use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use crate::stacks::MAX_RAW;
+use crate::state::Epoch;
 
 /// The guard is off: allocations of this thread are traced.
 pub(crate) const GUARD_NONE: u8 = 0;
 /// Recorder code is running: allocations go to the inner allocator untraced
 /// and are not counted anywhere (snapshots handed to the user, temporary
 /// buffers, the recorder's own tables, whose size is computed instead).
+/// Frees are still looked up (see [`frees_looked_up`]): the recorder may
+/// drop a block the program allocated.
 pub(crate) const GUARD_UNTRACED: u8 = 1;
 /// The symbolizer is running: allocations go untraced and their net size
 /// counts as the recorder's own memory (the debug-info caches of the
@@ -26,6 +30,12 @@ pub(crate) const GUARD_COUNTED: u8 = 2;
 /// `start()` is measuring how many frames the standard library puts
 /// between an allocation and its caller (see `calibrate`).
 pub(crate) const GUARD_CALIBRATE: u8 = 3;
+
+/// A hook is working on this thread's tables (it may be inside its
+/// table, `busy`): allocations go untraced, and frees are not looked up,
+/// which would enter the table again. A signal handler that interrupts the
+/// hook sees this value.
+pub(crate) const GUARD_HOOK: u8 = 4;
 
 /// Entries of the per-thread traceback cache (a power of two).
 pub(crate) const CACHE_SIZE: usize = 1024;
@@ -37,7 +47,7 @@ pub(crate) const CACHE_SIZE: usize = 1024;
 pub(crate) struct CacheEntry {
     pub(crate) hash: u64,
     pub(crate) id: u32,
-    pub(crate) epoch: u32,
+    pub(crate) epoch: Epoch,
     pub(crate) header: *const std::sync::atomic::AtomicUsize,
 }
 
@@ -45,11 +55,14 @@ pub(crate) struct CacheEntry {
 pub(crate) struct ThreadState {
     /// One of the `GUARD_*` values.
     pub(crate) guard: Cell<u8>,
+    /// Table locks (shards, registry, traceback store) this thread holds
+    /// or is taking (see `SpinLock::new_table`).
+    pub(crate) table_locks: Cell<u32>,
     /// Change of traced memory not yet added to the global estimate that
     /// detects new peaks (see `state::note_change`).
     pub(crate) pending: Cell<i64>,
     /// The epoch `pending` belongs to.
-    pub(crate) pending_epoch: Cell<u32>,
+    pub(crate) pending_epoch: Cell<Epoch>,
     /// Whether the thread-exit hook that flushes `pending` is registered.
     pub(crate) exit_hook: Cell<bool>,
     /// The thread's table (null until its first traced allocation).
@@ -81,6 +94,7 @@ impl ThreadState {
     const fn new() -> ThreadState {
         ThreadState {
             guard: Cell::new(GUARD_NONE),
+            table_locks: Cell::new(0),
             pending: Cell::new(0),
             pending_epoch: Cell::new(0),
             exit_hook: Cell::new(false),
@@ -121,6 +135,33 @@ pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
     // so it lives, unmoved, as long as this thread, and `f` runs on this
     // thread, within this call.
     f(unsafe { &*state })
+}
+
+/// Whether a free made on this thread while its guard is set (`guard`,
+/// not `GUARD_NONE`) looks its block up to forget its trace: a free must
+/// remove its trace whoever makes it (the symbolizer dropping a cache the
+/// program filled, a control call dropping the program's argument). Not
+/// inside a hook, whose table is in use, nor while holding a table lock
+/// that the lookup would take again: there the recorder frees only its own
+/// memory, never traced, and a signal handler interrupting it is told in
+/// the README what it may do.
+#[inline]
+pub(crate) fn frees_looked_up(state: &ThreadState, guard: u8) -> bool {
+    guard != GUARD_HOOK && state.table_locks.get() == 0
+}
+
+/// Runs `f`, a hook's work on this thread's tables, under `GUARD_HOOK`,
+/// and restores the guard it found. The compiler fences keep the table
+/// work between the two stores, where a signal handler that interrupts
+/// this thread sees the guard set.
+#[inline(always)]
+pub(crate) fn hook<R>(state: &ThreadState, f: impl FnOnce() -> R) -> R {
+    let previous = state.guard.replace(GUARD_HOOK);
+    compiler_fence(Ordering::SeqCst);
+    let result = f();
+    compiler_fence(Ordering::SeqCst);
+    state.guard.set(previous);
+    result
 }
 
 /// Sets this thread's guard for the lifetime of the value, and restores the

@@ -36,7 +36,7 @@ const FILE: &str = "tests/block_headers.rs";
 #[rustfmt::skip]
 fn blocks_cross_start_and_stop() {
     let before: Vec<Box<[u8; 100]>> = (0..1000).map(|_| Box::new([1u8; 100])).collect();
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let (during, line): (Vec<Box<[u8; 200]>>, u32) = ((0..1000).map(|_| Box::new([2u8; 200])).collect(), line!());
     assert!(!cfg!(all(target_os = "linux", target_env = "gnu")) || headers_here_while_tracing());
     let snapshot = tracemalloc::take_snapshot().unwrap();
@@ -56,7 +56,7 @@ fn blocks_cross_start_and_stop() {
     // Blocks with a header are freed after tracing stopped.
     drop(during);
     // And tracing again starts from zero.
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let (b, line) = (Box::new([3u8; 300]), line!());
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(at_line(&snapshot, FILE, line), (300, 1));
@@ -76,7 +76,7 @@ fn headers_here_while_tracing() -> bool {
 /// `stop` (the block keeps its contents), and in sampled mode.
 #[rustfmt::skip]
 fn realloc_across_modes() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let mut v: Vec<u8> = Vec::with_capacity(16);
     v.extend_from_slice(b"0123456789abcdef");
     let grow_line = line!(); v.reserve_exact(black_box(10_000));
@@ -102,7 +102,7 @@ fn realloc_across_modes() {
 /// does not touch the new epoch's totals, nor do blocks made after it.
 #[rustfmt::skip]
 fn clear_traces_forgets_headers() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let old: Vec<Box<[u8; 64]>> = (0..5000).map(|_| Box::new([0u8; 64])).collect();
     tracemalloc::clear_traces();
     assert_eq!(tracemalloc::get_traced_memory().0, 0);
@@ -124,7 +124,7 @@ fn clear_traces_forgets_headers() {
 /// Alignments up to 16 get a header and keep their alignment; larger ones
 /// go without; zeroed blocks are zero.
 fn alignment_and_zeroing() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     for &(size, align) in &[(1usize, 1usize), (8, 8), (24, 16), (100, 32), (4096, 4096)] {
         let layout = Layout::from_size_align(size, align).unwrap();
         // SAFETY: a non-zero size.
@@ -151,7 +151,7 @@ fn alignment_and_zeroing() {
 /// array shrinks (moving blocks and rewriting their headers) and every
 /// remaining block is still found and freed exactly.
 fn arrays_shrink_and_stay_exact() {
-    tracemalloc::start(4).unwrap();
+    common::start_with_headers(4);
     let mut blocks: Vec<Option<Box<[u8; 32]>>> =
         (0..100_000).map(|_| Some(Box::new([7u8; 32]))).collect();
     let vec_bytes = (100_000 * size_of::<Option<Box<[u8; 32]>>>()) as u64;

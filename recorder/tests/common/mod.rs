@@ -74,3 +74,137 @@ pub fn run_tests(tests: &[(&str, fn())]) {
         tests.len()
     );
 }
+
+/// An inner allocator that is async-signal-safe, so that signal handlers
+/// may allocate: it hands out memory from a fixed arena with a
+/// compare-and-swap and never reuses it (frees do nothing).
+pub struct Bump;
+
+/// The arena of [`Bump`]: zero pages reserved, touched only when used.
+const BUMP_ARENA: usize = 1 << 30;
+static BUMP_NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static BUMP_BASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every block is a distinct, suitably aligned range of the arena,
+// never handed out twice.
+unsafe impl std::alloc::GlobalAlloc for Bump {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering;
+        let mut base = BUMP_BASE.load(Ordering::Acquire);
+        if base == 0 {
+            // SAFETY: an anonymous private mapping, checked below.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    BUMP_ARENA,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if map == libc::MAP_FAILED {
+                return std::ptr::null_mut();
+            }
+            base = match BUMP_BASE.compare_exchange(
+                0,
+                map as usize,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => map as usize,
+                Err(other) => {
+                    // SAFETY: our mapping, unused.
+                    unsafe { libc::munmap(map, BUMP_ARENA) };
+                    other
+                }
+            };
+        }
+        let mut next = BUMP_NEXT.load(Ordering::Relaxed);
+        loop {
+            let start = (base + next).next_multiple_of(layout.align()) - base;
+            let end = start + layout.size().max(1);
+            if end > BUMP_ARENA {
+                return std::ptr::null_mut();
+            }
+            match BUMP_NEXT.compare_exchange_weak(next, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return (base + start) as *mut u8,
+                Err(seen) => next = seen,
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: std::alloc::Layout) {}
+}
+
+/// Ends the process with a failure and `what` on stderr unless it has
+/// finished within `seconds`: for tests whose failure mode is a deadlock,
+/// which must fail CI rather than hang it.
+pub fn watchdog(seconds: u64, what: &'static str) {
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            // Formatted first: after the wait, an allocation could wait for
+            // the deadlocked recorder too.
+            let message = format!("\nwatchdog: {what}: not done after {seconds} s (deadlock?)\n");
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            // SAFETY: writing a buffer to stderr, then ending the process
+            // without running anything else (the main thread may hold locks).
+            unsafe {
+                libc::write(2, message.as_ptr().cast(), message.len());
+                libc::_exit(3);
+            }
+        })
+        .unwrap();
+}
+
+/// Installs `handler` for `signal`, restarting interrupted system calls.
+pub fn on_signal(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed `sigaction` is valid; the handler is an
+    // `extern "C" fn(c_int)`, as `sa_handler` expects.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
+    }
+}
+
+/// A thread that sends `signal` to `target` every `every` until the
+/// returned flag is set; joined by the returned handle.
+pub fn signal_sender(
+    target: libc::pthread_t,
+    signal: libc::c_int,
+    every: std::time::Duration,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let handle = std::thread::Builder::new()
+        .name("signal-sender".into())
+        .spawn(move || {
+            let mut sent = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: `target` is a live thread of this process (the
+                // caller joins this thread before it ends).
+                unsafe { libc::pthread_kill(target, signal) };
+                sent += 1;
+                std::thread::sleep(every);
+            }
+            sent
+        })
+        .unwrap();
+    (stop, handle)
+}
+
+/// Starts tracing with block headers (`Config::block_headers`), which
+/// `TracingAllocator::system()` then gives on glibc.
+pub fn start_with_headers(nframe: u32) {
+    tracemalloc::Config::new(nframe)
+        .block_headers(true)
+        .start()
+        .unwrap();
+}
