@@ -4,8 +4,10 @@
 #   untraced   the traced build with TRACEMALLOC unset (allocator installed, off)
 #   traced     TRACEMALLOC=$NFRAME, no snapshot
 #   snapshot   TRACEMALLOC=$NFRAME and TRACEMALLOC_SNAPSHOT (one snapshot at exit)
-# and prints the median wall time and peak RSS (`/usr/bin/time`) of each, over
-# RUNS interleaved rounds. The snapshot's cost is `snapshot - traced`.
+# and prints the median wall time, CPU time (user + system) and peak RSS
+# (`/usr/bin/time`) of each, over RUNS interleaved rounds. The snapshot's cost
+# is `snapshot - traced`. On a shared, loaded machine the CPU time is the
+# steadier measure of the work; the wall time includes waiting for a core.
 #
 # usage: scripts/bench_snapshot_ripgrep.sh RIPGREP_SRC [SEARCH_DIR]
 #   RIPGREP_SRC  a ripgrep source tree, e.g. the crates.io package that
@@ -52,19 +54,32 @@ RS
 rg="$work/target/release/rg"
 ls -l "$rg"
 
-run() { # mode -> "seconds max_rss_kb"; rg's stderr goes to $work/stderr.txt
-    local mode=$1 out=$work/time.txt
-    case $mode in
-    untraced) env -u TRACEMALLOC -u TRACEMALLOC_SNAPSHOT /usr/bin/time -f '%e %M' -o "$out" \
-        "$rg" -c --no-messages "$pattern" "$search" >/dev/null 2>>"$work/stderr.txt" || true ;;
-    traced) env -u TRACEMALLOC_SNAPSHOT TRACEMALLOC=$nframe /usr/bin/time -f '%e %M' -o "$out" \
-        "$rg" -c --no-messages "$pattern" "$search" >/dev/null 2>>"$work/stderr.txt" || true ;;
+# One run: "wall_s cpu_s max_rss_kb", the child's resource usage as wait4
+# returns it (what /usr/bin/time reports) at microsecond resolution rather
+# than /usr/bin/time's 10 ms. rg's output is discarded, its stderr kept in
+# $work/stderr.txt.
+cat >"$work/measure.py" <<'PY'
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.dup2(os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT), 2)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t
+print(f"{wall:.4f} {ru.ru_utime + ru.ru_stime:.4f} {ru.ru_maxrss}")
+PY
+measure=(python3 "$work/measure.py" "$work/stderr.txt" "$rg" -c --no-messages "$pattern" "$search")
+
+run() { # mode -> "wall_s cpu_s max_rss_kb"
+    case $1 in
+    untraced) env -u TRACEMALLOC -u TRACEMALLOC_SNAPSHOT "${measure[@]}" ;;
+    traced) env -u TRACEMALLOC_SNAPSHOT TRACEMALLOC="$nframe" "${measure[@]}" ;;
     snapshot) rm -f "$work/exit.tmsnap"
-        TRACEMALLOC=$nframe TRACEMALLOC_SNAPSHOT=$work/exit.tmsnap /usr/bin/time -f '%e %M' -o "$out" \
-        "$rg" -c --no-messages "$pattern" "$search" >/dev/null 2>>"$work/stderr.txt" || true
+        TRACEMALLOC=$nframe TRACEMALLOC_SNAPSHOT=$work/exit.tmsnap "${measure[@]}"
         test -s "$work/exit.tmsnap" || { echo "no snapshot written" >&2; exit 1; } ;;
     esac
-    tail -n 1 "$out"
 }
 
 modes=(untraced traced snapshot)
@@ -76,10 +91,17 @@ for ((i = 0; i < runs; i++)); do
     done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-printf '%-9s %10s %12s\n' mode wall_s max_rss_MB
+printf '%-9s %8s %8s %11s\n' mode wall_s cpu_s max_rss_MB
 for m in "${modes[@]}"; do
     t=$(awk -v m="$m" '$1==m {print $2}' "$work/results.$$" | median)
-    k=$(awk -v m="$m" '$1==m {print $3}' "$work/results.$$" | median)
-    printf '%-9s %10.3f %12.1f\n' "$m" "$t" "$(echo "$k / 1024" | bc -l)"
+    c=$(awk -v m="$m" '$1==m {print $3}' "$work/results.$$" | median)
+    k=$(awk -v m="$m" '$1==m {print $4}' "$work/results.$$" | median)
+    printf '%-9s %8.3f %8.3f %11.1f\n' "$m" "$t" "$c" "$(echo "$k / 1024" | bc -l)"
 done
+# The snapshot's cost, paired by round (snapshot minus traced of the same
+# round), median over the rounds.
+awk '$1=="traced" {w=$2; c=$3; k=$4} $1=="snapshot" {print $2-w, $3-c, ($4-k)/1024}' "$work/results.$$" >"$work/diff.$$"
+printf 'snapshot - traced, paired: wall %.3f s, cpu %.3f s, max RSS %.1f MB\n' \
+    "$(cut -d' ' -f1 "$work/diff.$$" | median)" "$(cut -d' ' -f2 "$work/diff.$$" | median)" \
+    "$(cut -d' ' -f3 "$work/diff.$$" | median)"
 echo "raw: $work/results.$$"

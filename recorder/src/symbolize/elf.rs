@@ -47,6 +47,10 @@ pub(crate) struct RawFrame {
 /// mapped file's pages that a batch keeps resident.
 pub(crate) const MAPPED_BUDGET: usize = 4 << 20;
 
+/// What one read at a new place of the mapping may make resident: the
+/// kernel maps up to 16 pages around a faulting one.
+const FAULT_AROUND: usize = 64 << 10;
+
 type Slice<'d> = EndianSlice<'d, RunTimeEndian>;
 type Dwarf<'d> = gimli::Dwarf<Slice<'d>>;
 type Unit<'d> = gimli::Unit<Slice<'d>>;
@@ -169,6 +173,8 @@ fn loaded_modules() -> Vec<Module> {
 struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
+    /// The file, for reads that should not fault pages of the mapping in.
+    file: File,
 }
 
 impl Mapping {
@@ -190,7 +196,10 @@ impl Mapping {
                 0,
             )
         };
-        (ptr != libc::MAP_FAILED).then_some(Mapping { ptr, len })
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Mapping { ptr, len, file })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -199,6 +208,16 @@ impl Mapping {
         // rewrites the file in place meanwhile (replacing it, as linkers
         // and package managers do, leaves this mapping on the old file).
         unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+
+    /// `buf.len()` bytes of the file from `offset`, read without the
+    /// mapping. A page fault in the mapping maps up to 16 pages around
+    /// the one touched (the kernel's fault-around), so reading a few bytes
+    /// from every unit header through it would make most of `.debug_info`
+    /// resident.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset).is_ok()
     }
 
     /// Hands the mapping's resident pages back to the kernel. The mapping
@@ -287,6 +306,181 @@ fn separate_debug_file(path: &Path, file: &object::File<'_>) -> Option<Mapping> 
     None
 }
 
+/// A unit of `.debug_info`, as [`unit_index`] finds it.
+struct UnitStart {
+    /// Its offset in `.debug_info`.
+    offset: usize,
+    /// Whether its root entry can have addresses (a `DW_AT_low_pc` or
+    /// `DW_AT_ranges` attribute); true when that could not be told.
+    covers_code: bool,
+}
+
+/// Where each unit of `.debug_info` starts, and whether it can cover any
+/// code, from its header and its root entry's abbreviation: the header is
+/// read from the file (see [`Mapping::read_at`]), the abbreviation from
+/// `.debug_abbrev` (small, and read in order). Only about one unit in six
+/// of a Rust program covers code; the others need not be parsed.
+fn unit_index(map: &Mapping, file: &object::File<'_>, endian: RunTimeEndian) -> Vec<UnitStart> {
+    let mut units = Vec::new();
+    let Some((base, size)) = file
+        .section_by_name(".debug_info")
+        .and_then(|s| s.file_range())
+    else {
+        return units;
+    };
+    let abbrev = section(file, ".debug_abbrev").unwrap_or(&[]);
+    let mut at = 0u64;
+    let mut buf = [0u8; 64];
+    while at + 4 <= size {
+        let n = usize::try_from((size - at).min(64)).unwrap_or(64);
+        if !map.read_at(base + at, &mut buf[..n]) {
+            break;
+        }
+        let mut header = Bytes {
+            data: &buf[..n],
+            endian,
+        };
+        let Some((length, dwarf64)) = header.initial_length() else {
+            break;
+        };
+        let (Ok(offset), Some(next)) = (
+            usize::try_from(at),
+            at.checked_add(if dwarf64 { 12 } else { 4 })
+                .and_then(|a| a.checked_add(length)),
+        ) else {
+            break;
+        };
+        let covers_code = root_covers_code(&mut header, dwarf64, abbrev).unwrap_or(true);
+        units.push(UnitStart {
+            offset,
+            covers_code,
+        });
+        at = next;
+    }
+    units
+}
+
+/// Whether the root entry's abbreviation has an address attribute, from
+/// the rest of a unit header (after its length); `None` if it cannot be
+/// told.
+fn root_covers_code(header: &mut Bytes<'_>, dwarf64: bool, abbrev: &[u8]) -> Option<bool> {
+    let version = header.u16()?;
+    let abbrev_offset = if version >= 5 {
+        let unit_type = header.u8()?;
+        header.u8()?; // address size
+        let offset = header.offset(dwarf64)?;
+        match unit_type {
+            // DW_UT_skeleton, DW_UT_split_compile: a DWO id.
+            0x04 | 0x05 => header.skip(8)?,
+            // DW_UT_type, DW_UT_split_type: a signature and an offset.
+            0x02 | 0x06 => header.skip(if dwarf64 { 16 } else { 12 })?,
+            _ => {}
+        }
+        offset
+    } else {
+        let offset = header.offset(dwarf64)?;
+        header.u8()?; // address size
+        offset
+    };
+    let code = header.uleb()?;
+    let mut table = Bytes {
+        data: abbrev.get(usize::try_from(abbrev_offset).ok()?..)?,
+        endian: header.endian,
+    };
+    loop {
+        let this = table.uleb()?;
+        if this == 0 {
+            return None;
+        }
+        table.uleb()?; // tag
+        table.u8()?; // has children
+        let mut has_address = false;
+        loop {
+            let (name, form) = (table.uleb()?, table.uleb()?);
+            if form == u64::from(gimli::DW_FORM_implicit_const.0) {
+                table.uleb()?; // a signed LEB128 skips like an unsigned one
+            }
+            if (name, form) == (0, 0) {
+                break;
+            }
+            has_address |= name == u64::from(gimli::DW_AT_low_pc.0)
+                || name == u64::from(gimli::DW_AT_ranges.0);
+        }
+        if this == code {
+            return Some(has_address);
+        }
+    }
+}
+
+/// A little reader over bytes that may end anywhere.
+struct Bytes<'a> {
+    data: &'a [u8],
+    endian: RunTimeEndian,
+}
+
+impl Bytes<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = self.data.split_at_checked(n)?;
+        self.data = rest;
+        Some(head)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        use gimli::Endianity;
+        let endian = self.endian;
+        self.take(2).map(|b| endian.read_u16(b))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        use gimli::Endianity;
+        let endian = self.endian;
+        self.take(4).map(|b| endian.read_u32(b))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        use gimli::Endianity;
+        let endian = self.endian;
+        self.take(8).map(|b| endian.read_u64(b))
+    }
+
+    /// A unit's length and whether it is in the 64-bit format.
+    fn initial_length(&mut self) -> Option<(u64, bool)> {
+        match self.u32()? {
+            0xffff_ffff => Some((self.u64()?, true)),
+            0xffff_fff0..=0xffff_fffe => None,
+            n => Some((u64::from(n), false)),
+        }
+    }
+
+    fn offset(&mut self, dwarf64: bool) -> Option<u64> {
+        if dwarf64 {
+            self.u64()
+        } else {
+            self.u32().map(u64::from)
+        }
+    }
+
+    fn uleb(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
 /// The indices of the queries (sorted by address) in `[begin, end)`.
 fn queries_in(svmas: &[u64], begin: u64, end: u64) -> std::ops::Range<usize> {
     let lo = svmas.partition_point(|&a| a < begin);
@@ -320,6 +514,7 @@ fn resolve_dwarf(
     // The units `.debug_aranges` describes, and which queries fall in them.
     let mut aranged: Vec<usize> = Vec::new();
     let mut hits: Vec<(usize, usize)> = Vec::new();
+    let mut aranged_query = vec![false; queries.len()];
     let mut headers = dwarf.debug_aranges.headers();
     while let Ok(Some(header)) = headers.next() {
         let unit = header.debug_info_offset().0;
@@ -329,6 +524,7 @@ fn resolve_dwarf(
             let range = entry.range();
             for q in queries_in(&svmas, range.begin, range.end) {
                 hits.push((unit, q));
+                aranged_query[q] = true;
             }
         }
     }
@@ -336,22 +532,16 @@ fn resolve_dwarf(
     hits.sort_unstable();
     hits.dedup();
 
-    let mut foreign = ForeignUnits::default();
-    let mut read_since_drop = 0usize;
-    let mut units = dwarf.units();
+    let units = unit_index(map, file, endian);
+    let starts: Vec<usize> = units.iter().map(|u| u.offset).collect();
+    let mut foreign = ForeignUnits {
+        starts: &starts,
+        last: None,
+    };
+    let mut pager = Pager { map, read: 0 };
     let mut mine: Vec<usize> = Vec::new();
-    while let Ok(Some(header)) = units.next() {
-        let Some(offset) = header.debug_info_offset() else {
-            continue;
-        };
-        let offset = offset.0;
-        read_since_drop += 64;
-        if !matches!(
-            header.type_(),
-            gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
-        ) {
-            continue;
-        }
+    for unit in &units {
+        let offset = unit.offset;
         mine.clear();
         let mut parsed = None;
         if aranged.binary_search(&offset).is_ok() {
@@ -363,10 +553,27 @@ fn resolve_dwarf(
                     .map(|&(_, q)| q)
                     .filter(|&q| !done[q]),
             );
-        } else {
+        } else if unit.covers_code && (0..queries.len()).any(|q| !aranged_query[q] && !done[q]) {
+            // A unit `.debug_aranges` does not describe (rustc describes
+            // every unit with code; a C compiler may not), while some
+            // address is in no unit it describes: the unit's root entry
+            // says which addresses it covers.
+            let Ok(header) = dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(offset))
+            else {
+                continue;
+            };
+            if !matches!(
+                header.type_(),
+                gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
+            ) {
+                continue;
+            }
             let Ok(unit) = dwarf.unit(header) else {
                 continue;
             };
+            pager.read(FAULT_AROUND);
             if let Ok(mut ranges) = gimli::UnitRef::new(&dwarf, &unit).unit_ranges() {
                 while let Ok(Some(range)) = ranges.next() {
                     mine.extend(queries_in(&svmas, range.begin, range.end).filter(|&q| !done[q]));
@@ -375,31 +582,58 @@ fn resolve_dwarf(
             mine.sort_unstable();
             mine.dedup();
             parsed = Some(unit);
+        } else {
+            continue;
         }
         if mine.is_empty() {
             continue;
         }
         let unit = match parsed {
             Some(unit) => unit,
-            None => match dwarf.unit(header) {
+            None => match dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(offset))
+                .and_then(|header| dwarf.unit(header))
+            {
                 Ok(unit) => unit,
                 Err(_) => continue,
             },
         };
-        read_since_drop += header.length_including_self();
-        if let Some(program) = &unit.line_program {
-            read_since_drop += program.header().raw_program_buf().len();
-        }
         let unit_ref = gimli::UnitRef::new(&dwarf, &unit);
         // A unit that fails to parse part way keeps what it found so far:
         // the other units and the symbol table may still answer.
-        let _ = resolve_in_unit(unit_ref, &mut foreign, queries, &mine, &mut done, out);
-        if read_since_drop > MAPPED_BUDGET {
-            map.drop_resident();
-            read_since_drop = 0;
+        let _ = resolve_in_unit(
+            unit_ref,
+            &mut foreign,
+            &mut pager,
+            queries,
+            &mine,
+            &mut done,
+            out,
+        );
+    }
+}
+
+/// Keeps count of the bytes of the mapping read since its pages were last
+/// dropped, and drops them every [`MAPPED_BUDGET`] bytes. A read at a new
+/// place is counted as [`FAULT_AROUND`] bytes, what it may make resident.
+struct Pager<'m> {
+    map: &'m Mapping,
+    read: usize,
+}
+
+impl Pager<'_> {
+    fn read(&mut self, bytes: usize) {
+        self.read += bytes;
+        if self.read > MAPPED_BUDGET {
+            self.map.drop_resident();
+            self.read = 0;
         }
     }
 }
+
+/// How many line-table rows are read between two counts of their bytes.
+const ROWS_PER_PAYMENT: usize = 1 << 14;
 
 /// A subprogram or inlined subroutine that contains a query's address.
 #[derive(Clone, Copy)]
@@ -418,7 +652,8 @@ struct Open {
 
 fn resolve_in_unit<'d>(
     unit: UnitRef<'_, 'd>,
-    foreign: &mut ForeignUnits<'d>,
+    foreign: &mut ForeignUnits<'_, 'd>,
+    pager: &mut Pager<'_>,
     queries: &[Query],
     mine: &[usize],
     done: &mut [bool],
@@ -427,8 +662,8 @@ fn resolve_in_unit<'d>(
     let svmas: Vec<u64> = mine.iter().map(|&q| queries[q].svma).collect();
     let mut locations: Vec<Option<(u64, u32)>> = vec![None; mine.len()];
     let mut chains: Vec<Vec<Link<'d>>> = vec![Vec::new(); mine.len()];
-    let result = line_locations(unit, &svmas, &mut locations)
-        .and_then(|()| function_chains(unit, foreign, &svmas, &mut chains));
+    let result = line_locations(unit, pager, &svmas, &mut locations)
+        .and_then(|()| function_chains(unit, foreign, pager, &svmas, &mut chains));
 
     for (k, &q) in mine.iter().enumerate() {
         if locations[k].is_none() && chains[k].is_empty() {
@@ -470,13 +705,20 @@ fn resolve_in_unit<'d>(
 /// the last one's location, and a sequence counts only if it is not empty.
 fn line_locations(
     unit: UnitRef<'_, '_>,
+    pager: &mut Pager<'_>,
     svmas: &[u64],
     locations: &mut [Option<(u64, u32)>],
 ) -> Result<(), gimli::Error> {
     let Some(program) = unit.line_program.clone() else {
         return Ok(());
     };
+    // The program is read once, in order; a long one is paid for as it
+    // goes, so that the pages it leaves behind can be dropped.
+    let length = program.header().raw_program_buf().len();
+    pager.read(length.min(FAULT_AROUND));
+    let mut paid = 0usize;
     let mut rows = program.rows();
+    let mut count = 0usize;
     let mut sequence_start: Option<u64> = None;
     let mut previous: Option<(u64, u64, u32)> = None;
     let mut pending: Vec<(usize, u64, u32)> = Vec::new();
@@ -486,6 +728,13 @@ fn line_locations(
         }
     };
     while let Some((_, row)) = rows.next_row()? {
+        count += 1;
+        if count.is_multiple_of(ROWS_PER_PAYMENT) && paid < length {
+            // About three bytes per row.
+            let step = (3 * ROWS_PER_PAYMENT).min(length - paid);
+            pager.read(step);
+            paid += step;
+        }
         let address = row.address();
         if row.end_sequence() {
             if let Some(p) = previous {
@@ -521,14 +770,21 @@ fn line_locations(
 /// the unit's entries.
 fn function_chains<'d>(
     unit: UnitRef<'_, 'd>,
-    foreign: &mut ForeignUnits<'d>,
+    foreign: &mut ForeignUnits<'_, 'd>,
+    pager: &mut Pager<'_>,
     svmas: &[u64],
     chains: &mut [Vec<Link<'d>>],
 ) -> Result<(), gimli::Error> {
     let mut stack: Vec<Open> = Vec::new();
     let mut ranges: Vec<gimli::Range> = Vec::new();
     let mut entries = unit.entries_raw(None)?;
+    let mut paid = 0usize;
     while !entries.is_empty() {
+        let at = entries.next_offset().0;
+        if at - paid >= FAULT_AROUND {
+            pager.read(at - paid);
+            paid = at;
+        }
         let depth = entries.next_depth();
         let Some(abbrev) = entries.read_abbreviation()? else {
             continue;
@@ -578,7 +834,12 @@ fn function_chains<'d>(
         };
         if !matched.is_empty() {
             let link = Link {
-                name: die.name(unit, foreign),
+                name: {
+                    // A name is read from `.debug_str`, away from the
+                    // entries.
+                    pager.read(FAULT_AROUND);
+                    die.name(unit, foreign)
+                },
                 call_file: die.call_file,
                 call_line: die.call_line,
             };
@@ -594,8 +855,10 @@ fn function_chains<'d>(
 /// The attributes of a subprogram or inlined subroutine that matter here.
 #[derive(Default)]
 struct Die<'d> {
-    linkage_name: Option<Slice<'d>>,
-    name: Option<Slice<'d>>,
+    // Names are read only for the entries that contain a query: reading
+    // one touches `.debug_str` far from the entries.
+    linkage_name: Option<AttributeValue<Slice<'d>>>,
+    name: Option<AttributeValue<Slice<'d>>>,
     origin: Option<AttributeValue<Slice<'d>>>,
     call_file: Option<u64>,
     call_line: u32,
@@ -604,9 +867,10 @@ struct Die<'d> {
 impl<'d> Die<'d> {
     /// The name `addr2line` gives: the linkage name, else the name, else
     /// the abstract origin's or specification's.
-    fn name(&self, unit: UnitRef<'_, 'd>, foreign: &mut ForeignUnits<'d>) -> Option<Slice<'d>> {
-        self.linkage_name
-            .or(self.name)
+    fn name(&self, unit: UnitRef<'_, 'd>, foreign: &mut ForeignUnits<'_, 'd>) -> Option<Slice<'d>> {
+        let string = |v: Option<AttributeValue<Slice<'d>>>| unit.attr_string(v?).ok();
+        string(self.linkage_name)
+            .or_else(|| string(self.name))
             .or_else(|| self.origin.and_then(|v| name_attr(unit, foreign, v, 16)))
     }
 }
@@ -630,9 +894,9 @@ fn read_die<'d>(
             },
             gimli::DW_AT_ranges => list = unit.attr_ranges_offset(attr.value())?,
             gimli::DW_AT_linkage_name | gimli::DW_AT_MIPS_linkage_name => {
-                die.linkage_name = unit.attr_string(attr.value()).ok();
+                die.linkage_name = Some(attr.value());
             }
-            gimli::DW_AT_name => die.name = unit.attr_string(attr.value()).ok(),
+            gimli::DW_AT_name => die.name = Some(attr.value()),
             gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
                 die.origin = Some(attr.value());
             }
@@ -675,7 +939,7 @@ fn read_die<'d>(
 /// following such links at most `depth` times.
 fn name_attr<'d>(
     unit: UnitRef<'_, 'd>,
-    foreign: &mut ForeignUnits<'d>,
+    foreign: &mut ForeignUnits<'_, 'd>,
     value: AttributeValue<Slice<'d>>,
     depth: usize,
 ) -> Option<Slice<'d>> {
@@ -700,7 +964,7 @@ fn name_attr<'d>(
 
 fn name_entry<'d>(
     unit: UnitRef<'_, 'd>,
-    foreign: &mut ForeignUnits<'d>,
+    foreign: &mut ForeignUnits<'_, 'd>,
     offset: gimli::UnitOffset,
     depth: usize,
 ) -> Option<Slice<'d>> {
@@ -739,28 +1003,16 @@ fn entry_names<'d>(
 }
 
 /// Units named by references from another unit (`DW_FORM_ref_addr`, from
-/// link-time optimization): their start offsets, found on first use, and
-/// the last one parsed.
-#[derive(Default)]
-struct ForeignUnits<'d> {
-    starts: Option<Vec<usize>>,
+/// link-time optimization): where units start, and the last one parsed.
+struct ForeignUnits<'s, 'd> {
+    starts: &'s [usize],
     last: Option<(usize, Unit<'d>)>,
 }
 
-impl<'d> ForeignUnits<'d> {
+impl<'d> ForeignUnits<'_, 'd> {
     /// The unit holding `offset` in `.debug_info`, with its start.
     fn take(&mut self, dwarf: &Dwarf<'d>, offset: usize) -> Option<(usize, Unit<'d>)> {
-        let starts = self.starts.get_or_insert_with(|| {
-            let mut starts = Vec::new();
-            let mut units = dwarf.units();
-            while let Ok(Some(header)) = units.next() {
-                if let Some(o) = header.debug_info_offset() {
-                    starts.push(o.0);
-                }
-            }
-            starts
-        });
-        let start = starts[..starts.partition_point(|&s| s <= offset)]
+        let start = self.starts[..self.starts.partition_point(|&s| s <= offset)]
             .last()
             .copied()?;
         if let Some((s, unit)) = self.last.take()
