@@ -19,7 +19,7 @@ use crate::tls::{GUARD_COUNTED, Guard};
 mod elf;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use elf::{RawFrame, resolve as resolve_batch};
+use elf::resolve as resolve_batch;
 
 /// What the cache of resolved addresses may hold between two snapshots,
 /// in bytes (estimated from its entries' sizes): beyond it, the cache is
@@ -192,22 +192,7 @@ fn own_source_dir() -> Option<String> {
 /// Resolution by the `backtrace` crate, where [`elf`] does not apply.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn resolve_batch(addrs: &[usize]) -> Vec<Vec<RawFrame>> {
-    let out = addrs
-        .iter()
-        .map(|&addr| {
-            let mut frames = Vec::new();
-            // `resolve` looks up `addr - 1`: a return address points after
-            // the call, which may be the next line (or the next function).
-            backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
-                frames.push(RawFrame {
-                    function: symbol.name().map(|n| format!("{n:#}")),
-                    file: symbol.filename().map(|p| p.to_string_lossy().into_owned()),
-                    line: symbol.lineno().unwrap_or(0),
-                });
-            });
-            frames
-        })
-        .collect();
+    let out = addrs.iter().map(|&addr| backtrace_frames(addr)).collect();
     // The `backtrace` crate keeps the debug information it parsed for the
     // next lookup, tens of megabytes for a large binary, for the life of
     // the process: the answers are cached above instead.
@@ -215,12 +200,31 @@ fn resolve_batch(addrs: &[usize]) -> Vec<Vec<RawFrame>> {
     out
 }
 
+/// The frames the `backtrace` crate reports for a return address (it looks
+/// up `addr - 1`: a return address points after the call, which may be the
+/// next line or the next function). On Linux, the tests compare [`elf`]
+/// with it.
+#[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+fn backtrace_frames(addr: usize) -> Vec<RawFrame> {
+    let mut frames = Vec::new();
+    backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
+        frames.push(RawFrame {
+            function: symbol.name().map(|n| format!("{n:#}")),
+            file: symbol.filename().map(|p| p.to_string_lossy().into_owned()),
+            line: symbol.lineno().unwrap_or(0),
+        });
+    });
+    frames
+}
+
 /// One frame of a resolved address, owned.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct RawFrame {
+    /// The demangled function name (without its hash).
     function: Option<String>,
+    /// The source file, as the debug information names it.
     file: Option<String>,
+    /// The line, 0 when unknown.
     line: u32,
 }
 

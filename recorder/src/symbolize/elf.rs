@@ -31,16 +31,7 @@ use std::path::{Path, PathBuf};
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-/// One frame of a resolved address, owned.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RawFrame {
-    /// The demangled function name (without its hash).
-    pub(crate) function: Option<String>,
-    /// The source file, as the debug information names it.
-    pub(crate) file: Option<String>,
-    /// The line, 0 when unknown.
-    pub(crate) line: u32,
-}
+use super::RawFrame;
 
 /// How many bytes of debug information (units and their line programs) are
 /// read between two calls to [`Mapping::drop_resident`]: the bound on the
@@ -1142,20 +1133,8 @@ fn collect_symbols<'d>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::backtrace_frames;
     use super::*;
-
-    /// What the `backtrace` crate reports for an address, as `RawFrame`s.
-    fn backtrace_frames(addr: usize) -> Vec<RawFrame> {
-        let mut frames = Vec::new();
-        backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
-            frames.push(RawFrame {
-                function: symbol.name().map(|n| format!("{n:#}")),
-                file: symbol.filename().map(|p| p.to_string_lossy().into_owned()),
-                line: symbol.lineno().unwrap_or(0),
-            });
-        });
-        frames
-    }
 
     #[test]
     fn agrees_with_backtrace_across_the_test_binary() {
