@@ -43,8 +43,8 @@ pub(crate) struct Symbols {
     /// Interned strings, so that each file and function name is stored once.
     strings: HashMap<Box<str>, Arc<str>>,
     /// The recorder's source folder as this binary's debug info names it
-    /// (see [`own_source_dir`]).
-    own_dir: Option<String>,
+    /// (see [`own_dir_from`]), once the first batch has found it.
+    own_dir: Option<Option<String>>,
     /// The estimated heap bytes of `by_addr` and `strings`.
     bytes: usize,
     /// The most `bytes` kept between snapshots.
@@ -58,7 +58,7 @@ impl Symbols {
         Symbols {
             by_addr: HashMap::new(),
             strings: HashMap::new(),
-            own_dir: own_source_dir(),
+            own_dir: None,
             bytes: 0,
             budget,
         }
@@ -75,7 +75,16 @@ impl Symbols {
         if missing.is_empty() {
             return;
         }
-        let resolved = resolve_batch(&missing);
+        // The first batch also finds the recorder's own folder, needed to
+        // classify the frames: one pass over the debug information.
+        let probe = self.own_dir.is_none().then(own_probe);
+        let mut batch = missing.clone();
+        batch.extend(probe);
+        let mut resolved = resolve_batch(&batch);
+        if probe.is_some() {
+            let own = resolved.pop().unwrap_or_default();
+            self.own_dir = Some(own_dir_from(&own));
+        }
         for (addr, raw) in missing.into_iter().zip(resolved) {
             let frames = self.frames(raw);
             self.bytes += ENTRY_BYTES + frames.len() * size_of::<SymFrame>();
@@ -99,7 +108,7 @@ impl Symbols {
                 class: classify(
                     f.file.as_deref(),
                     f.function.as_deref(),
-                    self.own_dir.as_deref(),
+                    self.own_dir.as_ref().and_then(Option::as_deref),
                 ),
                 file: f.file.map(|s| self.intern(&s)),
                 line: f.line,
@@ -166,22 +175,25 @@ fn with_resolved_budget<R>(
     result
 }
 
+/// The address whose frames name the recorder's source folder: one past
+/// the entry point of a function of this file (resolution looks up the
+/// byte before the address it is given, as a return address follows its
+/// call), so its first instruction.
+fn own_probe() -> usize {
+    own_dir_from as fn(&[RawFrame]) -> Option<String> as usize + 1
+}
+
 /// The folder of the recorder's sources as the debug info of the running
-/// binary names it, found by symbolizing one of this file's own functions.
+/// binary names it, from the frames of [`own_probe`].
 ///
 /// The path compiled into the recorder (`CARGO_MANIFEST_DIR`) is the one
 /// on the build machine; with `--remap-path-prefix` (as the demo
 /// snapshots use) or a binary built elsewhere, the debug info says
 /// something else, and only the debug info itself tells what.
-fn own_source_dir() -> Option<String> {
-    // Resolution looks up the byte before the address it is given (a
-    // return address follows its call), so one past the function's entry
-    // point resolves to its first instruction.
-    let entry = own_source_dir as fn() -> Option<String> as usize + 1;
+fn own_dir_from(frames: &[RawFrame]) -> Option<String> {
     // The first frame reported is the innermost: this function's own
     // code, not a caller it might be inlined into.
-    let frames = resolve_batch(&[entry]);
-    let path = frames.first()?.first()?.file.as_deref()?.replace('\\', "/");
+    let path = frames.first()?.file.as_deref()?.replace('\\', "/");
     // A bare `src/` (the package's own folder remapped to nothing) would
     // also be every other package's, the user's too: only a folder that
     // names the package is the recorder's alone.
@@ -335,7 +347,7 @@ mod tests {
         let addrs = [
             classify as fn(Option<&str>, Option<&str>, Option<&str>) -> FrameClass as usize + 1,
             trim as fn(&mut Vec<&SymFrame>) as usize + 1,
-            own_source_dir as fn() -> Option<String> as usize + 1,
+            own_probe as fn() -> usize as usize + 1,
         ];
         let mut symbols = Symbols::new(usize::MAX);
         symbols.resolve_missing(addrs);
@@ -444,7 +456,8 @@ mod tests {
     fn the_recorder_finds_its_own_sources_in_the_debug_info() {
         // The tests are built with debug info and without path remapping,
         // so the folder found at run time is the one compiled in.
-        assert_eq!(own_source_dir().as_deref(), Some(RECORDER_SRC));
+        let frames = resolve_batch(&[own_probe()]);
+        assert_eq!(own_dir_from(&frames[0]).as_deref(), Some(RECORDER_SRC));
     }
 
     #[test]

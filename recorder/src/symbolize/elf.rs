@@ -713,7 +713,14 @@ fn line_locations(
     let mut sequence_start: Option<u64> = None;
     let mut previous: Option<(u64, u64, u32)> = None;
     let mut pending: Vec<(usize, u64, u32)> = Vec::new();
+    let (Some(&lowest), Some(&highest)) = (svmas.first(), svmas.last()) else {
+        return Ok(());
+    };
     let cover = |from: (u64, u64, u32), to: u64, pending: &mut Vec<(usize, u64, u32)>| {
+        // Most rows are far from every address: two comparisons tell.
+        if to <= lowest || from.0 > highest {
+            return;
+        }
         for k in queries_in(svmas, from.0, to) {
             pending.push((k, from.1, from.2));
         }
