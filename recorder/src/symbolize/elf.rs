@@ -241,15 +241,36 @@ fn resolve_in_module(path: &Path, queries: &[Query], out: &mut [Vec<RawFrame>]) 
     let Ok(file) = object::File::parse(map.bytes()) else {
         return;
     };
+    // A stripped module (glibc as Debian installs it) may have its debug
+    // information and full symbol table in a separate file.
+    let debug_map = if has_dwarf(&file) && has_symtab(&file) {
+        None
+    } else {
+        separate_debug_file(path, &file)
+    };
+    let debug_file = debug_map
+        .as_ref()
+        .and_then(|m| object::File::parse(m.bytes()).ok());
     if has_dwarf(&file) {
         resolve_dwarf(&file, &map, queries, out);
-    } else if let Some(debug_map) = separate_debug_file(path, &file)
-        && let Ok(debug_file) = object::File::parse(debug_map.bytes())
-        && has_dwarf(&debug_file)
+    } else if let (Some(debug_map), Some(debug_file)) = (&debug_map, &debug_file)
+        && has_dwarf(debug_file)
     {
-        resolve_dwarf(&debug_file, &debug_map, queries, out);
+        resolve_dwarf(debug_file, debug_map, queries, out);
     }
-    resolve_symtab(&file, queries, out);
+    // Names from the symbol table: the separate file's when the module
+    // keeps only its exported symbols (`.dynsym`), which lack the local
+    // functions of the C runtime (`__libc_start_call_main`).
+    match &debug_file {
+        Some(debug_file) if !has_symtab(&file) && has_symtab(debug_file) => {
+            resolve_symtab(debug_file, queries, out);
+        }
+        _ => resolve_symtab(&file, queries, out),
+    }
+}
+
+fn has_symtab(file: &object::File<'_>) -> bool {
+    file.symbols().next().is_some()
 }
 
 fn has_dwarf(file: &object::File<'_>) -> bool {
@@ -522,6 +543,8 @@ fn resolve_dwarf(
     aranged.sort_unstable();
     hits.sort_unstable();
     hits.dedup();
+    // The queries in no unit `.debug_aranges` describes.
+    let orphans: Vec<usize> = (0..queries.len()).filter(|&q| !aranged_query[q]).collect();
 
     let units = unit_index(map, file, endian);
     let starts: Vec<usize> = units.iter().map(|u| u.offset).collect();
@@ -544,7 +567,7 @@ fn resolve_dwarf(
                     .map(|&(_, q)| q)
                     .filter(|&q| !done[q]),
             );
-        } else if unit.covers_code && (0..queries.len()).any(|q| !aranged_query[q] && !done[q]) {
+        } else if unit.covers_code && orphans.iter().any(|&q| !done[q]) {
             // A unit `.debug_aranges` does not describe (rustc describes
             // every unit with code; a C compiler may not), while some
             // address is in no unit it describes: the unit's root entry
@@ -1169,6 +1192,34 @@ mod tests {
             "{with_file} of {}",
             addrs.len()
         );
+    }
+
+    #[test]
+    fn a_live_stack_agrees_with_backtrace() {
+        // This thread's stack runs through the C library (`start_thread`, a
+        // local symbol: in `.symtab`, which Debian moves to a separate
+        // debug file, not in `.dynsym`). Where the debug information is
+        // compressed (Debian's debug files), only the names can agree.
+        let mut ips = Vec::new();
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            true
+        });
+        let exe = &loaded_modules()[0];
+        let ours = resolve(&ips);
+        for (&ip, frames) in ips.iter().zip(&ours) {
+            let theirs = backtrace_frames(ip);
+            if exe.contains(ip.wrapping_sub(1)) {
+                assert_eq!(*frames, theirs, "at {ip:#x}");
+            } else {
+                let outer = |f: &[RawFrame]| f.last().and_then(|f| f.function.clone());
+                assert_eq!(
+                    outer(frames),
+                    outer(&theirs),
+                    "at {ip:#x}: {frames:?} {theirs:?}"
+                );
+            }
+        }
     }
 
     /// The line of `known_function`'s `fn`, where its first instruction is.
