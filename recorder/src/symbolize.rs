@@ -1,9 +1,12 @@
 //! From return addresses to frames: symbolization (once per address,
-//! cached across snapshots), inline expansion, and trimming of the frames
-//! that are not the user's.
+//! cached across snapshots within [`CACHE_BUDGET`]), inline expansion, and
+//! trimming of the frames that are not the user's.
+//!
+//! On Linux the addresses are resolved by [`elf`], which streams the debug
+//! information of the units that hold them; elsewhere by the `backtrace`
+//! crate, whose parsed debug information is released after each batch.
 
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::sync::Arc;
 
 use tracemalloc_format::FrameRef;
@@ -11,6 +14,19 @@ use tracemalloc_format::trim::{FrameClass, classify_frame, default_trim};
 
 use crate::lock::SpinLock;
 use crate::tls::{GUARD_COUNTED, Guard};
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod elf;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use elf::resolve as resolve_batch;
+
+/// What the cache of resolved addresses may hold between two snapshots,
+/// in bytes (estimated from its entries' sizes): beyond it, the cache is
+/// emptied once the snapshot that filled it is built. A few thousand
+/// distinct return addresses, what a large program's snapshot needs, take
+/// well under a megabyte.
+pub(crate) const CACHE_BUDGET: usize = 8 << 20;
 
 /// One frame, as the symbolizer reports it.
 #[derive(Clone, Debug)]
@@ -22,17 +38,110 @@ pub(crate) struct SymFrame {
 }
 
 /// Resolved addresses, innermost inlined frame first.
-#[derive(Default)]
 pub(crate) struct Symbols {
     by_addr: HashMap<usize, Box<[SymFrame]>>,
     /// Interned strings, so that each file and function name is stored once.
     strings: HashMap<Box<str>, Arc<str>>,
     /// The recorder's source folder as this binary's debug info names it
-    /// (see [`own_source_dir`]).
-    own_dir: Option<String>,
+    /// (see [`own_dir_from`]), once the first batch has found it.
+    own_dir: Option<Option<String>>,
+    /// The estimated heap bytes of `by_addr` and `strings`.
+    bytes: usize,
+    /// The most `bytes` kept between snapshots.
+    budget: usize,
 }
 
 static SYMBOLS: SpinLock<Option<Symbols>> = SpinLock::new(None);
+
+impl Symbols {
+    fn new(budget: usize) -> Symbols {
+        Symbols {
+            by_addr: HashMap::new(),
+            strings: HashMap::new(),
+            own_dir: None,
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Resolves the addresses of `addrs` that are not cached yet.
+    fn resolve_missing(&mut self, addrs: impl IntoIterator<Item = usize>) {
+        let mut missing: Vec<usize> = addrs
+            .into_iter()
+            .filter(|a| !self.by_addr.contains_key(a))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return;
+        }
+        // The first batch also finds the recorder's own folder, needed to
+        // classify the frames: one pass over the debug information.
+        let probe = self.own_dir.is_none().then(own_probe);
+        let mut batch = missing.clone();
+        batch.extend(probe);
+        let mut resolved = resolve_batch(&batch);
+        if probe.is_some() {
+            let own = resolved.pop().unwrap_or_default();
+            self.own_dir = Some(own_dir_from(&own));
+        }
+        for (addr, raw) in missing.into_iter().zip(resolved) {
+            let frames = self.frames(raw);
+            self.bytes += ENTRY_BYTES + frames.len() * size_of::<SymFrame>();
+            self.by_addr.insert(addr, frames);
+        }
+    }
+
+    /// Interns and classifies an address's frames; an address nothing is
+    /// known about gets one frame without file or function.
+    fn frames(&mut self, raw: Vec<RawFrame>) -> Box<[SymFrame]> {
+        if raw.is_empty() {
+            return Box::new([SymFrame {
+                file: None,
+                line: 0,
+                function: None,
+                class: FrameClass::User,
+            }]);
+        }
+        raw.into_iter()
+            .map(|f| SymFrame {
+                class: classify(
+                    f.file.as_deref(),
+                    f.function.as_deref(),
+                    self.own_dir.as_ref().and_then(Option::as_deref),
+                ),
+                file: f.file.map(|s| self.intern(&s)),
+                line: f.line,
+                function: f.function.map(|s| self.intern(&s)),
+            })
+            .collect()
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.strings.insert(Box::from(s), Arc::clone(&a));
+        // The key's bytes, the shared copy with its two counts, the entry.
+        self.bytes += 2 * s.len() + 2 * size_of::<usize>() + ENTRY_BYTES;
+        a
+    }
+
+    /// Empties the cache if it holds more than its budget.
+    fn trim_to_budget(&mut self) {
+        if self.bytes > self.budget {
+            self.by_addr = HashMap::new();
+            self.strings = HashMap::new();
+            self.bytes = 0;
+        }
+    }
+}
+
+/// A hash map entry's own bytes, as an estimate: a key and a boxed value
+/// (two words each at most), plus the table's control byte and its load
+/// factor rounded up.
+const ENTRY_BYTES: usize = 6 * size_of::<usize>();
 
 /// Runs `f` with the symbol cache, after resolving `addrs` that are not in
 /// it yet. The caller holds the untraced guard (or none).
@@ -40,108 +149,95 @@ pub(crate) fn with_resolved<R>(
     addrs: impl IntoIterator<Item = usize>,
     f: impl FnOnce(&Symbols) -> R,
 ) -> R {
-    let mut symbols = SYMBOLS.lock();
-    {
-        // Everything the symbolizer allocates, here and inside the
-        // `backtrace` crate's caches, counts as the recorder's memory.
-        let _counted = Guard::enter(GUARD_COUNTED);
-        let symbols = symbols.get_or_insert_with(|| Symbols {
-            own_dir: own_source_dir(),
-            ..Symbols::default()
-        });
-        let mut resolved_any = false;
-        for addr in addrs {
-            if !symbols.by_addr.contains_key(&addr) {
-                let frames = resolve(addr, symbols.own_dir.as_deref(), &mut symbols.strings);
-                symbols.by_addr.insert(addr, frames);
-                resolved_any = true;
-            }
-        }
-        // The `backtrace` crate keeps the debug information it parsed for
-        // the next lookup: about 40 MB for the demo's 11 MB binary, which
-        // would stay for the life of the process, 500 bytes per live block
-        // of the demo. The resolved addresses are cached above, so a later
-        // snapshot only parses again when it meets new addresses, which
-        // costs it about as much as the first lookup did (0.1 s there).
-        if resolved_any {
-            backtrace::clear_symbol_cache();
-        }
-    }
-    let symbols = symbols.get_or_insert_with(Symbols::default);
-    f(symbols)
+    with_resolved_budget(CACHE_BUDGET, addrs, f)
 }
 
-fn intern(strings: &mut HashMap<Box<str>, Arc<str>>, s: &str) -> Arc<str> {
-    if let Some(a) = strings.get(s) {
-        return Arc::clone(a);
+fn with_resolved_budget<R>(
+    budget: usize,
+    addrs: impl IntoIterator<Item = usize>,
+    f: impl FnOnce(&Symbols) -> R,
+) -> R {
+    let mut guard = SYMBOLS.lock();
+    {
+        // Everything the symbolizer allocates counts as the recorder's
+        // memory.
+        let _counted = Guard::enter(GUARD_COUNTED);
+        let symbols = guard.get_or_insert_with(|| Symbols::new(budget));
+        symbols.budget = budget;
+        symbols.resolve_missing(addrs);
     }
-    let a: Arc<str> = Arc::from(s);
-    strings.insert(Box::from(s), Arc::clone(&a));
-    a
+    let Some(symbols) = guard.as_mut() else {
+        unreachable!("the cache was created above")
+    };
+    let result = f(symbols);
+    let _counted = Guard::enter(GUARD_COUNTED);
+    symbols.trim_to_budget();
+    result
+}
+
+/// The address whose frames name the recorder's source folder: one past
+/// the entry point of a function of this file (resolution looks up the
+/// byte before the address it is given, as a return address follows its
+/// call), so its first instruction.
+fn own_probe() -> usize {
+    own_dir_from as fn(&[RawFrame]) -> Option<String> as usize + 1
 }
 
 /// The folder of the recorder's sources as the debug info of the running
-/// binary names it, found by symbolizing one of this file's own functions.
+/// binary names it, from the frames of [`own_probe`].
 ///
 /// The path compiled into the recorder (`CARGO_MANIFEST_DIR`) is the one
 /// on the build machine; with `--remap-path-prefix` (as the demo
 /// snapshots use) or a binary built elsewhere, the debug info says
 /// something else, and only the debug info itself tells what.
-fn own_source_dir() -> Option<String> {
-    let mut dir = None;
-    // `resolve` looks up the byte before the address it is given (a return
-    // address follows its call), so one past the function's entry point
-    // resolves to its first instruction.
-    let entry = own_source_dir as fn() -> Option<String> as usize + 1;
-    backtrace::resolve(entry as *mut c_void, |symbol| {
-        // The first symbol reported is the innermost: this function's own
-        // code, not a caller it might be inlined into.
-        if dir.is_none()
-            && let Some(path) = symbol.filename()
-        {
-            let path = path.to_string_lossy().replace('\\', "/");
-            // A bare `src/` (the package's own folder remapped to nothing)
-            // would also be every other package's, the user's too: only a
-            // folder that names the package is the recorder's alone.
-            if let Some(d) = path.strip_suffix("symbolize.rs")
-                && d.ends_with("/src/")
-            {
-                dir = Some(d.to_owned());
-            }
-        }
-    });
-    dir
+fn own_dir_from(frames: &[RawFrame]) -> Option<String> {
+    // The first frame reported is the innermost: this function's own
+    // code, not a caller it might be inlined into.
+    let path = frames.first()?.file.as_deref()?.replace('\\', "/");
+    // A bare `src/` (the package's own folder remapped to nothing) would
+    // also be every other package's, the user's too: only a folder that
+    // names the package is the recorder's alone.
+    let dir = path.strip_suffix("symbolize.rs")?;
+    dir.ends_with("/src/").then(|| dir.to_owned())
 }
 
-fn resolve(
-    addr: usize,
-    own_dir: Option<&str>,
-    strings: &mut HashMap<Box<str>, Arc<str>>,
-) -> Box<[SymFrame]> {
+/// Resolution by the `backtrace` crate, where [`elf`] does not apply.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn resolve_batch(addrs: &[usize]) -> Vec<Vec<RawFrame>> {
+    let out = addrs.iter().map(|&addr| backtrace_frames(addr)).collect();
+    // The `backtrace` crate keeps the debug information it parsed for the
+    // next lookup, tens of megabytes for a large binary, for the life of
+    // the process: the answers are cached above instead.
+    backtrace::clear_symbol_cache();
+    out
+}
+
+/// The frames the `backtrace` crate reports for a return address (it looks
+/// up `addr - 1`: a return address points after the call, which may be the
+/// next line or the next function). On Linux, the tests compare [`elf`]
+/// with it.
+#[cfg(any(test, not(any(target_os = "linux", target_os = "android"))))]
+fn backtrace_frames(addr: usize) -> Vec<RawFrame> {
     let mut frames = Vec::new();
-    // `resolve` looks up `addr - 1`: a return address points after the
-    // call, which may be the next line (or the next function).
-    backtrace::resolve(addr as *mut c_void, |symbol| {
-        let function = symbol.name().map(|n| format!("{n:#}"));
-        let file = symbol.filename().map(|p| p.to_string_lossy().into_owned());
-        let line = symbol.lineno().unwrap_or(0);
-        let class = classify(file.as_deref(), function.as_deref(), own_dir);
-        frames.push(SymFrame {
-            file: file.map(|f| intern(strings, &f)),
-            line,
-            function: function.map(|f| intern(strings, &f)),
-            class,
+    backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
+        frames.push(RawFrame {
+            function: symbol.name().map(|n| format!("{n:#}")),
+            file: symbol.filename().map(|p| p.to_string_lossy().into_owned()),
+            line: symbol.lineno().unwrap_or(0),
         });
     });
-    if frames.is_empty() {
-        frames.push(SymFrame {
-            file: None,
-            line: 0,
-            function: None,
-            class: FrameClass::User,
-        });
-    }
-    frames.into_boxed_slice()
+    frames
+}
+
+/// One frame of a resolved address, owned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RawFrame {
+    /// The demangled function name (without its hash).
+    function: Option<String>,
+    /// The source file, as the debug information names it.
+    file: Option<String>,
+    /// The line, 0 when unknown.
+    line: u32,
 }
 
 /// The recorder's own sources, as the build machine names them. Inlined
@@ -247,6 +343,43 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_keeps_to_its_budget() {
+        let addrs = [
+            classify as fn(Option<&str>, Option<&str>, Option<&str>) -> FrameClass as usize + 1,
+            trim as fn(&mut Vec<&SymFrame>) as usize + 1,
+            own_probe as fn() -> usize as usize + 1,
+        ];
+        let mut symbols = Symbols::new(usize::MAX);
+        symbols.resolve_missing(addrs);
+        let full = symbols.bytes;
+        assert_eq!(symbols.by_addr.len(), 3);
+        assert!(full > 3 * ENTRY_BYTES, "{full}");
+        let name = |s: &Symbols, a| s.by_addr[&a][0].function.as_deref().map(str::to_owned);
+        assert_eq!(
+            name(&symbols, addrs[1]).as_deref(),
+            Some("tracemalloc::symbolize::trim")
+        );
+        // Cached addresses are not resolved (nor counted) again.
+        symbols.resolve_missing(addrs);
+        assert_eq!(symbols.bytes, full);
+        symbols.trim_to_budget();
+        assert_eq!(symbols.bytes, full);
+        // Over the budget, everything goes; the next snapshot resolves
+        // its addresses again, to the same frames.
+        symbols.budget = full - 1;
+        symbols.trim_to_budget();
+        assert_eq!(symbols.bytes, 0);
+        assert!(symbols.by_addr.is_empty() && symbols.strings.is_empty());
+        symbols.resolve_missing(addrs);
+        assert_eq!(symbols.bytes, full);
+
+        // Through the entry point: the snapshot's closure sees every
+        // address, whatever the budget.
+        let names = with_resolved_budget(1, addrs, |s| addrs.map(|a| name(s, a)));
+        assert!(names.iter().all(Option::is_some), "{names:?}");
+    }
+
+    #[test]
     fn classification() {
         let c = |file, function| classify(file, function, None);
         assert_eq!(
@@ -323,7 +456,8 @@ mod tests {
     fn the_recorder_finds_its_own_sources_in_the_debug_info() {
         // The tests are built with debug info and without path remapping,
         // so the folder found at run time is the one compiled in.
-        assert_eq!(own_source_dir().as_deref(), Some(RECORDER_SRC));
+        let frames = resolve_batch(&[own_probe()]);
+        assert_eq!(own_dir_from(&frames[0]).as_deref(), Some(RECORDER_SRC));
     }
 
     #[test]
