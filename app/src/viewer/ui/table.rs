@@ -215,7 +215,10 @@ pub fn table_ui(
         .map(|&(column, name, _)| number_column_width(ui, column, name))
         .collect();
     let mut builder = TableBuilder::new(ui)
-        .id_salt("groups")
+        // One memory of column widths per metric: a resizable table keeps
+        // the widths it first had, and the history metrics' headers
+        // ("Bytes allocated") are wider than "Size".
+        .id_salt(("groups", view.metric()))
         .striped(true)
         .resizable(true)
         .sense(Sense::click())
