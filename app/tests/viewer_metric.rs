@@ -13,6 +13,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use tracemalloc_format::Metric;
+use tracemalloc_viewer::viewer::export::ExportKind;
 use tracemalloc_viewer::viewer::{Command, ViewerApp};
 
 use support::{settle, viewer, write_history_snapshot};
@@ -144,7 +145,7 @@ fn each_metric_puts_its_own_line_on_top() {
 
 #[test]
 fn the_flame_graph_and_the_annotated_source_follow_the_metric() {
-    let (_dir, path) = history_dir();
+    let (dir, path) = history_dir();
     let mut harness = viewer(vec![path]);
     click(&mut harness, "Allocated");
     // The details panel annotates parse.rs with its allocations.
@@ -168,6 +169,18 @@ fn the_flame_graph_and_the_annotated_source_follow_the_metric() {
         result.flame.as_ref().expect("the flame tree").tree.value(0)
     };
     assert_eq!(value(&harness), 20_296);
+    // Its folded stacks too.
+    let folded = dir.path().join("allocated.folded");
+    harness.state_mut().apply(Command::Export {
+        kind: ExportKind::FoldedStacks,
+        path: folded.clone(),
+    });
+    settle(&mut harness);
+    let stacks = std::fs::read_to_string(&folded).expect("the export is written");
+    assert!(
+        stacks.contains("main (src/main.rs:1);parse (src/parse.rs:9) 16000\n"),
+        "{stacks}"
+    );
     click(&mut harness, "Peak");
     assert_eq!(value(&harness), 4096 + 200 + 16);
     click(&mut harness, "Live");

@@ -247,6 +247,7 @@ impl ViewerApp {
                         old: self.state.compare_snapshot().map(tree_input),
                         hide_std_frames: self.state.settings.hide_std_frames,
                         filters: self.state.spec.filters.clone(),
+                        metric: self.state.effective_metric(),
                         weight: self.state.settings.flame_weight,
                     }
                 }
