@@ -2,6 +2,9 @@
 # Takes the README's screenshots: the real viewer, in a virtual X display,
 # on the bundled demo snapshots, one scripted scene per picture
 # (TRACEMALLOC_VIEWER_SCENE, see app/src/viewer/screenshot_scene.rs).
+# The "metric" scene opens a snapshot with an allocation history written by
+# app/examples/history_snapshot.rs (made-up numbers, until the recorder
+# writes histories).
 #
 # Needs Xvfb, xdotool and ImageMagick's `import`
 # (apt-get install xvfb xdotool imagemagick) and Mesa's software OpenGL
@@ -29,7 +32,7 @@ out="${1:-$root/screenshots}"
 shift || true
 scenes=("$@")
 if [ ${#scenes[@]} -eq 0 ]; then
-    scenes=(compare filters traceback charts timeline growing flamegraph annotated)
+    scenes=(compare filters traceback charts timeline growing flamegraph annotated metric)
 fi
 for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null || {
@@ -54,6 +57,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+cargo run --manifest-path "$root/Cargo.toml" --release -q -p tracemalloc-viewer \
+    --example history_snapshot -- "$work/logparse.tmsnap"
 export DISPLAY="$display"
 for _ in $(seq 50); do
     xdotool getmouselocation >/dev/null 2>&1 && break
@@ -66,7 +71,9 @@ export XDG_DATA_HOME="$work/data"
 cd "$root"
 
 for scene in "${scenes[@]}"; do
-    TRACEMALLOC_VIEWER_SCENE=$scene "$bin" 2>"$work/$scene.log" &
+    files=()
+    [ "$scene" = metric ] && files=("$work/logparse.tmsnap")
+    TRACEMALLOC_VIEWER_SCENE=$scene "$bin" "${files[@]}" 2>"$work/$scene.log" &
     viewer=$!
     window=""
     for _ in $(seq 100); do

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracemalloc_format::flame::{FlameTree, FlameWeight};
-use tracemalloc_format::{KeyType, Metadata, Snapshot, SnapshotBuilder, Timestamp};
+use tracemalloc_format::{KeyType, Metadata, Metric, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::analysis::{Analysis, AnalysisRequest, AnalysisResult, Input};
 use tracemalloc_viewer::viewer::session::SnapshotId;
 use tracemalloc_viewer::viewer::timeline_service::{
@@ -219,6 +219,7 @@ fn timeline_scenario(snapshots: Vec<Snapshot>, extra: Snapshot) {
         points,
         hide_std_frames: true,
         filters: Vec::new(),
+        metric: Metric::Live,
         key_type: KeyType::Lineno,
         cumulative: false,
     };

@@ -4,64 +4,14 @@
 // Test helpers outside #[test] functions: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
-use tracemalloc_format::{HistoryRow, Metadata, SnapshotBuilder};
 
 mod support;
 
 use support::cli::{arg, in_process_ok, run_in_process};
-
-/// A recording with history: `src/keep.rs:3` keeps one of its two 100-byte
-/// blocks; `src/parse.rs:9` allocated 1,000 temporary 16-byte blocks;
-/// `src/spike.rs:5` allocated one 4 KiB block, live at the peak and freed
-/// before the snapshot. `main.rs:1` calls all three.
-fn write_history_snapshot(dir: &Path) -> PathBuf {
-    let mut b = SnapshotBuilder::new(4);
-    let main = b.intern_frame("src/main.rs", 1, Some("main")).unwrap();
-    let keep = b.intern_frame("src/keep.rs", 3, Some("keep")).unwrap();
-    let parse = b.intern_frame("src/parse.rs", 9, Some("parse")).unwrap();
-    let spike = b.intern_frame("src/spike.rs", 5, Some("spike")).unwrap();
-    let kept = b.intern_traceback(&[keep, main], None).unwrap();
-    let parsed = b.intern_traceback(&[parse, main], None).unwrap();
-    let spiked = b.intern_traceback(&[spike, main], None).unwrap();
-    b.push_trace(0, 100, kept).unwrap();
-    let rows = [
-        HistoryRow {
-            allocated_blocks: 2,
-            allocated_bytes: 200,
-            freed_blocks: 1,
-            peak_blocks: 2,
-            peak_bytes: 200,
-            ..HistoryRow::new(0, kept)
-        },
-        HistoryRow {
-            allocated_blocks: 1000,
-            allocated_bytes: 16_000,
-            freed_blocks: 1000,
-            temporary_blocks: 1000,
-            temporary_bytes: 16_000,
-            peak_blocks: 1,
-            peak_bytes: 16,
-            ..HistoryRow::new(0, parsed)
-        },
-        HistoryRow {
-            allocated_blocks: 1,
-            allocated_bytes: 4096,
-            freed_blocks: 1,
-            peak_blocks: 1,
-            peak_bytes: 4096,
-            ..HistoryRow::new(0, spiked)
-        },
-    ];
-    for row in rows {
-        b.push_history(row).unwrap();
-    }
-    let path = dir.join("history.tmsnap");
-    b.finish(Metadata::default()).dump(&path).unwrap();
-    path
-}
+use support::write_history_snapshot;
 
 fn stats(path: &Path, extra: &[&str]) -> String {
     let mut args = vec!["stats", arg(path)];

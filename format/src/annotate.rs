@@ -29,7 +29,7 @@
 //! ```
 
 use crate::rows::{View, ViewRow};
-use crate::stats::KeyType;
+use crate::stats::{KeyType, Metric};
 
 /// A line's (or a file's) memory in the shown snapshot, and its
 /// differences to the compared one (zero when not comparing).
@@ -83,6 +83,7 @@ pub struct LineAnnotation {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileAnnotation {
     filename: String,
+    metric: Metric,
     comparison: bool,
     /// Sorted by line number.
     lines: Vec<LineAnnotation>,
@@ -94,14 +95,18 @@ impl FileAnnotation {
     /// The lines of `filename` (as the snapshot records it) from a
     /// non-cumulative `lineno` view (`here`) and a cumulative one
     /// (`through`) of the same snapshots. Lines with no memory in either
-    /// view are left out.
+    /// view are left out. The amounts are the views' metric
+    /// ([`Grouping::new_by`](crate::rows::Grouping::new_by)): bytes
+    /// allocated, temporary or at the peak at each line, when the views
+    /// were grouped by such a metric.
     ///
     /// # Panics
     /// If the views are not `lineno` views, non-cumulative and cumulative,
-    /// both comparisons or both not.
+    /// both comparisons or both not, of the same metric.
     pub fn new(here: &View, through: &View, filename: &str) -> FileAnnotation {
         assert!(
-            here.key_type() == KeyType::Lineno
+            here.metric() == through.metric()
+                && here.key_type() == KeyType::Lineno
                 && through.key_type() == KeyType::Lineno
                 && !here.cumulative()
                 && through.cumulative()
@@ -155,11 +160,17 @@ impl FileAnnotation {
         let max_here = merged.iter().map(|l| l.here.size).max().unwrap_or(0);
         FileAnnotation {
             filename: filename.to_owned(),
+            metric: here.metric(),
             comparison: here.is_comparison(),
             lines: merged,
             here_total,
             max_here,
         }
+    }
+
+    /// What the lines' amounts measure.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// The file, as recorded.
@@ -284,6 +295,56 @@ mod tests {
                 .lines()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn lines_carry_the_views_metric() {
+        use crate::stats::tests::snapshot_with_history;
+
+        let s = snapshot_with_history();
+        let view = |metric, cumulative| {
+            View::plain(&Grouping::new_by(&s, metric, KeyType::Lineno, cumulative).unwrap())
+        };
+        let a = FileAnnotation::new(
+            &view(Metric::Temporary, false),
+            &view(Metric::Temporary, true),
+            "a.py",
+        );
+        assert_eq!(a.metric(), Metric::Temporary);
+        let lines: Vec<(u32, u64, u64)> = a
+            .lines()
+            .iter()
+            .map(|l| (l.lineno, l.here.size, l.here.count))
+            .collect();
+        assert_eq!(lines, [(2, 30, 3), (5, 6400, 100)]);
+        let b = FileAnnotation::new(
+            &view(Metric::Temporary, false),
+            &view(Metric::Temporary, true),
+            "b.py",
+        );
+        assert_eq!(
+            b.line(4).map(|l| (l.through.size, l.through.count)),
+            Some((6430, 103))
+        );
+        let live = FileAnnotation::new(
+            &view(Metric::Live, false),
+            &view(Metric::Live, true),
+            "a.py",
+        );
+        assert_eq!(live.metric(), Metric::Live);
+        assert_eq!(live.lines().len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "a file is annotated from")]
+    fn views_of_two_metrics_are_refused() {
+        use crate::stats::tests::snapshot_with_history;
+
+        let s = snapshot_with_history();
+        let here =
+            View::plain(&Grouping::new_by(&s, Metric::Peak, KeyType::Lineno, false).unwrap());
+        let through = View::plain(&Grouping::new(&s, KeyType::Lineno, true).unwrap());
+        FileAnnotation::new(&here, &through, "a.py");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Frame, FrameId, FrameRef, Snapshot, StringId, Tables, Traceback, TracebackId};
-use crate::stats::{AnalysisError, GroupKey, KeyType, Totals};
+use crate::stats::{AnalysisError, GroupKey, KeyType, Metric, Totals};
 
 /// The separator between frames in a traceback's one-line source text,
 /// most recent frame first: `a.rs:3 ← b.rs:9`.
@@ -82,6 +82,7 @@ impl From<GroupKey> for RowKey {
 #[derive(Debug)]
 pub struct Grouping {
     tables: Arc<Tables>,
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
     keys: Vec<RowKey>,
@@ -91,22 +92,41 @@ pub struct Grouping {
 }
 
 impl Grouping {
-    /// Groups a snapshot as [`Snapshot::statistics`] does.
+    /// Groups a snapshot as [`Snapshot::statistics`] does (live blocks).
     pub fn new(
         snapshot: &Snapshot,
         key_type: KeyType,
         cumulative: bool,
     ) -> Result<Grouping, AnalysisError> {
-        let (keys, amounts) = snapshot.group_totals_unsorted(key_type, cumulative)?;
+        Grouping::new_by(snapshot, Metric::Live, key_type, cumulative)
+    }
+
+    /// Groups a snapshot as [`Snapshot::statistics_by`] does: each group's
+    /// size and count are `metric`'s bytes and blocks, and the total is
+    /// [`Snapshot::totals_by`]. A history metric of a snapshot without
+    /// history is [`AnalysisError::NoHistory`], never rows of zeros.
+    pub fn new_by(
+        snapshot: &Snapshot,
+        metric: Metric,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<Grouping, AnalysisError> {
+        let (keys, amounts) = snapshot.group_totals_unsorted_by(metric, key_type, cumulative)?;
         Ok(Grouping {
             tables: Arc::clone(snapshot.shared_tables()),
+            metric,
             key_type,
             cumulative,
             keys: keys.into_iter().map(RowKey::from).collect(),
             amounts,
-            total: snapshot.totals(),
+            total: snapshot.totals_by(metric)?,
             trace_count: snapshot.traces().len(),
         })
+    }
+
+    /// What the groups' sizes and counts measure.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// Number of groups.
@@ -215,6 +235,7 @@ pub enum ChartMetric {
 /// the same key).
 #[derive(Debug)]
 pub struct View {
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
     new_tables: Arc<Tables>,
@@ -288,6 +309,7 @@ impl View {
             })
             .collect();
         let mut view = View {
+            metric: grouping.metric,
             key_type: grouping.key_type,
             cumulative: grouping.cumulative,
             new_tables: Arc::clone(&grouping.tables),
@@ -309,15 +331,16 @@ impl View {
     /// `traceback`.
     ///
     /// # Panics
-    /// If the two groupings differ in key type or cumulative mode.
+    /// If the two groupings differ in metric, key type or cumulative mode.
     pub fn compare(new: &Grouping, old: &Grouping) -> View {
         assert_eq!(
-            (new.key_type, new.cumulative),
-            (old.key_type, old.cumulative),
+            (new.metric, new.key_type, new.cumulative),
+            (old.metric, old.key_type, old.cumulative),
             "both snapshots must be grouped the same way"
         );
         let rows = join(new, old);
         let mut view = View {
+            metric: new.metric,
             key_type: new.key_type,
             cumulative: new.cumulative,
             new_tables: Arc::clone(&new.tables),
@@ -331,6 +354,11 @@ impl View {
         };
         view.sort_cpython();
         view
+    }
+
+    /// What the rows' sizes and counts measure.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// How the rows are grouped.

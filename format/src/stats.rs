@@ -573,19 +573,11 @@ impl Snapshot {
         Ok(diffs)
     }
 
-    /// The groups of [`Snapshot::statistics`] before they are materialized
-    /// and sorted: each group's key (in this snapshot's ids) and totals, in
-    /// table order. The viewer's analysis (`crate::rows`) builds on this so
-    /// that its rows have exactly the statistics' groups.
-    pub(crate) fn group_totals_unsorted(
-        &self,
-        key_type: KeyType,
-        cumulative: bool,
-    ) -> Result<(Vec<GroupKey>, Vec<Totals>), AnalysisError> {
-        self.group_totals_unsorted_by(Metric::Live, key_type, cumulative)
-    }
-
-    /// [`Snapshot::group_totals_unsorted`] of any metric.
+    /// The groups of [`Snapshot::statistics_by`] before they are
+    /// materialized and sorted: each group's key (in this snapshot's ids)
+    /// and `metric`'s totals, in table order. The viewer's analysis
+    /// (`crate::rows`), the timeline and the flame graph build on this so
+    /// that their groups are exactly the statistics' groups.
     pub(crate) fn group_totals_unsorted_by(
         &self,
         metric: Metric,
@@ -887,4 +879,4 @@ fn signed_diff(new: u64, old: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

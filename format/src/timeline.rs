@@ -41,13 +41,14 @@ use rustc_hash::FxHashMap;
 
 use crate::model::{Frame, Snapshot, Tables, Timestamp, Traceback};
 use crate::rows::FRAME_SEPARATOR;
-use crate::stats::{AnalysisError, GroupKey, KeyType, Totals};
+use crate::stats::{AnalysisError, GroupKey, KeyType, Metric, Totals};
 
 /// One snapshot's groups, for a [`Timeline`]: what
 /// [`Snapshot::statistics`] computes, unsorted, with keys as ids.
 #[derive(Debug)]
 pub struct SnapshotGroups {
     tables: Arc<Tables>,
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
     keys: Vec<GroupKey>,
@@ -56,21 +57,39 @@ pub struct SnapshotGroups {
 }
 
 impl SnapshotGroups {
-    /// Groups a snapshot as [`Snapshot::statistics`] does.
+    /// Groups a snapshot as [`Snapshot::statistics`] does (live blocks).
     pub fn new(
         snapshot: &Snapshot,
         key_type: KeyType,
         cumulative: bool,
     ) -> Result<SnapshotGroups, AnalysisError> {
-        let (keys, amounts) = snapshot.group_totals_unsorted(key_type, cumulative)?;
+        SnapshotGroups::new_by(snapshot, Metric::Live, key_type, cumulative)
+    }
+
+    /// Groups a snapshot as [`Snapshot::statistics_by`] does: sizes,
+    /// counts and the total are `metric`'s. A history metric of a snapshot
+    /// without history is [`AnalysisError::NoHistory`].
+    pub fn new_by(
+        snapshot: &Snapshot,
+        metric: Metric,
+        key_type: KeyType,
+        cumulative: bool,
+    ) -> Result<SnapshotGroups, AnalysisError> {
+        let (keys, amounts) = snapshot.group_totals_unsorted_by(metric, key_type, cumulative)?;
         Ok(SnapshotGroups {
             tables: Arc::clone(snapshot.shared_tables()),
+            metric,
             key_type,
             cumulative,
             keys,
             amounts,
-            total: snapshot.totals(),
+            total: snapshot.totals_by(metric)?,
         })
+    }
+
+    /// What the groups' sizes and counts measure.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// Number of groups.
@@ -120,6 +139,7 @@ pub struct Growth {
 /// Snapshots' totals and groups over time (see the module documentation).
 #[derive(Debug)]
 pub struct Timeline {
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
     times: Vec<Option<Timestamp>>,
@@ -144,19 +164,22 @@ impl Timeline {
     /// time order), each with the time it was taken, where known.
     ///
     /// # Panics
-    /// If the groupings differ in key type or cumulative mode.
+    /// If the groupings differ in metric, key type or cumulative mode.
     pub fn new(points: &[(&SnapshotGroups, Option<Timestamp>)]) -> Timeline {
-        let (key_type, cumulative) = points.first().map_or((KeyType::Lineno, false), |(g, _)| {
-            (g.key_type, g.cumulative)
-        });
+        let (metric, key_type, cumulative) = points
+            .first()
+            .map_or((Metric::Live, KeyType::Lineno, false), |(g, _)| {
+                (g.metric, g.key_type, g.cumulative)
+            });
         assert!(
-            points
-                .iter()
-                .all(|(g, _)| (g.key_type, g.cumulative) == (key_type, cumulative)),
+            points.iter().all(
+                |(g, _)| (g.metric, g.key_type, g.cumulative) == (metric, key_type, cumulative)
+            ),
             "every snapshot must be grouped the same way"
         );
         let n = points.len();
         let mut t = Timeline {
+            metric,
             key_type,
             cumulative,
             times: points.iter().map(|&(_, time)| time).collect(),
@@ -340,6 +363,11 @@ impl Timeline {
             }
         };
         frames(a).cmp(&frames(b))
+    }
+
+    /// What the series and totals measure.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// How the snapshots were grouped.
@@ -583,6 +611,47 @@ mod tests {
             })
             .collect();
         Timeline::new(&points)
+    }
+
+    #[test]
+    fn groups_and_totals_follow_the_metric() {
+        use crate::stats::tests::snapshot_with_history;
+
+        let a5_key = Traceback {
+            frames: vec![Frame::new("a.py", 5)],
+            total_nframe: None,
+        };
+        let s = snapshot_with_history();
+        let live = SnapshotGroups::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
+        let temporary =
+            SnapshotGroups::new_by(&s, Metric::Temporary, KeyType::Lineno, false).unwrap();
+        assert_eq!(live.total(), s.totals());
+        assert_eq!(temporary.total(), s.totals_by(Metric::Temporary).unwrap());
+        assert_eq!(temporary.metric(), Metric::Temporary);
+        let t = Timeline::new(&[(&temporary, None), (&temporary, None)]);
+        assert_eq!(t.metric(), Metric::Temporary);
+        let a5 = t.find(&a5_key).unwrap();
+        assert_eq!(t.size_series(a5), [6400, 6400]);
+        assert_eq!(t.count_series(a5), [100, 100]);
+        // a.py:5 holds nothing live: it is no group of the live timeline.
+        let t = Timeline::new(&[(&live, None)]);
+        assert_eq!(t.find(&a5_key), None);
+        let bare = snap(&[(1, &[MAIN])], false);
+        assert_eq!(
+            SnapshotGroups::new_by(&bare, Metric::Peak, KeyType::Lineno, false).unwrap_err(),
+            AnalysisError::NoHistory(Metric::Peak)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "grouped the same way")]
+    fn metrics_are_not_merged() {
+        use crate::stats::tests::snapshot_with_history;
+
+        let s = snapshot_with_history();
+        let live = SnapshotGroups::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
+        let peak = SnapshotGroups::new_by(&s, Metric::Peak, KeyType::Lineno, false).unwrap();
+        Timeline::new(&[(&live, None), (&peak, None)]);
     }
 
     #[test]

@@ -10,11 +10,11 @@
 //! |---|---|---|
 //! | hide std frames | snapshot | `pipeline::hide_std_frames` |
 //! | filter | snapshot, hide, filters | `pipeline::filtered` |
-//! | group | ..., key type, cumulative | `Grouping::new` |
+//! | group | ..., metric, key type, cumulative | `Grouping::new_by` |
 //! | join | both groupings | `View::plain` / `View::compare` |
 //! | sort | view, column, direction | `View::sorted` |
 //! | search | sorted, needle | `View::search` |
-//! | flame tree | both filtered snapshots, weight | `FlameTree::new` |
+//! | flame tree | both filtered snapshots, metric, weight | `FlameTree::new_by` |
 //! | flame search | tree, needle | `FlameTree::search` |
 //! | annotation | both `lineno` views, file | `FileAnnotation::new` |
 //!
@@ -33,7 +33,7 @@ use tracemalloc_format::annotate::FileAnnotation;
 use tracemalloc_format::flame::{FlameMatches, FlameTree, FlameWeight};
 use tracemalloc_format::pipeline;
 use tracemalloc_format::rows::{ChartMetric, Grouping, View};
-use tracemalloc_format::{KeyType, Snapshot, TraceFilter, Traceback};
+use tracemalloc_format::{KeyType, Metric, Snapshot, TraceFilter, Traceback};
 
 use super::loader::Notify;
 use super::request_thread::{Latest, LatestRequest, LatestResult};
@@ -65,6 +65,10 @@ pub struct AnalysisRequest {
     pub hide_std_frames: bool,
     /// Filters for both snapshots.
     pub filters: Vec<TraceFilter>,
+    /// What the rows, charts, flame graph and annotation measure: live
+    /// blocks, or a metric of the allocation history (the format crate
+    /// refuses one that a snapshot lacks, with the reason).
+    pub metric: Metric,
     /// Grouping.
     pub key_type: KeyType,
     /// Cumulative mode.
@@ -99,6 +103,7 @@ impl AnalysisRequest {
             old,
             hide_std_frames: true,
             filters: Vec::new(),
+            metric: Metric::Live,
             key_type: KeyType::Lineno,
             cumulative: false,
             sort: Sort::default_for(comparing),
@@ -118,6 +123,7 @@ impl AnalysisRequest {
             && self.old.as_ref().map(|o| o.id) == other.old.as_ref().map(|o| o.id)
             && self.hide_std_frames == other.hide_std_frames
             && self.filters == other.filters
+            && self.metric == other.metric
             && self.key_type == other.key_type
             && self.cumulative == other.cumulative
             && self.sort == other.sort
@@ -350,6 +356,7 @@ struct FilterKey {
 #[derive(Clone, Debug, PartialEq)]
 struct GroupKey {
     filtered: FilterKey,
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
 }
@@ -431,7 +438,7 @@ fn prepare_from(stage: &Stage, filters: &[TraceFilter], timings: &mut Timings) -
 }
 
 impl GroupJob {
-    fn run(&self, key_type: KeyType, cumulative: bool) -> Result<Done> {
+    fn run(&self, metric: Metric, key_type: KeyType, cumulative: bool) -> Result<Done> {
         let mut timings = Timings::default();
         if let Stage::Grouped(g) = &self.start {
             return Ok(Done {
@@ -443,7 +450,12 @@ impl GroupJob {
         }
         let prepared = prepare_from(&self.start, &self.filters, &mut timings)?;
         let start = Instant::now();
-        let grouping = Arc::new(Grouping::new(&prepared.ready, key_type, cumulative)?);
+        let grouping = Arc::new(Grouping::new_by(
+            &prepared.ready,
+            metric,
+            key_type,
+            cumulative,
+        )?);
         timings.group = start.elapsed();
         Ok(Done {
             trimmed: prepared.trimmed,
@@ -459,6 +471,7 @@ impl GroupJob {
 struct FlameKey {
     new: FilterKey,
     old: Option<FilterKey>,
+    metric: Metric,
     weight: FlameWeight,
 }
 
@@ -510,6 +523,7 @@ impl Worker {
         };
         let key = GroupKey {
             filtered: filter_key.clone(),
+            metric: request.metric,
             key_type,
             cumulative,
         };
@@ -584,6 +598,7 @@ impl Worker {
         cumulative: bool,
         t: &mut Timings,
     ) -> Result<(ViewKey, Arc<View>)> {
+        let metric = request.metric;
         let new_job = self.plan(&request.new, request, key_type, cumulative);
         let old_job = request
             .old
@@ -594,9 +609,9 @@ impl Worker {
             let old = old_job.as_ref().map(|job| {
                 std::thread::Builder::new()
                     .name("analysis-old".to_owned())
-                    .spawn_scoped(s, || job.run(key_type, cumulative))
+                    .spawn_scoped(s, || job.run(metric, key_type, cumulative))
             });
-            let new = new_job.run(key_type, cumulative);
+            let new = new_job.run(metric, key_type, cumulative);
             let old = old.map(|spawned| match spawned {
                 Ok(handle) => handle.join().unwrap_or_else(|_| {
                     Err(anyhow::anyhow!("the analysis of the old snapshot crashed"))
@@ -604,7 +619,7 @@ impl Worker {
                 // No thread: do it here.
                 Err(_) => old_job.as_ref().map_or_else(
                     || Err(anyhow::anyhow!("no old snapshot")),
-                    |job| job.run(key_type, cumulative),
+                    |job| job.run(metric, key_type, cumulative),
                 ),
             });
             (new, old.transpose())
@@ -652,12 +667,18 @@ impl Worker {
         let key = FlameKey {
             new: new_key,
             old: old.as_ref().map(|(k, _)| k.clone()),
+            metric: request.metric,
             weight,
         };
         let tree = self.flames.get_or_try(key.clone(), &mut t.flame, || {
-            FlameTree::new(&new, old.as_ref().map(|(_, s)| &**s), weight)
-                .map(Arc::new)
-                .context("cannot build the traceback tree")
+            FlameTree::new_by(
+                &new,
+                old.as_ref().map(|(_, s)| &**s),
+                request.metric,
+                weight,
+            )
+            .map(Arc::new)
+            .context("cannot build the traceback tree")
         })?;
         let needle = request.flame_search.trim().to_owned();
         let matches = if needle.is_empty() {
@@ -849,6 +870,81 @@ mod tests {
         let matches = flame2.matches.unwrap();
         assert_eq!((matches.nodes, matches.total.size), (1, 10));
         assert!(Arc::ptr_eq(&annotation, &searched.annotation.unwrap()));
+    }
+
+    /// `a.rs:1` keeps one 30-byte block; `b.rs:2` allocated a hundred
+    /// 8-byte blocks, all freed.
+    fn history_input(id: u64) -> Input {
+        use tracemalloc_format::{HistoryRow, Metadata, SnapshotBuilder};
+        let mut b = SnapshotBuilder::new(5);
+        let a = b.intern_frame("a.rs", 1, None).unwrap();
+        let churn = b.intern_frame("b.rs", 2, None).unwrap();
+        let kept = b.intern_traceback(&[a], None).unwrap();
+        let freed = b.intern_traceback(&[churn], None).unwrap();
+        b.push_trace(0, 30, kept).unwrap();
+        for row in [
+            HistoryRow {
+                allocated_blocks: 1,
+                allocated_bytes: 30,
+                peak_blocks: 1,
+                peak_bytes: 30,
+                ..HistoryRow::new(0, kept)
+            },
+            HistoryRow {
+                allocated_blocks: 100,
+                allocated_bytes: 800,
+                freed_blocks: 100,
+                temporary_blocks: 100,
+                temporary_bytes: 800,
+                ..HistoryRow::new(0, freed)
+            },
+        ] {
+            b.push_history(row).unwrap();
+        }
+        let snapshot = b.finish(Metadata::default());
+        Input {
+            id: SnapshotId(id),
+            has_untrimmed_frames: snapshot.has_untrimmed_frames(),
+            snapshot: Arc::new(snapshot),
+        }
+    }
+
+    #[test]
+    fn the_metric_is_part_of_every_cache_key() {
+        let mut w = Worker::default();
+        let mut req = request(history_input(1), None);
+        req.flame = Some(FlameWeight::Bytes);
+        req.annotate = Some("b.rs".to_owned());
+        let live = w.run(req.clone()).unwrap();
+        assert_eq!(live.view.source_text(live.order[0] as usize), "a.rs:1");
+        assert_eq!(live.flame.as_ref().unwrap().tree.value(0), 30);
+        assert!(live.annotation.as_ref().unwrap().lines().is_empty());
+
+        req.metric = Metric::Allocated;
+        assert!(!req.same_work(&live.request));
+        let allocated = w.run(req.clone()).unwrap();
+        assert_eq!(allocated.view.metric(), Metric::Allocated);
+        let top = allocated.order[0] as usize;
+        assert_eq!(allocated.view.source_text(top), "b.rs:2");
+        assert_eq!(allocated.view.rows()[top].count, 100);
+        assert_eq!(allocated.flame.as_ref().unwrap().tree.value(0), 830);
+        let line = *allocated.annotation.as_ref().unwrap().line(2).unwrap();
+        assert_eq!((line.here.size, line.here.count), (800, 100));
+
+        // Back to live: the cached live results, not the allocated ones.
+        req.metric = Metric::Live;
+        let again = w.run(req).unwrap();
+        assert!(Arc::ptr_eq(&again.view, &live.view));
+        assert_eq!(again.flame.unwrap().tree.value(0), 30);
+    }
+
+    #[test]
+    fn a_history_metric_without_history_is_an_error_naming_why() {
+        let mut w = Worker::default();
+        let mut req = request(input(1, &[(1, &[("a.rs", 1)])]), None);
+        req.metric = Metric::Peak;
+        let err = format!("{:#}", w.run(req).unwrap_err());
+        assert!(err.contains("needs an allocation history"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tracemalloc_format::{Filter, TraceFilter};
+use tracemalloc_format::{Filter, Metric, TraceFilter};
 
 use super::analysis::AnalysisResult;
 use super::loader::Loader;
@@ -21,6 +21,16 @@ use super::timeline_service::TimelineResult;
 /// The fewest snapshots the timeline is shown for: with two, the table's
 /// comparison already says everything.
 pub const TIMELINE_MIN_SNAPSHOTS: usize = 3;
+
+/// Why the metric picker offers only live blocks for a snapshot without
+/// allocation history.
+pub const NO_HISTORY: &str = "this snapshot has no allocation history \
+     (CPython pickles and version 1 files record only live blocks)";
+
+/// Why the metric picker offers only live blocks when one of the compared
+/// snapshots has no allocation history.
+pub const NO_HISTORY_COMPARED: &str = "one of the compared snapshots has no allocation history \
+     (CPython pickles and version 1 files record only live blocks)";
 
 /// How long a message that is not an error stays in the status bar.
 pub const MESSAGE_TIME: Duration = Duration::from_secs(6);
@@ -167,7 +177,11 @@ impl AppState {
     /// settings kept between runs. It needs no egui or eframe context, so
     /// tests can build one and draw it or change it directly.
     pub fn new(settings: Settings) -> AppState {
+        // The metric is not a setting: a history metric would be refused
+        // by the next file without history, so every run starts with live
+        // blocks, tracemalloc's view.
         let spec = ViewSpec {
+            metric: Metric::Live,
             key_type: settings.key_type,
             cumulative: settings.cumulative,
             filters: Vec::new(),
@@ -215,6 +229,45 @@ impl AppState {
             .into_iter()
             .flatten()
             .any(|s| s.info.has_hideable_frames)
+    }
+
+    /// Why the history metrics cannot be shown for the shown snapshots
+    /// (one of them has no allocation history), or `None` when they can.
+    pub fn metric_unavailable_reason(&self) -> Option<&'static str> {
+        let shown = [self.current_snapshot(), self.compare_snapshot()];
+        let lacking = shown
+            .into_iter()
+            .flatten()
+            .any(|s| s.snapshot.history().is_none());
+        let any = shown.into_iter().flatten().next().is_some();
+        if !any {
+            Some("no snapshot is shown")
+        } else if !lacking {
+            None
+        } else if self.compare_snapshot().is_some() {
+            Some(NO_HISTORY_COMPARED)
+        } else {
+            Some(NO_HISTORY)
+        }
+    }
+
+    /// The metric the shown numbers measure: the chosen one, or live
+    /// blocks when a shown snapshot has no history.
+    pub fn effective_metric(&self) -> Metric {
+        self.spec
+            .effective_metric(self.metric_unavailable_reason().is_none())
+    }
+
+    /// The metric the timeline measures: the chosen one when every open
+    /// snapshot has a history (the timeline merges them all), live blocks
+    /// otherwise.
+    pub fn timeline_metric(&self) -> Metric {
+        let all = self
+            .session
+            .snapshots()
+            .iter()
+            .all(|s| s.snapshot.history().is_some());
+        self.spec.effective_metric(all)
     }
 
     /// The shown result's selected position in the table, if the result

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tracemalloc_format::dhat::DhatPoint;
 use tracemalloc_format::flame::FlameWeight;
 use tracemalloc_format::rows::SortColumn;
-use tracemalloc_format::{Frame, KeyType, TraceFilter};
+use tracemalloc_format::{Frame, KeyType, Metric, TraceFilter};
 
 use super::export::ExportKind;
 use super::session::SnapshotId;
@@ -51,6 +51,9 @@ pub enum Command {
     SelectSnapshot(SnapshotId),
     /// Compare to this snapshot, or to none.
     CompareTo(Option<SnapshotId>),
+    /// Measure live blocks, or blocks allocated, temporary or live at the
+    /// peak (the allocation history's metrics).
+    SetMetric(Metric),
     /// Group by file, line or traceback.
     SetKeyType(KeyType),
     /// Cumulative mode on or off.

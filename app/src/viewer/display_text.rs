@@ -4,7 +4,82 @@
 
 use std::path::Path;
 
-use tracemalloc_format::{DomainFilter, Filter, TraceFilter, format_bytes, format_bytes_diff};
+use tracemalloc_format::{
+    DomainFilter, Filter, Metric, TraceFilter, format_bytes, format_bytes_diff,
+};
+
+/// How the window names a metric's numbers: the picker's entry, the
+/// table's headers, the charts' and timeline's titles. Live blocks keep
+/// tracemalloc's words ("Size", "Count"), so that a snapshot without
+/// history looks as it always did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricText {
+    /// The picker's entry: `Live`, `Allocated`, `Temporary`, `Peak`.
+    pub name: &'static str,
+    /// The picker's tooltip: what the metric counts.
+    pub hint: &'static str,
+    /// The size column's header.
+    pub size: &'static str,
+    /// The size difference column's header.
+    pub size_diff: &'static str,
+    /// The count column's header.
+    pub count: &'static str,
+    /// The count difference column's header.
+    pub count_diff: &'static str,
+    /// The size in a sentence ("Top 10 by …", a plot's title).
+    pub size_phrase: &'static str,
+    /// The count in a sentence.
+    pub count_phrase: &'static str,
+}
+
+/// The words for `metric`'s numbers (see [`MetricText`]).
+pub fn metric_text(metric: Metric) -> MetricText {
+    match metric {
+        Metric::Live => MetricText {
+            name: "Live",
+            hint: "The blocks alive when the snapshot was taken (tracemalloc's view)",
+            size: "Size",
+            size_diff: "Size Δ",
+            count: "Count",
+            count_diff: "Count Δ",
+            size_phrase: "size",
+            count_phrase: "count",
+        },
+        Metric::Allocated => MetricText {
+            name: "Allocated",
+            hint: "Every block allocated since tracing started, freed or not: \
+                   where the program allocates most (churn)",
+            size: "Bytes allocated",
+            size_diff: "Allocated Δ",
+            count: "Allocations",
+            count_diff: "Allocations Δ",
+            size_phrase: "bytes allocated",
+            count_phrase: "allocations",
+        },
+        Metric::Temporary => MetricText {
+            name: "Temporary",
+            hint: "Blocks freed by their thread before it allocated anything else: \
+                   allocations that could be avoided",
+            size: "Temporary bytes",
+            size_diff: "Temporary Δ",
+            count: "Temporaries",
+            count_diff: "Temporaries Δ",
+            size_phrase: "temporary bytes",
+            count_phrase: "temporaries",
+        },
+        Metric::Peak => MetricText {
+            name: "Peak",
+            hint: "The blocks alive at the peak of traced memory: what used the memory \
+                   when it was highest",
+            size: "Bytes at peak",
+            size_diff: "At peak Δ",
+            count: "Blocks at peak",
+            count_diff: "Blocks at peak Δ",
+            size_phrase: "bytes at peak",
+            count_phrase: "blocks at peak",
+        },
+    }
+}
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -198,6 +273,26 @@ pub fn percent(fraction: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_metric_has_its_own_words_and_live_keeps_tracemallocs() {
+        let live = metric_text(Metric::Live);
+        assert_eq!((live.size, live.count), ("Size", "Count"));
+        let mut names: Vec<&str> = Vec::new();
+        for metric in Metric::ALL {
+            let t = metric_text(metric);
+            // Headers differ from the picker's entries, so that a label
+            // names one thing on screen.
+            for header in [t.size, t.size_diff, t.count, t.count_diff] {
+                assert!(Metric::ALL.iter().all(|&m| metric_text(m).name != header));
+            }
+            names.extend([t.name, t.size, t.count]);
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
 
     #[test]
     fn paths_are_elided_in_the_middle() {

@@ -14,7 +14,7 @@ use tracemalloc_format::flame::{FlameTree, FlameWeight};
 use tracemalloc_format::pipeline;
 use tracemalloc_format::pprof;
 use tracemalloc_format::rows::View;
-use tracemalloc_format::{Snapshot, TraceFilter, write_atomically};
+use tracemalloc_format::{Metric, Snapshot, TraceFilter, write_atomically};
 
 use super::loader::Notify;
 
@@ -100,6 +100,8 @@ pub enum ExportJob {
         hide_std_frames: bool,
         /// The filters.
         filters: Vec<TraceFilter>,
+        /// The metric the flame graph shows.
+        metric: Metric,
         /// Bytes or blocks.
         weight: FlameWeight,
     },
@@ -180,14 +182,15 @@ pub fn run(job: &ExportJob, path: &Path) -> Result<String> {
             old,
             hide_std_frames,
             filters,
+            metric,
             weight,
         } => {
             let new = prepared(new, *hide_std_frames, filters)?;
-            let new_tree = FlameTree::new(&new, None, *weight)?;
+            let new_tree = FlameTree::new_by(&new, None, *metric, *weight)?;
             match old {
                 Some(old) => {
                     let old = prepared(old, *hide_std_frames, filters)?;
-                    let old_tree = FlameTree::new(&old, None, *weight)?;
+                    let old_tree = FlameTree::new_by(&old, None, *metric, *weight)?;
                     write_folded_diff(&old_tree, &new_tree, &mut bytes)?;
                     "differential folded stacks (old, new)".to_owned()
                 }
@@ -258,6 +261,7 @@ mod tests {
                 old: Some(input.clone()),
                 hide_std_frames: true,
                 filters: vec![tracemalloc_format::Filter::new(false, "io.py").into()],
+                metric: Metric::Live,
                 weight: FlameWeight::Bytes,
             },
             &folded,

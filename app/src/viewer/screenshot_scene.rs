@@ -1,6 +1,6 @@
 //! Scripted scenes for the README's screenshots
 //! (`TRACEMALLOC_VIEWER_SCENE=compare|filters|traceback|charts|timeline|
-//! growing|flamegraph|annotated`, used by scripts/screenshots.sh): the real
+//! growing|flamegraph|annotated|metric`, used by scripts/screenshots.sh): the real
 //! viewer on the demo snapshots (or the files given), driven
 //! by the same commands a user's clicks send, one step each time the
 //! viewer is idle. When the last step is done the viewer prints
@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::str::FromStr;
 
-use tracemalloc_format::{Filter, KeyType};
+use tracemalloc_format::{Filter, KeyType, Metric};
 
 use super::app_state::AppState;
 use super::command::Command;
@@ -39,6 +39,9 @@ pub enum Scene {
     Flamegraph,
     /// The top line selected, its source annotated with memory.
     Annotated,
+    /// A snapshot with an allocation history (the files given) by bytes
+    /// allocated, the top line selected.
+    Metric,
 }
 
 impl FromStr for Scene {
@@ -54,9 +57,10 @@ impl FromStr for Scene {
             "growing" => Ok(Scene::Growing),
             "flamegraph" => Ok(Scene::Flamegraph),
             "annotated" => Ok(Scene::Annotated),
+            "metric" => Ok(Scene::Metric),
             other => Err(format!(
                 "unknown scene {other:?} (expected compare, filters, traceback, charts, \
-                 timeline, growing, flamegraph or annotated)"
+                 timeline, growing, flamegraph, annotated or metric)"
             )),
         }
     }
@@ -134,6 +138,13 @@ impl SceneRunner {
                 ShowCharts(false),
                 ShowDetails(true),
                 SetKeyType(KeyType::Lineno),
+                SelectRow(0),
+            ],
+            Scene::Metric => vec![
+                ShowCharts(true),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SetMetric(Metric::Allocated),
                 SelectRow(0),
             ],
         };

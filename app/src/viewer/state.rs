@@ -8,19 +8,25 @@ use serde::{Deserialize, Serialize};
 use tracemalloc_format::dhat::DhatPoint;
 use tracemalloc_format::flame::FlameWeight;
 use tracemalloc_format::rows::SortColumn;
-use tracemalloc_format::{Frame, KeyType, TraceFilter, Traceback};
+use tracemalloc_format::{Frame, KeyType, Metric, TraceFilter, Traceback};
 
 /// How many recent files File > Open Recent remembers.
 pub const MAX_RECENT_FILES: usize = 10;
 
-/// What the table shows, apart from which snapshots: the grouping, the
-/// cumulative mode and the filters. Back and Forward move between these,
+/// What the table shows, apart from which snapshots: the metric, the
+/// grouping, the cumulative mode and the filters. Back and Forward move
+/// between these,
 /// the steps of an exploration (drilling down, filtering); they restore
 /// neither the snapshots shown (chosen in the snapshot list, a navigation
 /// of its own) nor the "hide std frames" switch (a persisted display
 /// setting).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewSpec {
+    /// What the numbers measure: live blocks, or one of the allocation
+    /// history's metrics. Asked of snapshots without history it falls back
+    /// to live blocks ([`ViewSpec::effective_metric`]), and the picker says
+    /// why.
+    pub metric: Metric,
     /// How traces are grouped.
     pub key_type: KeyType,
     /// Count each block in every frame of its traceback.
@@ -34,6 +40,18 @@ impl ViewSpec {
     /// grouping, as in CPython).
     pub fn effective_cumulative(&self) -> bool {
         self.cumulative && self.key_type != KeyType::Traceback
+    }
+
+    /// The metric to compute, given whether every shown snapshot has an
+    /// allocation history: the chosen one when they do, live blocks
+    /// otherwise (a history metric of a snapshot without history has no
+    /// numbers, and showing zeros would be wrong).
+    pub fn effective_metric(&self, history: bool) -> Metric {
+        if history || !self.metric.needs_history() {
+            self.metric
+        } else {
+            Metric::Live
+        }
     }
 }
 
@@ -243,6 +261,7 @@ mod tests {
 
     fn spec(key_type: KeyType) -> ViewSpec {
         ViewSpec {
+            metric: Metric::Live,
             key_type,
             cumulative: false,
             filters: Vec::new(),
@@ -321,6 +340,15 @@ mod tests {
         assert!(!s.effective_cumulative());
         s.filters.push(Filter::new(true, "x").into());
         assert_eq!(s.filters.len(), 1);
+    }
+
+    #[test]
+    fn a_history_metric_needs_a_history() {
+        let mut s = spec(KeyType::Lineno);
+        assert_eq!(s.effective_metric(false), Metric::Live);
+        s.metric = Metric::Peak;
+        assert_eq!(s.effective_metric(true), Metric::Peak);
+        assert_eq!(s.effective_metric(false), Metric::Live);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use tracemalloc_format::pipeline;
 use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
-use tracemalloc_format::{KeyType, Snapshot, Timestamp, TraceFilter};
+use tracemalloc_format::{KeyType, Metric, Snapshot, Timestamp, TraceFilter};
 
 use super::loader::Notify;
 use super::request_thread::{Latest, LatestRequest, LatestResult};
@@ -48,6 +48,9 @@ pub struct TimelineRequest {
     pub hide_std_frames: bool,
     /// Filters.
     pub filters: Vec<TraceFilter>,
+    /// What the series measure (a history metric only when every
+    /// snapshot has a history: the format crate refuses it otherwise).
+    pub metric: Metric,
     /// Grouping.
     pub key_type: KeyType,
     /// Cumulative mode.
@@ -65,6 +68,7 @@ impl TimelineRequest {
                 .all(|(a, b)| a.id == b.id && a.time == b.time)
             && self.hide_std_frames == other.hide_std_frames
             && self.filters == other.filters
+            && self.metric == other.metric
             && self.key_type == other.key_type
             && self.cumulative == other.cumulative
     }
@@ -224,6 +228,7 @@ struct GroupsKey {
     id: SnapshotId,
     hide: bool,
     filters: String,
+    metric: Metric,
     key_type: KeyType,
     cumulative: bool,
 }
@@ -264,6 +269,7 @@ impl Worker {
                 id: point.id,
                 hide,
                 filters: filters.clone(),
+                metric: request.metric,
                 key_type: request.key_type,
                 cumulative: request.cumulative,
             };
@@ -311,8 +317,9 @@ impl Worker {
 /// One snapshot grouped as the window shows it.
 fn group(point: &TimelinePoint, hide: bool, request: &TimelineRequest) -> Result<SnapshotGroups> {
     let shown = pipeline::prepare(&point.snapshot, hide, &request.filters)?;
-    Ok(SnapshotGroups::new(
+    Ok(SnapshotGroups::new_by(
         &shown,
+        request.metric,
         request.key_type,
         request.cumulative,
     )?)
@@ -364,6 +371,7 @@ mod tests {
             points: (1..=4).map(|i| point(i, 10 * i)).collect(),
             hide_std_frames: true,
             filters: Vec::new(),
+            metric: Metric::Live,
             key_type: KeyType::Lineno,
             cumulative: false,
         };

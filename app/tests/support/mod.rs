@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use tracemalloc_format::{Metadata, Snapshot, SnapshotBuilder, Timestamp};
+use tracemalloc_format::{HistoryRow, Metadata, Snapshot, SnapshotBuilder, Timestamp};
 use tracemalloc_viewer::viewer::{DialogKind, StartupOptions, ViewerApp};
 
 /// The fake service's folder, relative: the viewer looks for relative
@@ -120,6 +120,74 @@ pub fn write_leaky_series(dir: &Path) -> Vec<PathBuf> {
             path
         })
         .collect()
+}
+
+/// A recording with history: `src/keep.rs:3` keeps one of its two 100-byte
+/// blocks; `src/parse.rs:9` allocated 1,000 temporary 16-byte blocks;
+/// `src/spike.rs:5` allocated one 4 KiB block, live at the peak and freed
+/// before the snapshot. `main.rs:1` calls all three.
+pub fn write_history_snapshot(dir: &Path) -> PathBuf {
+    let mut b = SnapshotBuilder::new(4);
+    let main = b
+        .intern_frame("src/main.rs", 1, Some("main"))
+        .expect("a small snapshot in a writable temporary folder");
+    let keep = b
+        .intern_frame("src/keep.rs", 3, Some("keep"))
+        .expect("a small snapshot in a writable temporary folder");
+    let parse = b
+        .intern_frame("src/parse.rs", 9, Some("parse"))
+        .expect("a small snapshot in a writable temporary folder");
+    let spike = b
+        .intern_frame("src/spike.rs", 5, Some("spike"))
+        .expect("a small snapshot in a writable temporary folder");
+    let kept = b
+        .intern_traceback(&[keep, main], None)
+        .expect("a small snapshot in a writable temporary folder");
+    let parsed = b
+        .intern_traceback(&[parse, main], None)
+        .expect("a small snapshot in a writable temporary folder");
+    let spiked = b
+        .intern_traceback(&[spike, main], None)
+        .expect("a small snapshot in a writable temporary folder");
+    b.push_trace(0, 100, kept)
+        .expect("a small snapshot in a writable temporary folder");
+    let rows = [
+        HistoryRow {
+            allocated_blocks: 2,
+            allocated_bytes: 200,
+            freed_blocks: 1,
+            peak_blocks: 2,
+            peak_bytes: 200,
+            ..HistoryRow::new(0, kept)
+        },
+        HistoryRow {
+            allocated_blocks: 1000,
+            allocated_bytes: 16_000,
+            freed_blocks: 1000,
+            temporary_blocks: 1000,
+            temporary_bytes: 16_000,
+            peak_blocks: 1,
+            peak_bytes: 16,
+            ..HistoryRow::new(0, parsed)
+        },
+        HistoryRow {
+            allocated_blocks: 1,
+            allocated_bytes: 4096,
+            freed_blocks: 1,
+            peak_blocks: 1,
+            peak_bytes: 4096,
+            ..HistoryRow::new(0, spiked)
+        },
+    ];
+    for row in rows {
+        b.push_history(row)
+            .expect("a small snapshot in a writable temporary folder");
+    }
+    let path = dir.join("history.tmsnap");
+    b.finish(Metadata::default())
+        .dump(&path)
+        .expect("a small snapshot in a writable temporary folder");
+    path
 }
 
 /// A harness on a viewer opened on `files`, settled.

@@ -91,6 +91,87 @@ fn check_against_cpython_semantics(new: &Snapshot, old: &Snapshot) {
 }
 
 #[test]
+fn rows_of_every_metric_are_its_statistics() {
+    use crate::filter::Filter;
+    use crate::stats::Metric;
+    use crate::stats::tests::snapshot_with_history;
+
+    let new = snapshot_with_history();
+    // The old snapshot keeps a.py:2's history only.
+    let old = new.filter_traces(&[Filter::new(true, "a.py").with_lineno(2).into()]);
+    for metric in Metric::ALL {
+        for (key_type, cumulative) in [
+            (KeyType::Filename, false),
+            (KeyType::Lineno, false),
+            (KeyType::Lineno, true),
+            (KeyType::Traceback, false),
+        ] {
+            let g_new = Grouping::new_by(&new, metric, key_type, cumulative).unwrap();
+            let g_old = Grouping::new_by(&old, metric, key_type, cumulative).unwrap();
+            assert_eq!(g_new.metric(), metric);
+            let plain = View::plain(&g_new);
+            assert_eq!(plain.metric(), metric);
+            let expected: Vec<Tuple> = new
+                .statistics_by(metric, key_type, cumulative)
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.traceback, s.size, s.count, 0, 0))
+                .collect();
+            assert_eq!(
+                view_tuples(&plain),
+                expected,
+                "{metric} {key_type} {cumulative}"
+            );
+            assert_eq!(plain.total(), new.totals_by(metric).unwrap());
+
+            let diff = View::compare(&g_new, &g_old);
+            let expected: Vec<Tuple> = new
+                .compare_to_by(&old, metric, key_type, cumulative)
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.traceback, d.size, d.count, d.size_diff, d.count_diff))
+                .collect();
+            assert_eq!(
+                view_tuples(&diff),
+                expected,
+                "{metric} {key_type} {cumulative}"
+            );
+            assert_eq!(diff.old_total(), Some(old.totals_by(metric).unwrap()));
+        }
+    }
+    // The allocated view's top row is the line of a hundred temporaries,
+    // which holds nothing live.
+    let allocated =
+        View::plain(&Grouping::new_by(&new, Metric::Allocated, KeyType::Lineno, false).unwrap());
+    assert_eq!(allocated.source_text(0), "a.py:5");
+    assert_eq!(
+        (allocated.rows()[0].size, allocated.rows()[0].count),
+        (6400, 100)
+    );
+}
+
+#[test]
+fn history_metrics_without_history_are_an_error_not_zeros() {
+    use crate::stats::Metric;
+
+    let snapshot = random_snapshot(7, 50);
+    assert!(snapshot.history().is_none());
+    for metric in [Metric::Allocated, Metric::Temporary, Metric::Peak] {
+        assert_eq!(
+            Grouping::new_by(&snapshot, metric, KeyType::Lineno, false).unwrap_err(),
+            AnalysisError::NoHistory(metric)
+        );
+    }
+    let live = Grouping::new_by(&snapshot, Metric::Live, KeyType::Lineno, false).unwrap();
+    assert_eq!(
+        view_tuples(&View::plain(&live)),
+        view_tuples(&View::plain(
+            &Grouping::new(&snapshot, KeyType::Lineno, false).unwrap()
+        ))
+    );
+}
+
+#[test]
 fn rows_are_cpython_statistics_in_cpython_order() {
     for seed in 1..6 {
         let new = random_snapshot(seed, 400);

@@ -566,7 +566,7 @@ fn compare_to_on_two_threads_gives_the_sequential_rows() {
 /// blocks; `a.py:5` allocated a hundred temporaries, all freed; `c.py:1`
 /// (domain 1) allocated one block that is still live. The peak held two
 /// blocks of `a.py:2` and the one of `c.py:1`.
-fn snapshot_with_history() -> Snapshot {
+pub(crate) fn snapshot_with_history() -> Snapshot {
     let mut b = crate::SnapshotBuilder::new(2);
     let a2 = b.intern_frame("a.py", 2, None).unwrap();
     let a5 = b.intern_frame("a.py", 5, None).unwrap();

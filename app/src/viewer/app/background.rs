@@ -203,6 +203,7 @@ impl ViewerApp {
             }),
             hide_std_frames: self.state.settings.hide_std_frames,
             filters: self.state.spec.filters.clone(),
+            metric: self.state.effective_metric(),
             key_type: self.state.spec.key_type,
             cumulative: self.state.spec.effective_cumulative(),
             sort: self.state.table.effective_sort(comparing),
@@ -249,6 +250,7 @@ impl ViewerApp {
             points,
             hide_std_frames: self.state.settings.hide_std_frames,
             filters: self.state.spec.filters.clone(),
+            metric: self.state.timeline_metric(),
             key_type: self.state.spec.key_type,
             cumulative: self.state.spec.effective_cumulative(),
         };

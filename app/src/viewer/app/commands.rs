@@ -84,6 +84,15 @@ impl ViewerApp {
                     Some(id) != self.state.current && self.state.session.get(id).is_some()
                 });
             }
+            Command::SetMetric(metric) => match self.state.metric_unavailable_reason() {
+                // The picker is disabled then; a command from elsewhere
+                // (a test, a script) is told why rather than obeyed with
+                // numbers the snapshot does not have.
+                Some(reason) if metric.needs_history() => {
+                    self.set_message(format!("cannot show {metric} blocks: {reason}"), true);
+                }
+                _ => self.change_spec(|spec| spec.metric = metric),
+            },
             Command::SetKeyType(key_type) => {
                 self.change_spec(|spec| spec.key_type = key_type);
                 self.state.settings.key_type = key_type;
@@ -238,6 +247,7 @@ impl ViewerApp {
                         old: self.state.compare_snapshot().map(tree_input),
                         hide_std_frames: self.state.settings.hide_std_frames,
                         filters: self.state.spec.filters.clone(),
+                        metric: self.state.effective_metric(),
                         weight: self.state.settings.flame_weight,
                     }
                 }

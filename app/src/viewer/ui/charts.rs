@@ -54,10 +54,15 @@ pub fn charts_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command
     let view = &result.view;
     let comparing = view.is_comparison();
     let n = state.settings.chart_top_n;
+    let text = display_text::metric_text(view.metric());
+    let (size, count) = (text.size_phrase, text.count_phrase);
     let (size_title, count_title) = if comparing {
-        (format!("Top {n} by size Δ"), format!("Top {n} by count Δ"))
+        (
+            format!("Top {n} by {size} Δ"),
+            format!("Top {n} by {count} Δ"),
+        )
     } else {
-        (format!("Top {n} by size"), format!("Top {n} by count"))
+        (format!("Top {n} by {size}"), format!("Top {n} by {count}"))
     };
     // The selected row's bar is outlined.
     let selected = result

@@ -7,7 +7,7 @@
 use egui::{Color32, Layout, RichText};
 use egui_extras::syntax_highlighting::{CodeTheme, highlight};
 use tracemalloc_format::annotate::{FileAnnotation, LineAnnotation};
-use tracemalloc_format::{Frame, KeyType};
+use tracemalloc_format::{Frame, KeyType, Metric};
 
 use super::{diff_color, growth_color};
 use crate::viewer::app_state::AppState;
@@ -159,11 +159,16 @@ fn source_ui(
     }
 }
 
-/// The file's total, e.g. `In this file: 360 KiB in 90 blocks (+320 KiB)`.
+/// The file's total, e.g. `In this file: 360 KiB in 90 blocks (+320 KiB)`;
+/// a history metric is named (`In this file (bytes allocated): …`).
 pub fn file_summary(annotation: &FileAnnotation) -> String {
     let total = annotation.here_total();
+    let metric = match annotation.metric() {
+        Metric::Live => String::new(),
+        other => format!(" ({})", display_text::metric_text(other).size_phrase),
+    };
     let mut out = format!(
-        "In this file: {} in {} blocks",
+        "In this file{metric}: {} in {} blocks",
         display_text::size(total.size),
         display_text::thousands(total.count)
     );

@@ -10,6 +10,7 @@
 //! painted.
 
 use egui::{Align2, Color32, FontId, Rect, RichText, Sense, Stroke, pos2, vec2};
+use tracemalloc_format::Metric;
 use tracemalloc_format::flame::{FlameMatches, FlameSpan, FlameTree, FlameWeight};
 
 use super::{growth_color, shrink_color};
@@ -144,8 +145,16 @@ fn controls_ui(
         if let Some(tree) = tree {
             let total = tree.total();
             if focus == 0 {
+                // The tree holds the request's metric: name it unless it
+                // is tracemalloc's live blocks.
+                let metric = match state.result.as_ref().map(|r| r.request.metric) {
+                    Some(m) if m != Metric::Live => {
+                        format!(" ({})", display_text::metric_text(m).size_phrase)
+                    }
+                    _ => String::new(),
+                };
                 ui.label(format!(
-                    "All: {} in {} blocks",
+                    "All{metric}: {} in {} blocks",
                     display_text::size(total.size),
                     display_text::thousands(total.count)
                 ));

@@ -3,7 +3,7 @@
 //! Cancel; messages.
 
 use egui::{Layout, RichText};
-use tracemalloc_format::KeyType;
+use tracemalloc_format::{KeyType, Metric};
 
 use super::{diff_color, growth_color};
 use crate::viewer::analysis::Timings;
@@ -12,15 +12,26 @@ use crate::viewer::command::Command;
 use crate::viewer::display_text;
 
 /// The status line's summary of a result, e.g.
-/// `Lines: 1,234 — Total: 12.3 MiB (+1.2 MiB)`.
-pub fn summary(key_type: KeyType, rows: usize, size: u64, size_diff: Option<i64>) -> String {
+/// `Lines: 1,234 — Total: 12.3 MiB (+1.2 MiB)`; a history metric names
+/// its total (`Total bytes allocated: 40 MiB`).
+pub fn summary(
+    key_type: KeyType,
+    metric: Metric,
+    rows: usize,
+    size: u64,
+    size_diff: Option<i64>,
+) -> String {
     let noun = match key_type {
         KeyType::Filename => "Files",
         KeyType::Lineno => "Lines",
         KeyType::Traceback => "Tracebacks",
     };
+    let total = match metric {
+        Metric::Live => String::new(),
+        other => format!(" {}", display_text::metric_text(other).size_phrase),
+    };
     let mut out = format!(
-        "{noun}: {} — Total: {}",
+        "{noun}: {} — Total{total}: {}",
         display_text::thousands(rows as u64),
         display_text::size(size)
     );
@@ -56,6 +67,7 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
                 .map(|old| view.total().size as i64 - old.size as i64);
             ui.label(summary(
                 view.key_type(),
+                view.metric(),
                 view.len(),
                 view.total().size,
                 size_diff,
@@ -136,15 +148,25 @@ mod tests {
     #[test]
     fn summaries_read_like_tracemallocqt() {
         assert_eq!(
-            summary(KeyType::Lineno, 1234, 12_897_485, Some(12_897_485)),
+            summary(
+                KeyType::Lineno,
+                Metric::Live,
+                1234,
+                12_897_485,
+                Some(12_897_485)
+            ),
             "Lines: 1,234 — Total: 12.3 MiB (+12.3 MiB)"
         );
         assert_eq!(
-            summary(KeyType::Filename, 3, 10, None),
+            summary(KeyType::Filename, Metric::Live, 3, 10, None),
             "Files: 3 — Total: 10 B"
         );
         assert_eq!(
-            summary(KeyType::Traceback, 0, 0, Some(-30)),
+            summary(KeyType::Lineno, Metric::Allocated, 3, 20_296, None),
+            "Lines: 3 — Total bytes allocated: 19.8 KiB"
+        );
+        assert_eq!(
+            summary(KeyType::Traceback, Metric::Live, 0, 0, Some(-30)),
             "Tracebacks: 0 — Total: 0 B (-30 B)"
         );
     }

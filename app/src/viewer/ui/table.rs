@@ -5,7 +5,7 @@ use egui::text::LayoutJob;
 use egui::{Align, Color32, Layout, RichText, Sense, TextFormat};
 use egui_extras::{Column, TableBuilder};
 use tracemalloc_format::rows::{SortColumn, View};
-use tracemalloc_format::{FrameRef, KeyType};
+use tracemalloc_format::{FrameRef, KeyType, Metric};
 
 use super::{diff_color, growth_color};
 use crate::viewer::app_state::AppState;
@@ -20,26 +20,45 @@ const PATH_COMPONENTS: usize = 3;
 const ROW_FRAMES: usize = 8;
 
 /// The columns, in order, with their headers; the Δ columns only when
-/// comparing.
-fn columns(comparing: bool) -> Vec<(SortColumn, &'static str, &'static str)> {
+/// comparing. The size and count headers name the metric they show
+/// ("Bytes allocated", "Allocations"), live blocks keep "Size" and "Count".
+fn columns(comparing: bool, metric: Metric) -> Vec<(SortColumn, &'static str, &'static str)> {
+    let text = display_text::metric_text(metric);
+    let live = metric == Metric::Live;
     let mut columns = vec![
         (
             SortColumn::Source,
             "Source",
             "File, line or traceback (most recent frame first)",
         ),
-        (SortColumn::Size, "Size", "Total size of the group's blocks"),
+        (
+            SortColumn::Size,
+            text.size,
+            if live {
+                "Total size of the group's blocks"
+            } else {
+                text.hint
+            },
+        ),
     ];
     if comparing {
         columns.push((
             SortColumn::SizeDiff,
-            "Size Δ",
+            text.size_diff,
             "Size difference to the compared snapshot",
         ));
     }
-    columns.push((SortColumn::Count, "Count", "Number of blocks"));
+    columns.push((
+        SortColumn::Count,
+        text.count,
+        if live { "Number of blocks" } else { text.hint },
+    ));
     if comparing {
-        columns.push((SortColumn::CountDiff, "Count Δ", "Block count difference"));
+        columns.push((
+            SortColumn::CountDiff,
+            text.count_diff,
+            "Block count difference",
+        ));
     }
     columns.push((SortColumn::AverageSize, "Item size", "Average block size"));
     columns.push((
@@ -188,7 +207,7 @@ pub fn table_ui(
     }
     let comparing = view.is_comparison();
     let sort = result.request.sort;
-    let columns = columns(comparing);
+    let columns = columns(comparing, view.metric());
     let selected = state.selected_position();
     let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
     let widths: Vec<f32> = columns[1..]
@@ -196,7 +215,10 @@ pub fn table_ui(
         .map(|&(column, name, _)| number_column_width(ui, column, name))
         .collect();
     let mut builder = TableBuilder::new(ui)
-        .id_salt("groups")
+        // One memory of column widths per metric: a resizable table keeps
+        // the widths it first had, and the history metrics' headers
+        // ("Bytes allocated") are wider than "Size".
+        .id_salt(("groups", view.metric()))
         .striped(true)
         .resizable(true)
         .sense(Sense::click())

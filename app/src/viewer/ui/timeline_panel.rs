@@ -7,8 +7,8 @@
 use egui::{Color32, Layout, RichText, Sense, Stroke, pos2, vec2};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoint, PlotPoints, Points, VLine};
-use tracemalloc_format::KeyType;
 use tracemalloc_format::timeline::{Growth, Timeline};
+use tracemalloc_format::{KeyType, Metric};
 
 use super::growth_color;
 use crate::viewer::app_state::AppState;
@@ -216,12 +216,29 @@ fn plots_ui(
     let spacing = ui.spacing().item_spacing.y;
     let text_rows = 3.0 * ui.text_style_height(&egui::TextStyle::Body) + 4.0 * spacing;
     let height = ((ui.available_height() - text_rows - 4.0) / 2.0).max(50.0);
+    // Live blocks keep their usual titles; a history metric names itself.
+    let (size_title, count_title) = match timeline.metric() {
+        // A history metric is chosen that some snapshot of the series
+        // lacks: say why the timeline does not follow it.
+        Metric::Live if state.spec.metric.needs_history() => (
+            "Total size (live blocks: not every snapshot has an allocation history)".to_owned(),
+            "Blocks".to_owned(),
+        ),
+        Metric::Live => ("Total size".to_owned(), "Blocks".to_owned()),
+        other => {
+            let text = display_text::metric_text(other);
+            (
+                format!("Total {}", text.size_phrase),
+                format!("Total {}", text.count_phrase),
+            )
+        }
+    };
     for measure in [Measure::Size, Measure::Count] {
         let title = match measure {
-            Measure::Size => "Total size",
-            Measure::Count => "Blocks",
+            Measure::Size => &size_title,
+            Measure::Count => &count_title,
         };
-        ui.strong(title);
+        ui.strong(title.as_str());
         if let Some(id) = plot_ui(ui, state, result, selected, measure, height) {
             commands.push(Command::SelectSnapshot(id));
         }

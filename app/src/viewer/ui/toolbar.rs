@@ -2,18 +2,20 @@
 //! switches, and the search box.
 
 use egui::ComboBox;
-use tracemalloc_format::KeyType;
 use tracemalloc_format::dhat::DhatPoint;
+use tracemalloc_format::{KeyType, Metric};
 
 use crate::viewer::app_state::{AppState, UiBuffers};
 use crate::viewer::command::Command;
+use crate::viewer::display_text;
 
 /// The id of the search box, so Ctrl+F can focus it.
 pub fn search_id() -> egui::Id {
     egui::Id::unique("source_search")
 }
 
-/// Back, Forward, "Snapshot", "compared to", "Group by", "Cumulative",
+/// Back, Forward, "Snapshot", "compared to", "Show" (the metric, for
+/// snapshots with an allocation history), "Group by", "Cumulative",
 /// "Hide Rust std frames".
 pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
     ui.horizontal_wrapped(|ui| {
@@ -34,6 +36,9 @@ pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comman
         ui.separator();
         snapshot_pickers_ui(ui, state, commands);
         ui.separator();
+        if metric_picker_ui(ui, state, commands) {
+            ui.separator();
+        }
         group_by_ui(ui, state, commands);
     });
 }
@@ -85,6 +90,42 @@ fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<C
         })
         .response
         .labelled_by(label.id);
+}
+
+/// "Show: Live Allocated Temporary Peak", beside "Group by". Hidden when
+/// no shown snapshot has an allocation history (a CPython pickle, a
+/// version 1 file: the window looks as it always did); when one of two
+/// compared snapshots lacks it, the history metrics are disabled and say
+/// why. Returns whether it drew anything.
+fn metric_picker_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) -> bool {
+    let any_history = [state.current_snapshot(), state.compare_snapshot()]
+        .into_iter()
+        .flatten()
+        .any(|s| s.snapshot.history().is_some());
+    if !any_history {
+        return false;
+    }
+    let unavailable = state.metric_unavailable_reason();
+    let shown = state.effective_metric();
+    ui.label("Show");
+    for metric in Metric::ALL {
+        let text = display_text::metric_text(metric);
+        let enabled = unavailable.is_none() || !metric.needs_history();
+        let response = ui
+            .add_enabled(
+                enabled,
+                egui::Button::selectable(shown == metric, text.name),
+            )
+            .on_hover_text(text.hint);
+        let response = match unavailable {
+            Some(reason) => response.on_disabled_hover_text(reason),
+            None => response,
+        };
+        if response.clicked() && shown != metric {
+            commands.push(Command::SetMetric(metric));
+        }
+    }
+    true
 }
 
 fn group_by_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
