@@ -57,6 +57,7 @@
 mod allocator;
 mod env;
 mod header;
+mod history;
 mod lock;
 mod periodic;
 mod sampling;
@@ -90,6 +91,10 @@ pub enum Error {
     /// `start` while tracing, asking for another sampling mode.
     #[error("cannot change sampling while tracing: call tracemalloc::stop() first")]
     SamplingChange,
+    /// `start` asking for allocation history in sampled mode, which the
+    /// history does not support (its counts would need scaling).
+    #[error("allocation history needs exact tracing: it cannot be combined with sampling")]
+    HistorySampled,
     /// An operation that needs tracing on (CPython raises `RuntimeError`).
     #[error("the tracemalloc module must be tracing memory allocations to take a snapshot")]
     NotTracing,
@@ -136,6 +141,7 @@ impl Config {
                 keep_internal: false,
                 unwinder: Unwinder::Auto,
                 block_headers: false,
+                history: false,
             },
         }
     }
@@ -176,6 +182,29 @@ impl Config {
     /// while it is on.
     pub fn block_headers(mut self, on: bool) -> Config {
         self.settings.block_headers = on;
+        self
+    }
+
+    /// Records allocation history (off by default): per traceback, the
+    /// blocks and bytes allocated since tracing started (or since
+    /// [`clear_traces`]), the blocks freed, the temporary blocks (freed by
+    /// the thread that allocated them before it allocated anything else,
+    /// heaptrack's definition) and the blocks and bytes live at the peak of
+    /// traced memory (DHAT's t-gmax; [`reset_peak`] starts a new one).
+    /// Snapshots carry it ([`Snapshot::history`]); `tracemalloc-viewer
+    /// stats --metric allocated|temporary|peak` shows it.
+    ///
+    /// A realloc counts as a free of the old block (never temporary) and an
+    /// allocation of the new size under the realloc's traceback. Only the
+    /// global allocator's blocks count, not [`track`]ed memory.
+    ///
+    /// Exact mode only: [`start`] refuses it with sampling
+    /// ([`Error::HistorySampled`]). A session with history gives no block
+    /// a header ([`Config::block_headers`] is ignored). Takes effect when
+    /// tracing starts, not while it is on. `TRACEMALLOC_HISTORY=1` in the
+    /// environment turns it on for `TRACEMALLOC`.
+    pub fn history(mut self, on: bool) -> Config {
+        self.settings.history = on;
         self
     }
 

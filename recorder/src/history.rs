@@ -1,0 +1,252 @@
+//! Allocation history (opt-in, `Config::history`): per traceback, the
+//! blocks and bytes allocated, the blocks freed, the temporary blocks, and
+//! the live set at the peak of traced memory.
+//!
+//! The counters of traceback `id` are one cache line of relaxed atomics
+//! ([`Counters`]), in chunks laid out as the traceback store's id chunks
+//! (chunk `k` holds `ID_BASE << k` of them) that never move and are never
+//! freed, only zeroed when the store is cleared. A chunk is allocated
+//! under the store's lock when the store hands out the first id of it
+//! (`Store::ensure_id_slot`), so the hot path only loads a chunk pointer
+//! and adds: no lock, no allocation.
+//!
+//! What counts:
+//! - an allocation traced in domain 0 (the global allocator) adds a block
+//!   and its size to its traceback's `allocated`;
+//! - a free that removes such a trace adds a block and its size to the
+//!   allocating traceback's `freed` (a free of a block allocated before
+//!   tracing started, or before the last `clear_traces`, has no trace and
+//!   counts nowhere);
+//! - a realloc counts as a free of the old block and an allocation of the
+//!   new size under the realloc's traceback, as the live trace does (and
+//!   as heaptrack and DHAT count); the free half is never temporary;
+//! - a free is temporary (heaptrack's definition) when the same thread
+//!   allocated that block last: each thread remembers the address and
+//!   traceback of its latest traced allocation, replaced by the next one;
+//! - the peak (DHAT's t-gmax): when traced memory reaches a new maximum,
+//!   [`PEAK_DIRTY`] is set; the next free copies every traceback's live
+//!   blocks and bytes (allocated minus freed), before taking its own block
+//!   away, as the peak set. That costs O(tracebacks) once per fall from a
+//!   new maximum, not at every new maximum. A snapshot taken while the
+//!   flag is set copies the current live set, which is the peak then.
+//!
+//! With several threads the counters are exact (atomic adds), while the
+//! peak set is a copy taken as other threads go on allocating and freeing:
+//! it is the live set at about the peak, as the peak itself is (see
+//! `state::note_change`). `track`/`untrack` (other domains, memory not from
+//! the global allocator) are not part of the history.
+
+use std::alloc::Layout;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+
+use crate::stacks::{ID_BASE, NCHUNKS, STORE, chunk_of};
+use crate::table::Entry;
+use crate::tls::ThreadState;
+
+/// The history counters of one traceback. One cache line, so that the
+/// adds of one event touch one line, and two tracebacks never share one.
+#[repr(C, align(64))]
+pub(crate) struct Counters {
+    allocated_blocks: AtomicU64,
+    allocated_bytes: AtomicU64,
+    freed_blocks: AtomicU64,
+    freed_bytes: AtomicU64,
+    temporary_blocks: AtomicU64,
+    temporary_bytes: AtomicU64,
+    peak_blocks: AtomicU64,
+    peak_bytes: AtomicU64,
+}
+
+/// A copy of one traceback's counters, as a snapshot reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Read {
+    pub(crate) allocated_blocks: u64,
+    pub(crate) allocated_bytes: u64,
+    pub(crate) freed_blocks: u64,
+    pub(crate) temporary_blocks: u64,
+    pub(crate) temporary_bytes: u64,
+    pub(crate) peak_blocks: u64,
+    pub(crate) peak_bytes: u64,
+}
+
+/// The counter chunks; chunk `k` holds `ID_BASE << k` [`Counters`].
+static CHUNKS: [AtomicPtr<Counters>; NCHUNKS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS];
+
+/// Set when traced memory reached a new maximum and the live set has not
+/// been copied as the peak set since (see the module documentation).
+static PEAK_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// When the peak set was copied, in microseconds since the Unix epoch; 0
+/// when none was.
+static PEAK_MICROS: AtomicI64 = AtomicI64::new(0);
+
+/// Makes sure counter chunk `k` exists; returns the bytes it allocated.
+/// Called under the traceback store's lock (which serializes it), with the
+/// re-entrancy guard set, so that the chunk is the recorder's memory.
+/// `None` when memory ran out.
+pub(crate) fn ensure_chunk(k: usize) -> Option<usize> {
+    let ptr = CHUNKS.get(k)?;
+    if !ptr.load(Ordering::Acquire).is_null() {
+        return Some(0);
+    }
+    let layout = Layout::array::<Counters>(ID_BASE << k).ok()?;
+    // SAFETY: the layout has a non-zero size; zeroed atomics are valid.
+    let chunk: *mut Counters = unsafe { std::alloc::alloc_zeroed(layout) }.cast();
+    if chunk.is_null() {
+        return None;
+    }
+    ptr.store(chunk, Ordering::Release);
+    Some(layout.size())
+}
+
+/// The counters of traceback `id`, if their chunk exists.
+#[inline]
+fn counters(id: u32) -> Option<&'static Counters> {
+    let (k, off) = chunk_of(id as usize, ID_BASE);
+    let chunk = CHUNKS.get(k)?.load(Ordering::Acquire);
+    if chunk.is_null() {
+        return None;
+    }
+    // SAFETY: chunk `k` holds `ID_BASE << k` counters, `off` is below that
+    // by construction of `chunk_of`, and chunks are never freed.
+    Some(unsafe { &*chunk.add(off) })
+}
+
+/// Counts a traced allocation of `size` bytes at `addr` by this thread,
+/// filed under traceback `id`, and makes it the thread's latest.
+#[inline]
+pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
+    if let Some(c) = counters(id) {
+        c.allocated_blocks.fetch_add(1, Ordering::Relaxed);
+        c.allocated_bytes.fetch_add(size as u64, Ordering::Relaxed);
+    }
+    state.last_alloc.set(addr);
+    state.last_traceback.set(id);
+}
+
+/// Counts the free of the traced block at `addr` (its trace `entry` was
+/// just removed) by this thread. `may_be_temporary` is false for the free
+/// half of a realloc and for frees the recorder makes for the program.
+#[inline]
+pub(crate) fn on_free(state: &ThreadState, addr: usize, entry: Entry, may_be_temporary: bool) {
+    if PEAK_DIRTY.load(Ordering::Relaxed) {
+        // Memory falls for the first time since its new maximum: the live
+        // set, this block still in it, is the peak set.
+        capture_peak();
+    }
+    let latest = state.last_alloc.get() == addr;
+    if latest {
+        state.last_alloc.set(0);
+    }
+    let Some(c) = counters(entry.traceback) else {
+        return;
+    };
+    let size = entry.size as u64;
+    c.freed_blocks.fetch_add(1, Ordering::Relaxed);
+    c.freed_bytes.fetch_add(size, Ordering::Relaxed);
+    if latest && may_be_temporary && state.last_traceback.get() == entry.traceback {
+        c.temporary_blocks.fetch_add(1, Ordering::Relaxed);
+        c.temporary_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+}
+
+/// Traced memory reached a new maximum: the live set becomes the peak set
+/// at the next fall (or the next snapshot).
+#[inline]
+pub(crate) fn new_peak() {
+    if !PEAK_DIRTY.load(Ordering::Relaxed) {
+        PEAK_DIRTY.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Copies the live set as the peak set if memory reached a new maximum
+/// since the last copy. Several threads may race here: one wins the flag,
+/// the others go on (their frees then count against a copy in progress,
+/// which the module documentation allows).
+#[cold]
+#[inline(never)]
+pub(crate) fn capture_peak() {
+    if !PEAK_DIRTY.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    for id in 0..STORE.count_unlocked() {
+        let Some(c) = counters(id) else {
+            break;
+        };
+        // Freed first: a concurrent allocation and free of one block then
+        // never makes the live count negative.
+        let freed_blocks = c.freed_blocks.load(Ordering::Relaxed);
+        let freed_bytes = c.freed_bytes.load(Ordering::Relaxed);
+        let blocks = c.allocated_blocks.load(Ordering::Relaxed);
+        let bytes = c.allocated_bytes.load(Ordering::Relaxed);
+        c.peak_blocks
+            .store(blocks.saturating_sub(freed_blocks), Ordering::Relaxed);
+        c.peak_bytes
+            .store(bytes.saturating_sub(freed_bytes), Ordering::Relaxed);
+    }
+    PEAK_MICROS.store(
+        tracemalloc_format::Timestamp::now().unix_micros,
+        Ordering::Relaxed,
+    );
+}
+
+/// `reset_peak()`: the current live set is the new peak set, copied at the
+/// next fall unless memory rises further first.
+pub(crate) fn reset_peak() {
+    PEAK_DIRTY.store(true, Ordering::Relaxed);
+}
+
+/// When the peak set was copied, if it was.
+pub(crate) fn peak_timestamp() -> Option<tracemalloc_format::Timestamp> {
+    match PEAK_MICROS.load(Ordering::Relaxed) {
+        0 => None,
+        unix_micros => Some(tracemalloc_format::Timestamp { unix_micros }),
+    }
+}
+
+/// The counters of traceback `id`, or `None` when it has no history. The
+/// freed counts are capped at the allocated ones: a block freed by another
+/// thread just after it was filed may be counted freed before allocated.
+pub(crate) fn read(id: u32) -> Option<Read> {
+    let c = counters(id)?;
+    let allocated_blocks = c.allocated_blocks.load(Ordering::Relaxed);
+    if allocated_blocks == 0 {
+        return None;
+    }
+    let peak_blocks = c.peak_blocks.load(Ordering::Relaxed);
+    Some(Read {
+        allocated_blocks,
+        allocated_bytes: c.allocated_bytes.load(Ordering::Relaxed),
+        freed_blocks: c.freed_blocks.load(Ordering::Relaxed).min(allocated_blocks),
+        temporary_blocks: c.temporary_blocks.load(Ordering::Relaxed),
+        temporary_bytes: c.temporary_bytes.load(Ordering::Relaxed),
+        peak_blocks,
+        peak_bytes: c.peak_bytes.load(Ordering::Relaxed),
+    })
+}
+
+/// Forgets the history of tracebacks `0..count` (the store's ids of the
+/// epoch that ends) and the peak set. Called by `state::reset` with every
+/// table held, before the store is cleared.
+pub(crate) fn clear(count: u32) {
+    for id in 0..count {
+        let Some(c) = counters(id) else {
+            break;
+        };
+        for counter in [
+            &c.allocated_blocks,
+            &c.allocated_bytes,
+            &c.freed_blocks,
+            &c.freed_bytes,
+            &c.temporary_blocks,
+            &c.temporary_bytes,
+            &c.peak_blocks,
+            &c.peak_bytes,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+    PEAK_DIRTY.store(false, Ordering::Relaxed);
+    PEAK_MICROS.store(0, Ordering::Relaxed);
+}
