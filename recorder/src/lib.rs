@@ -51,6 +51,8 @@
 //! - `TRACEMALLOC=N`: start tracing with `N` frames at the first allocation.
 //! - `TRACEMALLOC_SAMPLE=BYTES`: sample (see [`start_sampled`]) with this
 //!   mean.
+//! - `TRACEMALLOC_HISTORY=1`: record allocation history (see
+//!   [`Config::history`]).
 //! - `TRACEMALLOC_SNAPSHOT=PATH`: write a snapshot at exit (`{pid}` is
 //!   replaced by the process id).
 
@@ -306,7 +308,8 @@ pub struct MemoryUsage {
     /// bytes more (counted in `thread_tables`).
     pub block_headers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
-    /// and their index.
+    /// and their index, and with [`Config::history`] their history
+    /// counters (64 bytes per traceback id, in chunks of 4096 and more).
     pub tracebacks: u64,
     /// The symbolizer, counted since the first snapshot: the resolved
     /// frames of each distinct address, and the debug information the
