@@ -282,12 +282,20 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
             return;
         }
         let removed = tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
-        if state::history_on(config)
-            && let Some(entry) = removed
-        {
-            crate::history::on_free(state, ptr as usize, entry, true);
+        if state::history_on(config) {
+            count_free(state, ptr, removed);
         }
     });
+}
+
+/// The history's part of [`before_dealloc`], out of the way of the path
+/// without history.
+#[cold]
+#[inline(never)]
+fn count_free(state: &ThreadState, ptr: *mut u8, removed: Option<crate::table::Entry>) {
+    if let Some(entry) = removed {
+        crate::history::on_free(state, ptr as usize, entry, true);
+    }
 }
 
 /// A free of a block without a header while this thread's guard is set:

@@ -171,12 +171,21 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
         return;
     }
     tls::hook(state, || {
-        if let Some(traceback) = record(state, 0, addr, size, epoch, config)
-            && history_on(config)
-        {
-            crate::history::on_alloc(state, traceback, addr, size);
+        let filed = record(state, 0, addr, size, epoch, config);
+        if history_on(config) {
+            count_alloc(state, filed, addr, size);
         }
     });
+}
+
+/// The history's part of [`on_alloc`], out of the way of the path
+/// without history.
+#[cold]
+#[inline(never)]
+fn count_alloc(state: &ThreadState, filed: Option<u32>, addr: usize, size: usize) {
+    if let Some(traceback) = filed {
+        crate::history::on_alloc(state, traceback, addr, size);
+    }
 }
 
 /// Captures the traceback and inserts the block; returns its traceback id
