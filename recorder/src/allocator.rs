@@ -218,7 +218,7 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
         return new;
     }
     if let Some(old) = old {
-        count_guarded_free(state, ptr, old);
+        count_history_free(state, ptr as usize, old, false);
     }
     if guard == GUARD_COUNTED {
         // A block the program allocated becomes the symbolizer's.
@@ -282,20 +282,12 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
             return;
         }
         let removed = tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
-        if state::history_on(config) {
-            count_free(state, ptr, removed);
+        if state::history_on(config)
+            && let Some(entry) = removed
+        {
+            count_history_free(state, ptr as usize, entry, true);
         }
     });
-}
-
-/// The history's part of [`before_dealloc`], out of the way of the path
-/// without history.
-#[cold]
-#[inline(never)]
-fn count_free(state: &ThreadState, ptr: *mut u8, removed: Option<crate::table::Entry>) {
-    if let Some(entry) = removed {
-        crate::history::on_free(state, ptr as usize, entry, true);
-    }
 }
 
 /// A free of a block without a header while this thread's guard is set:
@@ -309,19 +301,27 @@ fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, ep
         None
     };
     match freed {
-        Some(entry) => count_guarded_free(state, ptr, entry),
+        Some(entry) => count_history_free(state, ptr as usize, entry, false),
         None if guard == GUARD_COUNTED => count_own(-(size as i64)),
         None => {}
     }
 }
 
-/// The history of a traced block that the recorder frees (or reallocates)
-/// for the program under its guard: a free like any other, but never
-/// temporary (`history.rs`).
+/// Counts the free of the traced block at `addr`, whose trace `entry` was
+/// just removed, in the history if the session records one
+/// (`history.rs`). Out of line: the paths without history only test
+/// for it. `may_be_temporary` is false for the free half of a realloc
+/// and for a block the recorder frees for the program under its guard.
 #[cold]
-fn count_guarded_free(state: &ThreadState, ptr: *mut u8, entry: crate::table::Entry) {
+#[inline(never)]
+pub(crate) fn count_history_free(
+    state: &ThreadState,
+    addr: usize,
+    entry: crate::table::Entry,
+    may_be_temporary: bool,
+) {
     if state::history_on(state::hot_config()) {
-        crate::history::on_free(state, ptr as usize, entry, false);
+        crate::history::on_free(state, addr, entry, may_be_temporary);
     }
 }
 

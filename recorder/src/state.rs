@@ -724,7 +724,8 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     // allocator is `TracingAllocator::system()`, which the hooks know);
     // sampled blocks are few and go to the shared table.
     // A session with history does without them: its counting is in the
-    // hooks of blocks without a header only.
+    // hooks of blocks without a header (and in the frees of blocks that
+    // got one in an earlier session).
     let headers = settings.block_headers
         && settings.sample_mean.is_none()
         && !settings.history
