@@ -8,16 +8,23 @@ mod common;
 
 use std::hint::black_box;
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::history_at_line;
 
 // Without libtest: its threads allocate while tests run (see
 // `common::run_tests`).
 fn main() {
-    common::run_tests(&[(
-        "two_threads_count_every_event",
-        two_threads_count_every_event,
-    )]);
+    common::run_tests(&[
+        (
+            "two_threads_count_every_event",
+            two_threads_count_every_event,
+        ),
+        (
+            "control_calls_race_the_counting_threads",
+            control_calls_race_the_counting_threads,
+        ),
+    ]);
 }
 
 #[global_allocator]
@@ -85,5 +92,49 @@ fn two_threads_count_every_event() {
     let [allocated, bytes, freed, temporary, ..] = history_at_line(&snapshot, FILE, handed_line);
     assert_eq!([allocated, bytes, freed, temporary], [100, 3200, 100, 0], "{report}");
     drop((kept_a, kept_b));
+    tracemalloc::stop();
+}
+
+/// Snapshots, `reset_peak` and `clear_traces` while two threads allocate
+/// and free: every snapshot is consistent and its history sane, and once
+/// the threads stop, a cleared history counts exactly again.
+#[rustfmt::skip]
+fn control_calls_race_the_counting_threads() {
+    tracemalloc::Config::new(4).history(true).start().unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut keep = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    for i in 0..200 {
+                        keep.push(black_box(vec![0u8; 16 + i]));
+                        drop(black_box(vec![1u8; 8]));
+                    }
+                    keep.clear();
+                }
+            });
+        }
+        for round in 0..60 {
+            let snapshot = tracemalloc::take_snapshot().unwrap();
+            common::assert_consistent(&snapshot);
+            let history = snapshot.history().unwrap();
+            for row in history.rows() {
+                assert!(row.freed_blocks <= row.allocated_blocks, "{row:?}");
+                assert!(row.allocated_blocks > 0, "{row:?}");
+            }
+            match round % 3 {
+                0 => tracemalloc::clear_traces(),
+                1 => tracemalloc::reset_peak(),
+                _ => {}
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    tracemalloc::clear_traces();
+    let (kept, line) = (black_box(vec![7u8; 777]), line!());
+    let snapshot = tracemalloc::take_snapshot().unwrap();
+    assert_eq!(history_at_line(&snapshot, FILE, line), [1, 777, 0, 0, 0, 1, 777]);
+    drop(kept);
     tracemalloc::stop();
 }
