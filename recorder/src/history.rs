@@ -30,6 +30,14 @@
 //!   new maximum, not at every new maximum. A snapshot taken while the
 //!   flag is set copies the current live set, which is the peak then.
 //!
+//! In sampled mode each sampled event counts with its unbiased weight,
+//! `1 / p` blocks and `size / p` bytes (`p` the block's chance to be
+//! sampled), as the live statistics scale the traces: block counters are
+//! kept in `1 / BLOCK_UNIT` blocks so that the fractions add up, rounded
+//! when a snapshot reads them. An allocation that is not sampled still
+//! ends its thread's latest allocation, so a sampled block freed after it
+//! is not temporary.
+//!
 //! With several threads the counters are exact (atomic adds), while the
 //! peak set is a copy taken as other threads go on allocating and freeing:
 //! it is the live set at about the peak, as the peak itself is (see
@@ -55,6 +63,38 @@ pub(crate) struct Counters {
     temporary_bytes: AtomicU64,
     peak_blocks: AtomicU64,
     peak_bytes: AtomicU64,
+}
+
+/// The block counters count in units of `1 / BLOCK_UNIT` block, so that a
+/// sampled block adds its unbiased weight `1 / p` with its fraction
+/// (`p` its chance to be sampled; see `sampling.rs`). In exact mode every
+/// block adds `BLOCK_UNIT`, and the counts read back are exact.
+const BLOCK_UNIT: u64 = 1 << 12;
+
+/// What a block of `size` bytes adds to the counters: its weight in
+/// [`BLOCK_UNIT`]s and its bytes. Its size and one block in exact mode; in
+/// sampled mode (`sample_mean` not 0) the unbiased estimates the live
+/// statistics use: `size / p` bytes (rounded per block as
+/// `state::amount_of` does) and `1 / p` blocks.
+#[inline]
+fn weight(size: usize, sample_mean: u64) -> (u64, u64) {
+    if sample_mean == 0 || size == 0 {
+        return (BLOCK_UNIT, size as u64);
+    }
+    let p = -(-(size as f64) / sample_mean as f64).exp_m1();
+    if p <= 0.0 {
+        return (BLOCK_UNIT, size as u64);
+    }
+    (
+        (BLOCK_UNIT as f64 / p).round() as u64,
+        crate::state::amount_of(size, sample_mean),
+    )
+}
+
+/// Blocks from a counter in [`BLOCK_UNIT`]s, rounded to the nearest.
+#[inline]
+fn blocks_of(units: u64) -> u64 {
+    units / BLOCK_UNIT + u64::from(units % BLOCK_UNIT >= BLOCK_UNIT / 2)
 }
 
 /// A copy of one traceback's counters, as a snapshot reads them.
@@ -114,15 +154,25 @@ fn counters(id: u32) -> Option<&'static Counters> {
 }
 
 /// Counts a traced allocation of `size` bytes at `addr` by this thread,
-/// filed under traceback `id`, and makes it the thread's latest.
+/// filed under traceback `id`, and makes it the thread's latest. In
+/// sampled mode an allocation not sampled calls [`not_sampled`] instead.
 #[inline]
 pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
     if let Some(c) = counters(id) {
-        c.allocated_blocks.fetch_add(1, Ordering::Relaxed);
-        c.allocated_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        let (units, bytes) = weight(size, crate::state::sample_mean_raw());
+        c.allocated_blocks.fetch_add(units, Ordering::Relaxed);
+        c.allocated_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     state.last_alloc.set(addr);
     state.last_traceback.set(id);
+}
+
+/// An allocation of this thread that sampling left out: it still comes
+/// between this thread's latest traced allocation and its free, which is
+/// then not temporary.
+#[inline]
+pub(crate) fn not_sampled(state: &ThreadState) {
+    state.last_alloc.set(0);
 }
 
 /// Counts the free of the traced block at `addr` (its trace `entry` was
@@ -142,12 +192,12 @@ pub(crate) fn on_free(state: &ThreadState, addr: usize, entry: Entry, may_be_tem
     let Some(c) = counters(entry.traceback) else {
         return;
     };
-    let size = entry.size as u64;
-    c.freed_blocks.fetch_add(1, Ordering::Relaxed);
-    c.freed_bytes.fetch_add(size, Ordering::Relaxed);
+    let (units, bytes) = weight(entry.size, crate::state::sample_mean_raw());
+    c.freed_blocks.fetch_add(units, Ordering::Relaxed);
+    c.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
     if latest && may_be_temporary && state.last_traceback.get() == entry.traceback {
-        c.temporary_blocks.fetch_add(1, Ordering::Relaxed);
-        c.temporary_bytes.fetch_add(size, Ordering::Relaxed);
+        c.temporary_blocks.fetch_add(units, Ordering::Relaxed);
+        c.temporary_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -210,18 +260,17 @@ pub(crate) fn peak_timestamp() -> Option<tracemalloc_format::Timestamp> {
 /// thread just after it was filed may be counted freed before allocated.
 pub(crate) fn read(id: u32) -> Option<Read> {
     let c = counters(id)?;
-    let allocated_blocks = c.allocated_blocks.load(Ordering::Relaxed);
-    if allocated_blocks == 0 {
+    let allocated = c.allocated_blocks.load(Ordering::Relaxed);
+    if allocated == 0 {
         return None;
     }
-    let peak_blocks = c.peak_blocks.load(Ordering::Relaxed);
     Some(Read {
-        allocated_blocks,
+        allocated_blocks: blocks_of(allocated),
         allocated_bytes: c.allocated_bytes.load(Ordering::Relaxed),
-        freed_blocks: c.freed_blocks.load(Ordering::Relaxed).min(allocated_blocks),
-        temporary_blocks: c.temporary_blocks.load(Ordering::Relaxed),
+        freed_blocks: blocks_of(c.freed_blocks.load(Ordering::Relaxed).min(allocated)),
+        temporary_blocks: blocks_of(c.temporary_blocks.load(Ordering::Relaxed)),
         temporary_bytes: c.temporary_bytes.load(Ordering::Relaxed),
-        peak_blocks,
+        peak_blocks: blocks_of(c.peak_blocks.load(Ordering::Relaxed)),
         peak_bytes: c.peak_bytes.load(Ordering::Relaxed),
     })
 }

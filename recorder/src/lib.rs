@@ -93,10 +93,6 @@ pub enum Error {
     /// `start` while tracing, asking for another sampling mode.
     #[error("cannot change sampling while tracing: call tracemalloc::stop() first")]
     SamplingChange,
-    /// `start` asking for allocation history in sampled mode, which the
-    /// history does not support (its counts would need scaling).
-    #[error("allocation history needs exact tracing: it cannot be combined with sampling")]
-    HistorySampled,
     /// An operation that needs tracing on (CPython raises `RuntimeError`).
     #[error("the tracemalloc module must be tracing memory allocations to take a snapshot")]
     NotTracing,
@@ -200,8 +196,10 @@ impl Config {
     /// allocation of the new size under the realloc's traceback. Only the
     /// global allocator's blocks count, not [`track`]ed memory.
     ///
-    /// Exact mode only: [`start`] refuses it with sampling
-    /// ([`Error::HistorySampled`]). A session with history gives no block
+    /// In sampled mode ([`Config::sampled`]) every figure is an unbiased
+    /// estimate, scaled as the live statistics are: a sampled block counts
+    /// `1 / p` blocks and `size / p` bytes, `p` its chance to be sampled.
+    /// A session with history gives no block
     /// a header ([`Config::block_headers`] is ignored). Takes effect when
     /// tracing starts, not while it is on. `TRACEMALLOC_HISTORY=1` in the
     /// environment turns it on for `TRACEMALLOC`.

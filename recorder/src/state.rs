@@ -135,6 +135,12 @@ pub(crate) fn keep_internal() -> bool {
     KEEP_INTERNAL.load(Ordering::Relaxed)
 }
 
+/// The sampling mean in use, 0 when not sampling.
+#[inline]
+pub(crate) fn sample_mean_raw() -> u64 {
+    SAMPLE_MEAN.load(Ordering::Relaxed)
+}
+
 /// The sampling mean in use, if sampling.
 pub(crate) fn sample_mean() -> Option<u64> {
     match SAMPLE_MEAN.load(Ordering::Relaxed) {
@@ -168,6 +174,9 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
     fence(Ordering::Acquire);
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
+        if history_on(config) {
+            crate::history::not_sampled(state);
+        }
         return;
     }
     tls::hook(state, || {
@@ -673,9 +682,6 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     }
     if settings.sample_mean == Some(0) {
         return Err(Error::InvalidSamplingMean);
-    }
-    if settings.history && settings.sample_mean.is_some() {
-        return Err(Error::HistorySampled);
     }
     crate::env::init();
     let _guard = Guard::enter(GUARD_UNTRACED);

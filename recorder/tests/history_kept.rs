@@ -19,7 +19,6 @@ fn main() {
             a_kept_set_is_allocated_and_live,
         ),
         ("history_is_off_by_default", history_is_off_by_default),
-        ("history_refuses_sampling", history_refuses_sampling),
     ]);
 }
 
@@ -62,15 +61,4 @@ fn history_is_off_by_default() {
     assert!(snapshot.history().is_none());
     drop(kept);
     tracemalloc::stop();
-}
-
-fn history_refuses_sampling() {
-    let err = tracemalloc::Config::new(4)
-        .sampled(4096)
-        .history(true)
-        .start()
-        .unwrap_err();
-    assert!(matches!(err, tracemalloc::Error::HistorySampled), "{err:?}");
-    assert!(err.to_string().contains("sampling"), "{err}");
-    assert!(!tracemalloc::is_tracing());
 }
