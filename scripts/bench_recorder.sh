@@ -34,6 +34,7 @@ variants=(
     "nframe=1, history 1|$bin/bench_workload trace:1:history 1"
     "nframe=16, history 1|$bin/bench_workload trace:16:history 1"
     "sampled, 512 KiB, nframe=16 1|$bin/bench_workload sampled:16:524288 1"
+    "sampled, 512 KiB, nframe=16, history 1|$bin/bench_workload sampled:16:524288:history 1"
     "untraced 2|$bin/bench_workload_system 2"
     "installed, off 2|$bin/bench_workload off 2"
     "nframe=1 2|$bin/bench_workload trace:1 2"

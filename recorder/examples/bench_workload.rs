@@ -4,7 +4,7 @@
 //! ```text
 //! bench_workload MODE [THREADS] [SCALE]
 //! MODE: off | trace:NFRAME | trace:NFRAME:headers | trace:NFRAME:history
-//!       | sampled:NFRAME:MEAN_BYTES
+//!       | sampled:NFRAME:MEAN_BYTES | sampled:NFRAME:MEAN_BYTES:history
 //! ```
 //!
 //! Prints the workload's own time; the script times the whole process.
@@ -29,6 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .start()?,
         ["trace", n, "history"] => tracemalloc::Config::new(n.parse()?).history(true).start()?,
         ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
+        ["sampled", n, mean, "history"] => tracemalloc::Config::new(n.parse()?)
+            .sampled(mean.parse()?)
+            .history(true)
+            .start()?,
         _ => return Err(format!("unknown mode {mode}").into()),
     }
     let (checksum, elapsed) = workload::run_on_threads(threads, scale)?;

@@ -35,8 +35,9 @@
 //! sampled), as the live statistics scale the traces: block counters are
 //! kept in `1 / BLOCK_UNIT` blocks so that the fractions add up, rounded
 //! when a snapshot reads them. An allocation that is not sampled still
-//! ends its thread's latest allocation, so a sampled block freed after it
-//! is not temporary.
+//! ends its thread's latest allocation (seen in the sampling countdown, at
+//! no cost to the allocations not sampled), so a sampled block freed after
+//! it is not temporary.
 //!
 //! With several threads the counters are exact (atomic adds), while the
 //! peak set is a copy taken as other threads go on allocating and freeing:
@@ -154,8 +155,7 @@ fn counters(id: u32) -> Option<&'static Counters> {
 }
 
 /// Counts a traced allocation of `size` bytes at `addr` by this thread,
-/// filed under traceback `id`, and makes it the thread's latest. In
-/// sampled mode an allocation not sampled calls [`not_sampled`] instead.
+/// filed under traceback `id`, and makes it the thread's latest.
 #[inline]
 pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
     if let Some(c) = counters(id) {
@@ -165,14 +165,7 @@ pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
     }
     state.last_alloc.set(addr);
     state.last_traceback.set(id);
-}
-
-/// An allocation of this thread that sampling left out: it still comes
-/// between this thread's latest traced allocation and its free, which is
-/// then not temporary.
-#[inline]
-pub(crate) fn not_sampled(state: &ThreadState) {
-    state.last_alloc.set(0);
+    state.last_sample_left.set(state.sample_left.get());
 }
 
 /// Counts the free of the traced block at `addr` (its trace `entry` was
@@ -185,7 +178,13 @@ pub(crate) fn on_free(state: &ThreadState, addr: usize, entry: Entry, may_be_tem
         // set, this block still in it, is the peak set.
         capture_peak();
     }
-    let latest = state.last_alloc.get() == addr;
+    // In sampled mode an allocation that sampling left out does not reach
+    // `on_alloc`, but it lowers the thread's countdown to the next sample
+    // (by its size, never 0) or draws a new one: a countdown unchanged
+    // since the latest traced allocation means no allocation since. In
+    // exact mode the countdown never changes.
+    let latest =
+        state.last_alloc.get() == addr && state.sample_left.get() == state.last_sample_left.get();
     if latest {
         state.last_alloc.set(0);
     }

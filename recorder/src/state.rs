@@ -174,9 +174,6 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
     fence(Ordering::Acquire);
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
-        if history_on(config) {
-            crate::history::not_sampled(state);
-        }
         return;
     }
     tls::hook(state, || {

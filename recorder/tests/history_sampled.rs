@@ -43,6 +43,18 @@ fn sampled_history_estimates_the_counts() {
     // Every small block is freed at once: all temporary.
     let small_line = line!(); for _ in 0..SMALL { drop(black_box(vec![0u8; 64])); }
 
+    // Pairs: the first block of each is freed after the second was
+    // allocated, sampled or not, so it is never temporary; the second is.
+    let mut first_line = 0;
+    let mut second_line = 0;
+    for _ in 0..SMALL / 2 {
+        let (a, la) = (black_box(vec![0u8; 64]), line!());
+        let (b, lb) = (black_box(vec![0u8; 64]), line!());
+        drop(a);
+        drop(b);
+        (first_line, second_line) = (la, lb);
+    }
+
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(snapshot.metadata().sampling_rate, Some(4096));
     let report = common::describe(&snapshot);
@@ -54,6 +66,12 @@ fn sampled_history_estimates_the_counts() {
     assert!(near(bytes, SMALL * 64, 0.1), "{bytes} of {}", SMALL * 64);
     // Each sampled block was freed, temporary, with the same weight.
     assert_eq!((freed, temporary, temporary_bytes), (allocated, allocated, bytes));
+    let [allocated, _, freed, temporary, ..] = history_at_line(&snapshot, FILE, first_line);
+    assert!(near(allocated, SMALL / 2, 0.15), "{allocated} of {}", SMALL / 2);
+    assert_eq!((freed, temporary), (allocated, 0));
+    let [allocated, _, freed, temporary, ..] = history_at_line(&snapshot, FILE, second_line);
+    assert!(near(allocated, SMALL / 2, 0.15), "{allocated} of {}", SMALL / 2);
+    assert_eq!((freed, temporary), (allocated, allocated));
     drop(big);
     tracemalloc::stop();
 }
