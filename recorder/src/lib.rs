@@ -339,7 +339,10 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 /// while `traced_current` is the estimate: each block's size divided by
 /// its chance to be sampled, which is also what the snapshot's statistics
 /// sum (up to the rounding of each block's estimate to whole bytes).
-/// The snapshot's own memory is not traced.
+/// The snapshot's own memory is not traced. With [`Config::history`] it
+/// also carries the allocation history ([`Snapshot::history`]): a row for
+/// every traceback that allocated since tracing started or since the last
+/// [`clear_traces`], its blocks all freed or not.
 pub fn take_snapshot() -> Result<Snapshot, Error> {
     snapshot::take_snapshot()
 }
