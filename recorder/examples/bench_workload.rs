@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! bench_workload MODE [THREADS] [SCALE]
-//! MODE: off | trace:NFRAME | trace:NFRAME:headers | sampled:NFRAME:MEAN_BYTES
+//! MODE: off | trace:NFRAME | trace:NFRAME:headers | trace:NFRAME:history
+//!       | sampled:NFRAME:MEAN_BYTES | sampled:NFRAME:MEAN_BYTES:history
 //! ```
 //!
 //! Prints the workload's own time; the script times the whole process.
@@ -26,7 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["trace", n, "headers"] => tracemalloc::Config::new(n.parse()?)
             .block_headers(true)
             .start()?,
+        ["trace", n, "history"] => tracemalloc::Config::new(n.parse()?).history(true).start()?,
         ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
+        ["sampled", n, mean, "history"] => tracemalloc::Config::new(n.parse()?)
+            .sampled(mean.parse()?)
+            .history(true)
+            .start()?,
         _ => return Err(format!("unknown mode {mode}").into()),
     }
     let (checksum, elapsed) = workload::run_on_threads(threads, scale)?;

@@ -156,10 +156,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             }
             // The old block's trace goes first, for the same reason as in
             // `dealloc`: a moving realloc frees the old address.
+            let config = state::hot_config();
             let old = tls::hook(state, || {
-                if state::is_sampled(state::hot_config())
-                    && !crate::table::may_be_traced(ptr as usize)
-                {
+                if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
                     None
                 } else {
                     state::remove(state, 0, ptr as usize, epoch)
@@ -173,6 +172,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
                     state::reinsert(state, ptr as usize, old, epoch);
                 }
                 return new;
+            }
+            if state::history_on(config)
+                && let Some(old) = old
+            {
+                // The history counts a free of the old block, then an
+                // allocation of the new one (`history.rs`).
+                crate::history::on_free(state, ptr as usize, old, false);
             }
             // As CPython: the trace takes the new size and the traceback
             // of the realloc.
@@ -210,6 +216,9 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
             state::reinsert(state, ptr as usize, old, epoch);
         }
         return new;
+    }
+    if let Some(old) = old {
+        count_history_free(state, ptr as usize, old, false);
     }
     if guard == GUARD_COUNTED {
         // A block the program allocated becomes the symbolizer's.
@@ -268,10 +277,16 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
             guarded_dealloc(state, guard, ptr, size, epoch);
             return;
         }
-        if state::is_sampled(state::hot_config()) && !crate::table::may_be_traced(ptr as usize) {
+        let config = state::hot_config();
+        if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
             return;
         }
-        tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
+        let removed = tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
+        if state::history_on(config)
+            && let Some(entry) = removed
+        {
+            count_history_free(state, ptr as usize, entry, true);
+        }
     });
 }
 
@@ -280,10 +295,33 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
 /// had none counts as the symbolizer's under `GUARD_COUNTED`.
 #[cold]
 fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: Epoch) {
-    let traced = tls::frees_looked_up(state, guard)
-        && state::forget_guarded_free(state, ptr as usize, epoch).is_some();
-    if guard == GUARD_COUNTED && !traced {
-        count_own(-(size as i64));
+    let freed = if tls::frees_looked_up(state, guard) {
+        state::forget_guarded_free(state, ptr as usize, epoch)
+    } else {
+        None
+    };
+    match freed {
+        Some(entry) => count_history_free(state, ptr as usize, entry, false),
+        None if guard == GUARD_COUNTED => count_own(-(size as i64)),
+        None => {}
+    }
+}
+
+/// Counts the free of the traced block at `addr`, whose trace `entry` was
+/// just removed, in the history if the session records one
+/// (`history.rs`). Out of line: the paths without history only test
+/// for it. `may_be_temporary` is false for the free half of a realloc
+/// and for a block the recorder frees for the program under its guard.
+#[cold]
+#[inline(never)]
+pub(crate) fn count_history_free(
+    state: &ThreadState,
+    addr: usize,
+    entry: crate::table::Entry,
+    may_be_temporary: bool,
+) {
+    if state::history_on(state::hot_config()) {
+        crate::history::on_free(state, addr, entry, may_be_temporary);
     }
 }
 

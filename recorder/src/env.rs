@@ -5,6 +5,8 @@
 //!   `PYTHONTRACEMALLOC`; `0` or an empty value leaves tracing off.
 //! - `TRACEMALLOC_SAMPLE=BYTES` makes that tracing sampled, with a mean of
 //!   `BYTES` between samples.
+//! - `TRACEMALLOC_HISTORY=1` makes that tracing record allocation history
+//!   (`Config::history`).
 //! - `TRACEMALLOC_SNAPSHOT=PATH` writes a snapshot to `PATH` at exit (if
 //!   tracing then); `{pid}` in the path becomes the process id.
 //!
@@ -35,6 +37,7 @@ pub(crate) fn init() {
     let settings = read_settings(
         getenv(c"TRACEMALLOC").as_deref(),
         getenv(c"TRACEMALLOC_SAMPLE").as_deref(),
+        getenv(c"TRACEMALLOC_HISTORY").as_deref(),
     );
     let settings = match settings {
         Ok(settings) => settings,
@@ -73,6 +76,7 @@ fn getenv(name: &CStr) -> Option<String> {
 pub(crate) fn read_settings(
     tracemalloc: Option<&str>,
     sample: Option<&str>,
+    history: Option<&str>,
 ) -> Result<Option<Settings>, String> {
     let nframe = match tracemalloc.map(str::trim) {
         None | Some("") => return Ok(None),
@@ -99,12 +103,22 @@ pub(crate) fn read_settings(
             }
         },
     };
+    let history = match history.map(str::trim) {
+        None | Some("" | "0") => false,
+        Some("1") => true,
+        Some(value) => {
+            return Err(format!(
+                "ignoring TRACEMALLOC_HISTORY={value:?}: expected 0 or 1 (tracing is not started)"
+            ));
+        }
+    };
     Ok(Some(Settings {
         nframe,
         sample_mean,
         keep_internal: false,
         unwinder: Unwinder::Auto,
         block_headers: false,
+        history,
     }))
 }
 
@@ -154,19 +168,37 @@ mod tests {
 
     #[test]
     fn values_parse_like_pythontracemalloc() {
-        assert!(read_settings(None, None).unwrap().is_none());
-        assert!(read_settings(Some(""), None).unwrap().is_none());
-        assert!(read_settings(Some("0"), None).unwrap().is_none());
-        let s = read_settings(Some(" 16 "), None).unwrap().unwrap();
+        assert!(read_settings(None, None, None).unwrap().is_none());
+        assert!(read_settings(Some(""), None, None).unwrap().is_none());
+        assert!(read_settings(Some("0"), None, None).unwrap().is_none());
+        let s = read_settings(Some(" 16 "), None, None).unwrap().unwrap();
         assert_eq!(s.nframe, 16);
         assert_eq!(s.sample_mean, None);
-        let s = read_settings(Some("4"), Some("65536")).unwrap().unwrap();
+        let s = read_settings(Some("4"), Some("65536"), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.sample_mean, Some(65536));
-        let err = read_settings(Some("lots"), None).unwrap_err();
+        let err = read_settings(Some("lots"), None, None).unwrap_err();
         assert!(err.contains("TRACEMALLOC=\"lots\""), "{err}");
-        assert!(read_settings(Some("100000"), None).is_err());
-        assert!(read_settings(Some("-1"), None).is_err());
-        assert!(read_settings(Some("8"), Some("0")).is_err());
+        assert!(read_settings(Some("100000"), None, None).is_err());
+        assert!(read_settings(Some("-1"), None, None).is_err());
+        assert!(read_settings(Some("8"), Some("0"), None).is_err());
+        assert!(
+            !read_settings(Some("8"), None, Some("0"))
+                .unwrap()
+                .unwrap()
+                .history
+        );
+        assert!(
+            read_settings(Some("8"), None, Some("1"))
+                .unwrap()
+                .unwrap()
+                .history
+        );
+        let err = read_settings(Some("8"), None, Some("yes")).unwrap_err();
+        assert!(err.contains("TRACEMALLOC_HISTORY=\"yes\""), "{err}");
+        // History without tracing asks for nothing.
+        assert!(read_settings(None, None, Some("1")).unwrap().is_none());
     }
 
     #[test]

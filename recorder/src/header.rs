@@ -257,9 +257,19 @@ unsafe fn forget_freed(ptr: *mut u8, size: usize, epoch: Epoch) -> bool {
         let old = tls::hook(state, || unsafe {
             state::remove_headed(state, ptr as usize, epoch)
         });
-        if guard == GUARD_COUNTED && old.is_none() {
+        match old {
+            // A session with history gives no header, but a block with one
+            // from an earlier session may have been traced again by a
+            // realloc in this one.
+            Some(entry) => crate::allocator::count_history_free(
+                state,
+                ptr as usize,
+                entry,
+                guard == GUARD_NONE,
+            ),
             // Not traced (made by the symbolizer's realloc): its memory.
-            crate::allocator::count_own(-(size as i64));
+            None if guard == GUARD_COUNTED => crate::allocator::count_own(-(size as i64)),
+            None => {}
         }
         true
     })
@@ -327,6 +337,10 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
                 });
             }
             return new;
+        }
+        if let Some(old) = old {
+            // As in `forget_freed`; the free half of a realloc.
+            crate::allocator::count_history_free(state, ptr as usize, old, false);
         }
         // SAFETY: the allocation is `HEADER` bytes longer than the block.
         let ptr = unsafe { new.add(HEADER) } as usize;

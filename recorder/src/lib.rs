@@ -51,12 +51,15 @@
 //! - `TRACEMALLOC=N`: start tracing with `N` frames at the first allocation.
 //! - `TRACEMALLOC_SAMPLE=BYTES`: sample (see [`start_sampled`]) with this
 //!   mean.
+//! - `TRACEMALLOC_HISTORY=1`: record allocation history (see
+//!   [`Config::history`]).
 //! - `TRACEMALLOC_SNAPSHOT=PATH`: write a snapshot at exit (`{pid}` is
 //!   replaced by the process id).
 
 mod allocator;
 mod env;
 mod header;
+mod history;
 mod lock;
 mod periodic;
 mod sampling;
@@ -136,6 +139,7 @@ impl Config {
                 keep_internal: false,
                 unwinder: Unwinder::Auto,
                 block_headers: false,
+                history: false,
             },
         }
     }
@@ -176,6 +180,31 @@ impl Config {
     /// while it is on.
     pub fn block_headers(mut self, on: bool) -> Config {
         self.settings.block_headers = on;
+        self
+    }
+
+    /// Records allocation history (off by default): per traceback, the
+    /// blocks and bytes allocated since tracing started (or since
+    /// [`clear_traces`]), the blocks freed, the temporary blocks (freed by
+    /// the thread that allocated them before it allocated anything else,
+    /// heaptrack's definition) and the blocks and bytes live at the peak of
+    /// traced memory (DHAT's t-gmax; [`reset_peak`] starts a new one).
+    /// Snapshots carry it ([`Snapshot::history`]); `tracemalloc-viewer
+    /// stats --metric allocated|temporary|peak` shows it.
+    ///
+    /// A realloc counts as a free of the old block (never temporary) and an
+    /// allocation of the new size under the realloc's traceback. Only the
+    /// global allocator's blocks count, not [`track`]ed memory.
+    ///
+    /// In sampled mode ([`Config::sampled`]) every figure is an unbiased
+    /// estimate, scaled as the live statistics are: a sampled block counts
+    /// `1 / p` blocks and `size / p` bytes, `p` its chance to be sampled.
+    /// A session with history gives no block
+    /// a header ([`Config::block_headers`] is ignored). Takes effect when
+    /// tracing starts, not while it is on. `TRACEMALLOC_HISTORY=1` in the
+    /// environment turns it on for `TRACEMALLOC`.
+    pub fn history(mut self, on: bool) -> Config {
+        self.settings.history = on;
         self
     }
 
@@ -277,7 +306,8 @@ pub struct MemoryUsage {
     /// bytes more (counted in `thread_tables`).
     pub block_headers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
-    /// and their index.
+    /// and their index, and with [`Config::history`] their history
+    /// counters (64 bytes per traceback id, in chunks of 4096 and more).
     pub tracebacks: u64,
     /// The symbolizer, counted since the first snapshot: the resolved
     /// frames of each distinct address, and the debug information the
@@ -309,7 +339,10 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 /// while `traced_current` is the estimate: each block's size divided by
 /// its chance to be sampled, which is also what the snapshot's statistics
 /// sum (up to the rounding of each block's estimate to whole bytes).
-/// The snapshot's own memory is not traced.
+/// The snapshot's own memory is not traced. With [`Config::history`] it
+/// also carries the allocation history ([`Snapshot::history`]): a row for
+/// every traceback that allocated since tracing started or since the last
+/// [`clear_traces`], its blocks all freed or not.
 pub fn take_snapshot() -> Result<Snapshot, Error> {
     snapshot::take_snapshot()
 }

@@ -4,7 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use tracemalloc_format::{
-    Frame, FrameId, Metadata, Snapshot, SnapshotBuilder, Timestamp, Traceback, TracebackId,
+    Frame, FrameId, HistoryRow, Metadata, Snapshot, SnapshotBuilder, Timestamp, Traceback,
+    TracebackId,
 };
 
 use crate::Error;
@@ -45,13 +46,21 @@ pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
         };
         let (_, peak) = state::traced_memory();
         let peak = peak.max(current);
-        build(&blocks, current, peak)
+        let history = state::history_on(state::hot_config());
+        if history {
+            // Memory has not fallen since its latest maximum if the peak
+            // set is still to be copied: the live set is the peak set.
+            crate::history::capture_peak();
+        }
+        build(&blocks, current, peak, history)
     })
 }
 
 /// Builds the snapshot of `blocks`. The caller holds the control lock, so
 /// the traceback store is not cleared meanwhile.
-fn build(blocks: &[Copied], current: u64, peak: u64) -> Result<Snapshot, Error> {
+/// With `history`, the tracebacks with a history are symbolized too (also
+/// those whose blocks were all freed), and the snapshot carries their rows.
+fn build(blocks: &[Copied], current: u64, peak: u64, history: bool) -> Result<Snapshot, Error> {
     let nframe = state::nframe();
     let keep_internal = state::keep_internal();
     // The distinct tracebacks, and their raw frames.
@@ -64,6 +73,20 @@ fn build(blocks: &[Copied], current: u64, peak: u64) -> Result<Snapshot, Error> 
         {
             *u = true;
             ids.push(b.traceback);
+        }
+    }
+    // Each traceback's counters, read once, so that the rows agree with
+    // the tracebacks symbolized for them.
+    let mut rows: Vec<(u32, crate::history::Read)> = Vec::new();
+    if history {
+        for id in 0..tb_count as u32 {
+            if let Some(read) = crate::history::read(id) {
+                rows.push((id, read));
+                if !used[id as usize] {
+                    used[id as usize] = true;
+                    ids.push(id);
+                }
+            }
         }
     }
     let mut raw: Vec<(u32, Vec<usize>, bool)> = Vec::with_capacity(ids.len());
@@ -121,8 +144,43 @@ fn build(blocks: &[Copied], current: u64, peak: u64) -> Result<Snapshot, Error> 
                 builder.push_trace(b.domain, b.size, *tb)?;
             }
         }
+        if history {
+            builder.set_history(crate::history::peak_timestamp());
+            push_history_rows(&mut builder, &rows, &tb_map)?;
+        }
         Ok(builder.finish(metadata(current, peak)))
     })
+}
+
+/// Adds one history row per snapshot traceback, in the order of their ids.
+/// Raw tracebacks that become the same one once symbolized and trimmed
+/// (two return addresses on one line, frames past the limit) add up.
+fn push_history_rows(
+    builder: &mut SnapshotBuilder,
+    rows: &[(u32, crate::history::Read)],
+    tb_map: &[Option<TracebackId>],
+) -> Result<(), Error> {
+    let mut merged: Vec<Option<HistoryRow>> = Vec::new();
+    for (id, read) in rows {
+        let Some(Some(tb)) = tb_map.get(*id as usize) else {
+            continue;
+        };
+        if merged.len() <= tb.index() {
+            merged.resize(tb.index() + 1, None);
+        }
+        let row = merged[tb.index()].get_or_insert_with(|| HistoryRow::new(0, *tb));
+        row.allocated_blocks = row.allocated_blocks.saturating_add(read.allocated_blocks);
+        row.allocated_bytes = row.allocated_bytes.saturating_add(read.allocated_bytes);
+        row.freed_blocks = row.freed_blocks.saturating_add(read.freed_blocks);
+        row.temporary_blocks = row.temporary_blocks.saturating_add(read.temporary_blocks);
+        row.temporary_bytes = row.temporary_bytes.saturating_add(read.temporary_bytes);
+        row.peak_blocks = row.peak_blocks.saturating_add(read.peak_blocks);
+        row.peak_bytes = row.peak_bytes.saturating_add(read.peak_bytes);
+    }
+    for row in merged.into_iter().flatten() {
+        builder.push_history(row)?;
+    }
+    Ok(())
 }
 
 fn metadata(current: u64, peak: u64) -> Metadata {

@@ -21,7 +21,7 @@
 //! inserts from older epochs.
 
 use std::alloc::Layout;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::lock::SpinLock;
 use crate::state::Epoch;
@@ -38,9 +38,9 @@ pub(crate) const MAX_RAW: usize = 320;
 /// Words in the first frame chunk; chunk `k` holds `CHUNK_BASE << k`.
 const CHUNK_BASE: usize = 1 << 14;
 /// Entries in the first id chunk; id chunk `k` holds `ID_BASE << k`.
-const ID_BASE: usize = 1 << 12;
+pub(crate) const ID_BASE: usize = 1 << 12;
 /// Enough chunks for 2^40 words of frames and 2^40 ids.
-const NCHUNKS: usize = 28;
+pub(crate) const NCHUNKS: usize = 28;
 /// Extra words after each frame chunk, so that a stale reader that takes any
 /// word of a chunk for a header can read a whole traceback after it without
 /// leaving the allocation.
@@ -129,6 +129,9 @@ pub(crate) struct Store {
     lookup: AtomicPtr<AtomicU64>,
     chunks: [AtomicPtr<AtomicUsize>; NCHUNKS],
     id_chunks: [AtomicPtr<AtomicUsize>; NCHUNKS],
+    /// `Index::count`, for readers without the lock (the history's peak
+    /// copy, on the hot path): written under the lock after each new id.
+    count: AtomicU32,
 }
 
 pub(crate) static STORE: Store = Store::new();
@@ -136,7 +139,7 @@ pub(crate) static STORE: Store = Store::new();
 /// The chunk holding `n`-th entry of a sequence whose chunk `k` holds
 /// `base << k` entries, and the offset in that chunk.
 #[inline]
-fn chunk_of(n: usize, base: usize) -> (usize, usize) {
+pub(crate) fn chunk_of(n: usize, base: usize) -> (usize, usize) {
     let q = n / base + 1;
     let k = (usize::BITS - 1 - q.leading_zeros()) as usize;
     (k, n - base * ((1 << k) - 1))
@@ -187,6 +190,7 @@ impl Store {
             lookup: AtomicPtr::new(std::ptr::null_mut()),
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS],
             id_chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS],
+            count: AtomicU32::new(0),
         }
     }
 
@@ -382,6 +386,7 @@ impl Store {
         slots[at].store(index_entry(hash, id), Ordering::Release);
         index.index_used += 1;
         index.count += 1;
+        self.count.store(index.count, Ordering::Release);
         Some(id)
     }
 
@@ -434,6 +439,11 @@ impl Store {
             index.chunk_bytes += words * size_of::<AtomicUsize>();
             ptr.store(chunk, Ordering::Release);
         }
+        if crate::state::history_on(crate::state::hot_config()) {
+            // The history counters of these ids, before any id of the
+            // chunk is handed out (see `history.rs`).
+            index.chunk_bytes += crate::history::ensure_chunk(k)?;
+        }
         self.id_slot(id)
     }
 
@@ -472,6 +482,7 @@ impl Store {
         index.chunk = 0;
         index.used = 0;
         index.count = 0;
+        self.count.store(0, Ordering::Release);
         // Stale header pointers must not survive into the new epoch, where
         // the same id will point elsewhere once it is reused.
         for (k, ptr) in self.id_chunks.iter().enumerate() {
@@ -489,6 +500,12 @@ impl Store {
     /// Number of tracebacks stored in this epoch.
     pub(crate) fn count(&self) -> u32 {
         self.index.lock().count
+    }
+
+    /// [`Store::count`] without the lock: ids below it are handed out (a
+    /// new one may be handed out meanwhile).
+    pub(crate) fn count_unlocked(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
     }
 
     /// Bytes the store holds: chunks plus its index.

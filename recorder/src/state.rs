@@ -56,6 +56,8 @@ static HOT_CONFIG: AtomicU64 = AtomicU64::new(0);
 const DEPTH_MASK: u64 = 0xffff;
 const DWARF_FLAG: u64 = 1 << 16;
 const SAMPLED_FLAG: u64 = 1 << 17;
+/// The session records allocation history (`history.rs`).
+const HISTORY_FLAG: u64 = 1 << 18;
 
 /// The traceback limit (frames kept after trimming), also when not tracing,
 /// as CPython reports the last one set.
@@ -111,6 +113,8 @@ pub(crate) struct Settings {
     pub(crate) unwinder: Unwinder,
     /// Asked for block headers (`Config::block_headers`).
     pub(crate) block_headers: bool,
+    /// Records allocation history (`Config::history`).
+    pub(crate) history: bool,
 }
 
 #[inline(always)]
@@ -129,6 +133,12 @@ pub(crate) fn nframe() -> u32 {
 
 pub(crate) fn keep_internal() -> bool {
     KEEP_INTERNAL.load(Ordering::Relaxed)
+}
+
+/// The sampling mean in use, 0 when not sampling.
+#[inline]
+pub(crate) fn sample_mean_raw() -> u64 {
+    SAMPLE_MEAN.load(Ordering::Relaxed)
 }
 
 /// The sampling mean in use, if sampling.
@@ -166,11 +176,27 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
         return;
     }
-    tls::hook(state, || record(state, 0, addr, size, epoch, config));
+    tls::hook(state, || {
+        let filed = record(state, 0, addr, size, epoch, config);
+        if history_on(config) {
+            count_alloc(state, filed, addr, size);
+        }
+    });
 }
 
-/// Captures the traceback and inserts the block. Kept out of line so that
-/// the walk starts at a known frame and the hot path stays small.
+/// The history's part of [`on_alloc`], out of the way of the path
+/// without history.
+#[cold]
+#[inline(never)]
+fn count_alloc(state: &ThreadState, filed: Option<u32>, addr: usize, size: usize) {
+    if let Some(traceback) = filed {
+        crate::history::on_alloc(state, traceback, addr, size);
+    }
+}
+
+/// Captures the traceback and inserts the block; returns its traceback id
+/// if the block was filed. Kept out of line so that the walk starts at a
+/// known frame and the hot path stays small.
 #[inline(never)]
 pub(crate) fn record(
     state: &ThreadState,
@@ -179,11 +205,9 @@ pub(crate) fn record(
     size: usize,
     epoch: Epoch,
     config: u64,
-) -> bool {
-    let Some(traceback) = capture(state, epoch, config) else {
-        return false;
-    };
-    insert(state, domain, addr, size, traceback, epoch)
+) -> Option<u32> {
+    let traceback = capture(state, epoch, config)?;
+    insert(state, domain, addr, size, traceback, epoch).then_some(traceback)
 }
 
 /// Captures the caller's traceback and interns it: its id, or `None` when
@@ -611,8 +635,11 @@ fn note_change_registered(state: &ThreadState, epoch: Epoch, delta: i64) {
 fn flush(state: &ThreadState, pending: i64) {
     state.pending.set(0);
     let now = APPROX_CURRENT.fetch_add(pending, Ordering::Relaxed) + pending;
-    if now > 0 {
-        PEAK.fetch_max(now as u64, Ordering::Relaxed);
+    if now > 0
+        && PEAK.fetch_max(now as u64, Ordering::Relaxed) < now as u64
+        && history_on(hot_config())
+    {
+        crate::history::new_peak();
     }
 }
 
@@ -634,6 +661,12 @@ pub(crate) fn hot_config() -> u64 {
 #[inline]
 pub(crate) fn is_sampled(config: u64) -> bool {
     config & SAMPLED_FLAG != 0
+}
+
+/// Whether the session records allocation history (`history.rs`).
+#[inline(always)]
+pub(crate) fn history_on(config: u64) -> bool {
+    config & HISTORY_FLAG != 0
 }
 
 // ---------------------------------------------------------------------------
@@ -660,6 +693,11 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
         let lead = control.lead[lead_index].unwrap_or(MAX_RAW);
         NFRAME.store(settings.nframe, Ordering::Relaxed);
         KEEP_INTERNAL.store(settings.keep_internal, Ordering::Relaxed);
+        // History is the session's, as sampling is: kept as it was.
+        let settings = Settings {
+            history: history_on(hot_config()),
+            ..settings
+        };
         set_hot_config(settings, dwarf, lead);
         return Ok(());
     }
@@ -688,8 +726,12 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     // before each block is known to be glibc's chunk size (and the global
     // allocator is `TracingAllocator::system()`, which the hooks know);
     // sampled blocks are few and go to the shared table.
+    // A session with history does without them: its counting is in the
+    // hooks of blocks without a header (and in the frees of blocks that
+    // got one in an earlier session).
     let headers = settings.block_headers
         && settings.sample_mean.is_none()
+        && !settings.history
         && *control
             .chunk_layout_known
             .get_or_insert_with(header::chunk_layout_known);
@@ -719,6 +761,9 @@ fn set_hot_config(settings: Settings, dwarf: bool, lead: usize) {
     }
     if settings.sample_mean.is_some() {
         config |= SAMPLED_FLAG;
+    }
+    if settings.history {
+        config |= HISTORY_FLAG;
     }
     HOT_CONFIG.store(config, Ordering::Relaxed);
 }
@@ -883,6 +928,7 @@ pub(crate) fn clear_traces() {
 fn reset(new_epoch: Epoch) {
     let mut shards = AllShards::lock();
     let frozen = thread_table::freeze_all();
+    crate::history::clear(STORE.count());
     STORE.clear();
     EPOCH.store(new_epoch, Ordering::Release);
     for data in shards.iter_mut() {
@@ -932,6 +978,9 @@ pub(crate) fn reset_peak() {
     let _guard = Guard::enter(GUARD_UNTRACED);
     let (current, _) = traced_memory();
     PEAK.store(current, Ordering::Relaxed);
+    if history_on(hot_config()) {
+        crate::history::reset_peak();
+    }
 }
 
 /// Memory the recorder itself uses, in bytes.
@@ -981,7 +1030,7 @@ pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> 
             if is_sampled(config) && !crate::sampling::take_sample(state, size) {
                 return Ok(());
             }
-            let stored = record(state, domain, addr, size, epoch, config);
+            let stored = record(state, domain, addr, size, epoch, config).is_some();
             if stored || EPOCH.load(Ordering::Relaxed) != epoch {
                 Ok(())
             } else {

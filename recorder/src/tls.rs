@@ -84,6 +84,14 @@ pub(crate) struct ThreadState {
     pub(crate) calib_target: Cell<usize>,
     pub(crate) calib_depth: Cell<usize>,
     pub(crate) calib_dwarf: Cell<bool>,
+    /// With allocation history: the address of this thread's latest traced
+    /// allocation (0 once freed) and its traceback id, which tell a
+    /// temporary block (see `history.rs`).
+    pub(crate) last_alloc: Cell<usize>,
+    pub(crate) last_traceback: Cell<u32>,
+    /// `sample_left` right after that allocation: a later allocation
+    /// changes it, sampled or not (see `history::on_free`).
+    pub(crate) last_sample_left: Cell<i64>,
     /// Return addresses of the traceback being captured.
     pub(crate) frames: UnsafeCell<[usize; MAX_RAW]>,
     /// Recently interned tracebacks, by hash (direct-mapped).
@@ -107,6 +115,9 @@ impl ThreadState {
             calib_target: Cell::new(0),
             calib_depth: Cell::new(0),
             calib_dwarf: Cell::new(false),
+            last_alloc: Cell::new(0),
+            last_traceback: Cell::new(0),
+            last_sample_left: Cell::new(0),
             frames: UnsafeCell::new([0; MAX_RAW]),
             cache: UnsafeCell::new(
                 [CacheEntry {

@@ -1,6 +1,7 @@
 //! The environment variables, in child processes of this test:
 //! `TRACEMALLOC=N` starts tracing at the first allocation,
-//! `TRACEMALLOC_SAMPLE` makes it sampled, `TRACEMALLOC_SNAPSHOT` writes a
+//! `TRACEMALLOC_SAMPLE` makes it sampled, `TRACEMALLOC_HISTORY=1` records
+//! allocation history, `TRACEMALLOC_SNAPSHOT` writes a
 //! snapshot at exit, and an invalid value is reported once and ignored.
 //!
 //! A `harness = false` test: the same binary is the parent (no variable
@@ -32,6 +33,7 @@ fn main() {
                 starts_and_dumps,
             ),
             ("sampling_from_the_environment", sampled),
+            ("history_from_the_environment", history),
             ("an_invalid_value_is_reported_once", invalid),
         ]),
     }
@@ -65,6 +67,7 @@ fn run_child(scenario: &str, env: &[(&str, &str)]) -> std::process::Output {
         .env("TM_ENV_CHILD", scenario)
         .env_remove("TRACEMALLOC")
         .env_remove("TRACEMALLOC_SAMPLE")
+        .env_remove("TRACEMALLOC_HISTORY")
         .env_remove("TRACEMALLOC_SNAPSHOT");
     for (k, v) in env {
         command.env(k, v);
@@ -114,6 +117,7 @@ fn starts_and_dumps() {
     assert_eq!(at_line(&snapshot, FILE, line), (4321, 1));
     assert_eq!(snapshot.traceback_limit(), 5);
     assert_eq!(snapshot.metadata().sampling_rate, None);
+    assert!(snapshot.history().is_none(), "history is off by default");
     assert!(
         output.stderr.is_empty(),
         "{}",
@@ -134,6 +138,26 @@ fn sampled() {
     );
     let snapshot = tracemalloc::Snapshot::load(&path).unwrap();
     assert_eq!(snapshot.metadata().sampling_rate, Some(1));
+}
+
+fn history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.tmsnap");
+    let output = run_child(
+        "start",
+        &[
+            ("TRACEMALLOC", "5"),
+            ("TRACEMALLOC_HISTORY", "1"),
+            ("TRACEMALLOC_SNAPSHOT", path.to_str().unwrap()),
+        ],
+    );
+    let line = child_line(&output);
+    let snapshot = tracemalloc::Snapshot::load(&path).unwrap();
+    // Allocated once, never freed: live at any peak.
+    assert_eq!(
+        common::history_at_line(&snapshot, FILE, line),
+        [1, 4321, 0, 0, 0, 1, 4321]
+    );
 }
 
 fn invalid() {

@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracemalloc::Snapshot;
-use tracemalloc_format::KeyType;
+use tracemalloc_format::{HistoryRow, KeyType};
 
 /// The recorder is process-wide: tests of one file that use it run one at
 /// a time.
@@ -29,6 +29,41 @@ pub fn at_line(snapshot: &Snapshot, file: &str, line: u32) -> (u64, u64) {
             f.filename.ends_with(file) && f.lineno == line
         })
         .fold((0, 0), |(size, count), s| (size + s.size, count + s.count))
+}
+
+/// The allocation history of the tracebacks whose most recent frame is
+/// `file:line` (`file` matched as a suffix), added up: `[allocated blocks,
+/// allocated bytes, freed blocks, temporary blocks, temporary bytes, peak
+/// blocks, peak bytes]`, to compare with one `assert_eq!`. The snapshot
+/// must have a history.
+pub fn history_at_line(snapshot: &Snapshot, file: &str, line: u32) -> [u64; 7] {
+    let history = snapshot.history().expect("the snapshot has a history");
+    let mut sum = [0u64; 7];
+    for row in history.rows() {
+        let traceback = snapshot.traceback(row.traceback);
+        let Some(frame) = traceback.most_recent() else {
+            continue;
+        };
+        if frame.filename.ends_with(file) && frame.lineno == line {
+            for (s, v) in sum.iter_mut().zip(history_counts(row)) {
+                *s += v;
+            }
+        }
+    }
+    sum
+}
+
+/// A history row's counters, in the order of [`history_at_line`].
+pub fn history_counts(row: &HistoryRow) -> [u64; 7] {
+    [
+        row.allocated_blocks,
+        row.allocated_bytes,
+        row.freed_blocks,
+        row.temporary_blocks,
+        row.temporary_bytes,
+        row.peak_blocks,
+        row.peak_bytes,
+    ]
 }
 
 /// Every `file:line` group of the snapshot, for failure messages.
