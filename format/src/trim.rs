@@ -195,15 +195,29 @@ fn is_empty_frame(frame: FrameRef<'_>) -> bool {
 
 /// Which frames of a traceback (most recent first, given as their classes
 /// and whether each is empty) a default recording keeps: everything up to
-/// the last frame of the recorder or the allocator shim goes (the capture
-/// machinery above the allocation), then every standard-library and
-/// C-runtime frame, then trailing empty frames. A traceback with no user
-/// frame keeps its standard-library frames, so that its memory still shows
-/// where it was allocated.
+/// the last frame of the recorder or the allocator shim before the user's
+/// first frame goes (the capture machinery above the allocation), then
+/// every standard-library and C-runtime frame, then trailing empty frames.
+/// A traceback with no user frame keeps its standard-library frames, so
+/// that its memory still shows where it was allocated.
+///
+/// Recorder frames below the first user frame are the user's callers, as
+/// when a test's closure runs inside `tracemalloc::testing::measure`: the
+/// user's frames above them stay.
 pub fn default_trim(frames: &[(FrameClass, bool)]) -> Vec<bool> {
     let mut keep = vec![true; frames.len()];
-    if let Some(last) = frames.iter().rposition(|f| f.0 == FrameClass::Recorder) {
-        keep[..=last].fill(false);
+    let is = |class: FrameClass| move |f: &(FrameClass, bool)| f.0 == class;
+    // The capture machinery ends at the last recorder frame before the
+    // first user frame that follows a recorder frame (the unwinder's own
+    // frames above the recorder may count as user frames).
+    if let Some(first_recorder) = frames.iter().position(is(FrameClass::Recorder)) {
+        let end = frames[first_recorder..]
+            .iter()
+            .position(is(FrameClass::User))
+            .map_or(frames.len(), |i| first_recorder + i);
+        if let Some(last) = frames[..end].iter().rposition(is(FrameClass::Recorder)) {
+            keep[..=last].fill(false);
+        }
     }
     let has_user = frames
         .iter()
@@ -494,6 +508,18 @@ mod tests {
             (Std, false),
         ]);
         assert_eq!(keep, [false, true, false, true]);
+        // Recorder frames below the user's (a closure measured by
+        // `tracemalloc::testing::measure`) end no capture: the user's
+        // frames above them stay.
+        let keep = default_trim(&[
+            (User, false),     // backtrace::trace
+            (Recorder, false), // the allocation hook
+            (Std, false),
+            (User, false),     // the measured closure
+            (Recorder, false), // tracemalloc::testing::measure
+            (User, false),     // the test
+        ]);
+        assert_eq!(keep, [false, false, false, true, false, true]);
         // Trailing empty frames go even after a user frame.
         let keep = default_trim(&[(User, false), (User, true), (User, true)]);
         assert_eq!(keep, [true, false, false]);

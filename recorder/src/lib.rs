@@ -68,6 +68,7 @@ mod stacks;
 mod state;
 mod symbolize;
 mod table;
+pub mod testing;
 mod thread_table;
 mod tls;
 mod unwind;
@@ -93,12 +94,22 @@ pub enum Error {
     /// `start` while tracing, asking for another sampling mode.
     #[error("cannot change sampling while tracing: call tracemalloc::stop() first")]
     SamplingChange,
+    /// [`testing::measure`] while tracing is on: the measurement would
+    /// clear the running session's traces.
+    #[error(
+        "tracing is on already: stop it before measuring (a measurement is a tracing session of its own)"
+    )]
+    AlreadyTracing,
     /// An operation that needs tracing on (CPython raises `RuntimeError`).
     #[error("the tracemalloc module must be tracing memory allocations to take a snapshot")]
     NotTracing,
     /// The recorder could not allocate memory for its own tables.
     #[error("out of memory for the recorder's tables")]
     OutOfMemory,
+    /// An analysis of a snapshot was refused (e.g. a history metric of a
+    /// snapshot without history).
+    #[error(transparent)]
+    Analysis(#[from] tracemalloc_format::AnalysisError),
     /// The snapshot could not be built (a table overflowed).
     #[error(transparent)]
     Build(#[from] tracemalloc_format::BuildError),
