@@ -248,6 +248,20 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
+    /// The counters in column order: allocated blocks and bytes, freed
+    /// blocks, temporary blocks and bytes, peak blocks and bytes.
+    pub fn counters(&self) -> [u64; 7] {
+        [
+            self.allocated_blocks,
+            self.allocated_bytes,
+            self.freed_blocks,
+            self.temporary_blocks,
+            self.temporary_bytes,
+            self.peak_blocks,
+            self.peak_bytes,
+        ]
+    }
+
     /// A row with every counter zero.
     pub fn new(domain: u32, traceback: TracebackId) -> HistoryRow {
         HistoryRow {
@@ -856,17 +870,8 @@ impl SnapshotBuilder {
     /// exact; a row that would break that is refused.
     pub fn push_history(&mut self, row: HistoryRow) -> Result<(), BuildError> {
         assert!(row.traceback.index() < self.tables.tb_total_nframe.len());
-        let columns = [
-            row.allocated_blocks,
-            row.allocated_bytes,
-            row.freed_blocks,
-            row.temporary_blocks,
-            row.temporary_bytes,
-            row.peak_blocks,
-            row.peak_bytes,
-        ];
         let mut sums = self.history_sums;
-        for (sum, value) in sums.iter_mut().zip(columns) {
+        for (sum, value) in sums.iter_mut().zip(row.counters()) {
             *sum = sum
                 .checked_add(value)
                 .filter(|&s| s <= i64::MAX as u64)

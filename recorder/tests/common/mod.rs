@@ -9,7 +9,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracemalloc::Snapshot;
-use tracemalloc_format::{HistoryRow, KeyType};
+use tracemalloc_format::KeyType;
 
 /// The recorder is process-wide: tests of one file that use it run one at
 /// a time.
@@ -45,25 +45,12 @@ pub fn history_at_line(snapshot: &Snapshot, file: &str, line: u32) -> [u64; 7] {
             continue;
         };
         if frame.filename.ends_with(file) && frame.lineno == line {
-            for (s, v) in sum.iter_mut().zip(history_counts(row)) {
+            for (s, v) in sum.iter_mut().zip(row.counters()) {
                 *s += v;
             }
         }
     }
     sum
-}
-
-/// A history row's counters, in the order of [`history_at_line`].
-pub fn history_counts(row: &HistoryRow) -> [u64; 7] {
-    [
-        row.allocated_blocks,
-        row.allocated_bytes,
-        row.freed_blocks,
-        row.temporary_blocks,
-        row.temporary_bytes,
-        row.peak_blocks,
-        row.peak_bytes,
-    ]
 }
 
 /// Every `file:line` group of the snapshot, for failure messages.
