@@ -478,35 +478,26 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     }
 
     let totals = new.totals_by(metric)?;
-    let (rows, total) = match &old {
+    let old_totals = old.as_ref().map(|o| o.totals_by(metric)).transpose()?;
+    let total = Total {
+        size: totals.size,
+        count: totals.count,
+        diff: old_totals.map(|o| totals.diff(&o)),
+    };
+    let rows = match &old {
         None => {
             let mut stats = new.statistics_by(metric, key, args.cumulative)?;
             if args.metric.by_count() {
                 stats.sort_by(Statistic::cmp_by_count);
             }
-            (
-                Rows::Plain(stats),
-                Total {
-                    size: totals.size,
-                    count: totals.count,
-                    diff: None,
-                },
-            )
+            Rows::Plain(stats)
         }
         Some(old) => {
-            let old_totals = old.totals_by(metric)?;
             let mut diffs = new.compare_to_by(old, metric, key, args.cumulative)?;
             if args.metric.by_count() {
                 diffs.sort_by(StatisticDiff::cmp_by_count);
             }
-            (
-                Rows::Diff(diffs),
-                Total {
-                    size: totals.size,
-                    count: totals.count,
-                    diff: Some(totals.diff(&old_totals)),
-                },
-            )
+            Rows::Diff(diffs)
         }
     };
     let limit = match (args.limit, args.format) {
