@@ -350,23 +350,20 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
     // nothing in use and what it allocated.
     let mut index: FxHashMap<(u32, TracebackId), usize> = FxHashMap::default();
     let mut sums: Vec<((u32, TracebackId), Sums)> = Vec::new();
-    let mut sum_of = |key: (u32, TracebackId)| {
-        *index.entry(key).or_insert_with(|| {
+    // The sums of `key`, added at the end the first time it is seen.
+    fn sum_of<'a>(
+        index: &mut FxHashMap<(u32, TracebackId), usize>,
+        sums: &'a mut Vec<((u32, TracebackId), Sums)>,
+        key: (u32, TracebackId),
+    ) -> &'a mut Sums {
+        let slot = *index.entry(key).or_insert_with(|| {
             sums.push((key, Sums::default()));
             sums.len() - 1
-        })
-    };
-    let mut slots = Vec::with_capacity(snapshot.traces().len());
-    for trace in snapshot.traces() {
-        slots.push(sum_of((trace.domain, trace.traceback)));
+        });
+        &mut sums[slot].1
     }
-    let rows = snapshot.history().map_or(&[][..], |h| h.rows());
-    let row_slots: Vec<usize> = rows
-        .iter()
-        .map(|r| sum_of((r.domain, r.traceback)))
-        .collect();
-    for (trace, slot) in snapshot.traces().iter().zip(slots) {
-        let sum = &mut sums[slot].1;
+    for trace in snapshot.traces() {
+        let sum = sum_of(&mut index, &mut sums, (trace.domain, trace.traceback));
         let weight = sampling_weight(trace.size, rate);
         // A snapshot's sizes add up to at most i64::MAX (the builder
         // checks), so exact sums cannot overflow.
@@ -375,10 +372,10 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
         sum.estimated[0] += weight;
         sum.estimated[1] += trace.size as f64 * weight;
     }
-    for (row, slot) in rows.iter().zip(row_slots) {
+    for row in snapshot.history().map_or(&[][..], |h| h.rows()) {
         // Each history column adds up to at most i64::MAX (the builder
         // checks), so these sums cannot overflow either.
-        let sum = &mut sums[slot].1;
+        let sum = sum_of(&mut index, &mut sums, (row.domain, row.traceback));
         sum.allocated[0] += row.allocated_blocks;
         sum.allocated[1] += row.allocated_bytes;
     }
