@@ -178,7 +178,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             {
                 // The history counts a free of the old block, then an
                 // allocation of the new one (`history.rs`).
-                crate::history::on_free(state, ptr as usize, old, false);
+                tls::hook(state, || {
+                    crate::history::on_free(state, ptr as usize, old, false, epoch);
+                });
             }
             // As CPython: the trace takes the new size and the traceback
             // of the realloc.
@@ -218,7 +220,7 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
         return new;
     }
     if let Some(old) = old {
-        count_history_free(state, ptr as usize, old, false);
+        count_history_free(state, ptr as usize, old, false, epoch);
     }
     if guard == GUARD_COUNTED {
         // A block the program allocated becomes the symbolizer's.
@@ -285,7 +287,7 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
         if state::history_on(config)
             && let Some(entry) = removed
         {
-            count_history_free(state, ptr as usize, entry, true);
+            count_history_free(state, ptr as usize, entry, true, epoch);
         }
     });
 }
@@ -301,7 +303,7 @@ fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, ep
         None
     };
     match freed {
-        Some(entry) => count_history_free(state, ptr as usize, entry, false),
+        Some(entry) => count_history_free(state, ptr as usize, entry, false, epoch),
         None if guard == GUARD_COUNTED => count_own(-(size as i64)),
         None => {}
     }
@@ -319,9 +321,12 @@ pub(crate) fn count_history_free(
     addr: usize,
     entry: crate::table::Entry,
     may_be_temporary: bool,
+    epoch: Epoch,
 ) {
     if state::history_on(state::hot_config()) {
-        crate::history::on_free(state, addr, entry, may_be_temporary);
+        tls::hook(state, || {
+            crate::history::on_free(state, addr, entry, may_be_temporary, epoch);
+        });
     }
 }
 

@@ -266,6 +266,7 @@ unsafe fn forget_freed(ptr: *mut u8, size: usize, epoch: Epoch) -> bool {
                 ptr as usize,
                 entry,
                 guard == GUARD_NONE,
+                epoch,
             ),
             // Not traced (made by the symbolizer's realloc): its memory.
             None if guard == GUARD_COUNTED => crate::allocator::count_own(-(size as i64)),
@@ -340,7 +341,7 @@ pub(crate) unsafe fn realloc<A: GlobalAlloc>(
         }
         if let Some(old) = old {
             // As in `forget_freed`; the free half of a realloc.
-            crate::allocator::count_history_free(state, ptr as usize, old, false);
+            crate::allocator::count_history_free(state, ptr as usize, old, false, epoch);
         }
         // SAFETY: the allocation is `HEADER` bytes longer than the block.
         let ptr = unsafe { new.add(HEADER) } as usize;

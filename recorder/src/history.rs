@@ -19,7 +19,8 @@
 //!   counts nowhere);
 //! - a realloc counts as a free of the old block and an allocation of the
 //!   new size under the realloc's traceback, as the live trace does (and
-//!   as heaptrack and DHAT count); the free half is never temporary;
+//!   as heaptrack counts; dhat-rs keeps it under the block's allocating
+//!   site, see docs/BENCHMARKS.md); the free half is never temporary;
 //! - a free is temporary (heaptrack's definition) when the same thread
 //!   allocated that block last: each thread remembers the address and
 //!   traceback of its latest traced allocation, replaced by the next one;
@@ -39,17 +40,43 @@
 //! no cost to the allocations not sampled), so a sampled block freed after
 //! it is not temporary.
 //!
-//! With several threads the counters are exact (atomic adds), while the
-//! peak set is a copy taken as other threads go on allocating and freeing:
-//! it is the live set at about the peak, as the peak itself is (see
-//! `state::note_change`). `track`/`untrack` (other domains, memory not from
-//! the global allocator) are not part of the history.
+//! Where the counts go: a thread with a table (`thread_table.rs`, every
+//! thread that traced an allocation in exact mode) counts in its own
+//! [`Local`] counters, which only it writes, with a plain load and store:
+//! no atomic read-modify-write, and no cache line shared with another
+//! thread that allocates on the same traceback (with two threads on the
+//! same code, shared atomic counters cost 45 % more than tracing without
+//! history, the line bouncing between the cores). Other events (threads
+//! without a table, and an owner whose `Local` could not get memory) add
+//! to the shared atomic [`Counters`]. A reader sums the shared counters
+//! and every registered table's `Local`, holding the registry lock, which
+//! keeps the tables (and their pages) alive; an exiting thread adds its
+//! `Local` to the shared counters before its table goes
+//! ([`Local::merge_into_shared`]), under that same lock, so a reader never
+//! counts it twice or misses it.
+//!
+//! A `Local` holds the counts of one tracing epoch, its tag: readers skip
+//! a `Local` of another epoch, and its owner zeroes it at its first event
+//! of a new epoch. `clear_traces` therefore never writes a `Local` (its
+//! owner may be between the load and the store of an add, outside every
+//! lock), it only changes the epoch.
+//!
+//! With several threads the counters are exact, while the peak set is a
+//! copy taken as other threads go on allocating and freeing: it is the live
+//! set at about the peak, as the peak itself is (see `state::note_change`).
+//! A `Local`'s counts may be read a moment before its owner's latest add;
+//! a snapshot holds every table still (`thread_table::freeze_all`) but the
+//! adds happen outside a table operation, so a count may lag the traces it
+//! copies by the events in flight. `track`/`untrack` (other domains,
+//! memory not from the global allocator) are not part of the history.
 
 use std::alloc::Layout;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use crate::stacks::{ID_BASE, NCHUNKS, STORE, chunk_of};
+use crate::state::Epoch;
 use crate::table::Entry;
+use crate::thread_table::ThreadTable;
 use crate::tls::ThreadState;
 
 /// The history counters of one traceback. One cache line, so that the
@@ -154,14 +181,309 @@ fn counters(id: u32) -> Option<&'static Counters> {
     Some(unsafe { &*chunk.add(off) })
 }
 
-/// Counts a traced allocation of `size` bytes at `addr` by this thread,
-/// filed under traceback `id`, and makes it the thread's latest.
+/// One traceback's counters in a thread's [`Local`]: as [`Counters`]
+/// without the peak (the peak set is a sum over every thread, kept in the
+/// shared counters). Only the owner writes them.
+#[repr(C)]
+struct LocalCounters {
+    allocated_blocks: AtomicU64,
+    allocated_bytes: AtomicU64,
+    freed_blocks: AtomicU64,
+    freed_bytes: AtomicU64,
+    temporary_blocks: AtomicU64,
+    temporary_bytes: AtomicU64,
+}
+
+impl LocalCounters {
+    /// The counts, in the order of [`Sums`].
+    #[inline]
+    fn load(&self) -> Sums {
+        [
+            self.allocated_blocks.load(Ordering::Relaxed),
+            self.allocated_bytes.load(Ordering::Relaxed),
+            self.freed_blocks.load(Ordering::Relaxed),
+            self.freed_bytes.load(Ordering::Relaxed),
+            self.temporary_blocks.load(Ordering::Relaxed),
+            self.temporary_bytes.load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// Adds `n` to a counter only this thread writes: a plain load and store,
+/// which is what makes a thread's own counters cheaper than shared ones.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+/// Tracebacks per page of a [`Local`]: 256 of 48 bytes, 12 KiB.
+const PAGE_IDS: usize = 256;
+
+/// A page of a thread's counters.
+type Page = [LocalCounters; PAGE_IDS];
+
+/// A thread's own history counters, kept in its `ThreadTable` (see the
+/// module documentation). Pages are laid out as the traceback store's id
+/// chunks: chunk `k`'s directory holds the pages of its `ID_BASE << k`
+/// ids. Directories and pages are created by the owner when it first
+/// counts an id they cover, are never moved, and are freed only with the
+/// table, once it is unregistered, so a reader holding the registry lock
+/// may follow any pointer it loads.
+pub(crate) struct Local {
+    /// The tracing epoch whose counts the pages hold; 0 (never a tracing
+    /// epoch) before the first event.
+    epoch: AtomicU64,
+    /// Chunk `k`'s pages: null, or `(ID_BASE << k) / PAGE_IDS` page
+    /// pointers, each null or a [`Page`].
+    dir: [AtomicPtr<AtomicPtr<Page>>; NCHUNKS],
+}
+
+impl Local {
+    /// A `Local` with no pages.
+    pub(crate) const fn new() -> Local {
+        Local {
+            epoch: AtomicU64::new(0),
+            dir: [const { AtomicPtr::new(std::ptr::null_mut()) }; NCHUNKS],
+        }
+    }
+
+    /// The owner's counters of traceback `id` for an event of `epoch`, or
+    /// `None` when the event must count in the shared counters (memory
+    /// ran out, or the event belongs to an epoch that already ended).
+    #[inline]
+    fn get(&self, state: &ThreadState, id: u32, epoch: Epoch) -> Option<&LocalCounters> {
+        if self.epoch.load(Ordering::Relaxed) != epoch && !self.renew(epoch) {
+            return None;
+        }
+        let (k, off) = chunk_of(id as usize, ID_BASE);
+        let pages = self.dir.get(k)?.load(Ordering::Acquire);
+        let page = if pages.is_null() {
+            std::ptr::null_mut()
+        } else {
+            // SAFETY: chunk `k`'s directory has `(ID_BASE << k) / PAGE_IDS`
+            // entries and `off < ID_BASE << k`.
+            unsafe { &*pages.add(off / PAGE_IDS) }.load(Ordering::Acquire)
+        };
+        let page = if page.is_null() {
+            self.add_page(state, k, off / PAGE_IDS)?
+        } else {
+            page
+        };
+        // SAFETY: a page lives as long as the table, which outlives every
+        // event of its owner; `off % PAGE_IDS` is in the page.
+        Some(unsafe { &(*page)[off % PAGE_IDS] })
+    }
+
+    /// The owner's first event of `epoch`: zeroes the counts of the epoch
+    /// that ended, then tags the pages with `epoch` (release: a reader that
+    /// sees the tag sees the zeroes). `false` when `epoch` is not the
+    /// current one (an event that began before a `clear_traces`, in a
+    /// signal handler's caller): the `Local` is left as it is.
+    #[cold]
+    #[inline(never)]
+    fn renew(&self, epoch: Epoch) -> bool {
+        if crate::state::EPOCH.load(Ordering::Acquire) != epoch {
+            return false;
+        }
+        self.for_each_page(|_, page| {
+            for c in page {
+                for counter in [
+                    &c.allocated_blocks,
+                    &c.allocated_bytes,
+                    &c.freed_blocks,
+                    &c.freed_bytes,
+                    &c.temporary_blocks,
+                    &c.temporary_bytes,
+                ] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+            }
+        });
+        self.epoch.store(epoch, Ordering::Release);
+        true
+    }
+
+    /// Creates page `index` of chunk `k` (and the chunk's directory), under
+    /// the hook's guard so that its memory is the recorder's, untraced.
+    /// `None` when memory ran out.
+    #[cold]
+    #[inline(never)]
+    fn add_page(&self, state: &ThreadState, k: usize, index: usize) -> Option<*mut Page> {
+        crate::tls::hook(state, || {
+            let slot = self.dir.get(k)?;
+            let mut pages = slot.load(Ordering::Acquire);
+            if pages.is_null() {
+                // SAFETY: at least one page per chunk (`ID_BASE` is a
+                // multiple of `PAGE_IDS`); null pointers are all zeroes.
+                pages = unsafe {
+                    crate::thread_table::alloc_zeroed_array::<AtomicPtr<Page>>(
+                        (ID_BASE << k) / PAGE_IDS,
+                    )
+                };
+                if pages.is_null() {
+                    return None;
+                }
+                slot.store(pages, Ordering::Release);
+            }
+            // SAFETY: a page's counters are atomics, valid when zeroed.
+            let page =
+                unsafe { crate::thread_table::alloc_zeroed_array::<LocalCounters>(PAGE_IDS) };
+            if page.is_null() {
+                return None;
+            }
+            let page: *mut Page = page.cast();
+            // SAFETY: `index < (ID_BASE << k) / PAGE_IDS`, the directory's
+            // length (the caller's `off / PAGE_IDS`).
+            unsafe { &*pages.add(index) }.store(page, Ordering::Release);
+            Some(page)
+        })
+    }
+
+    /// Calls `f` with the first traceback id and the counters of every
+    /// page. The caller is the owner, or holds the registry lock.
+    fn for_each_page(&self, mut f: impl FnMut(usize, &Page)) {
+        for (k, slot) in self.dir.iter().enumerate() {
+            let pages = slot.load(Ordering::Acquire);
+            if pages.is_null() {
+                continue;
+            }
+            let first = ID_BASE * ((1 << k) - 1);
+            for index in 0..(ID_BASE << k) / PAGE_IDS {
+                // SAFETY: the directory has `(ID_BASE << k) / PAGE_IDS`
+                // entries; it and its pages live as long as the table,
+                // which the caller keeps alive.
+                let page = unsafe { &*pages.add(index) }.load(Ordering::Acquire);
+                if !page.is_null() {
+                    // SAFETY: as above.
+                    f(first + index * PAGE_IDS, unsafe { &*page });
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with each traceback id below `count` and its counters, if
+    /// the `Local` holds the counts of `epoch`. The caller holds the
+    /// registry lock.
+    fn for_each_of(&self, epoch: Epoch, count: usize, mut f: impl FnMut(usize, &LocalCounters)) {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        self.for_each_page(|first, page| {
+            for (i, c) in page.iter().enumerate().take(count.saturating_sub(first)) {
+                f(first + i, c);
+            }
+        });
+    }
+
+    /// Adds the counts of the current epoch to the shared counters: the
+    /// thread exits, or has no owner any more (in a forked child). The
+    /// caller holds the registry lock and every shard lock, so no reset or
+    /// reader runs meanwhile, and the owner makes no event any more.
+    pub(crate) fn merge_into_shared(&self) {
+        let epoch = crate::state::EPOCH.load(Ordering::Acquire);
+        let count = STORE.count_unlocked() as usize;
+        self.for_each_of(epoch, count, |id, local| {
+            let Some(c) = counters(id as u32) else {
+                return;
+            };
+            let [ab, aby, fb, fby, tb, tby] = local.load();
+            c.allocated_blocks.fetch_add(ab, Ordering::Relaxed);
+            c.allocated_bytes.fetch_add(aby, Ordering::Relaxed);
+            c.freed_blocks.fetch_add(fb, Ordering::Relaxed);
+            c.freed_bytes.fetch_add(fby, Ordering::Relaxed);
+            c.temporary_blocks.fetch_add(tb, Ordering::Relaxed);
+            c.temporary_bytes.fetch_add(tby, Ordering::Relaxed);
+        });
+        // Counted once: a later reader (none can run before the table is
+        // unregistered, but a forked child keeps nothing of it) skips it.
+        self.epoch.store(0, Ordering::Release);
+    }
+
+    /// Bytes of the pages and directories.
+    pub(crate) fn memory(&self) -> usize {
+        let mut bytes = 0;
+        for (k, slot) in self.dir.iter().enumerate() {
+            if !slot.load(Ordering::Acquire).is_null() {
+                bytes += (ID_BASE << k) / PAGE_IDS * size_of::<AtomicPtr<Page>>();
+            }
+        }
+        self.for_each_page(|_, _| bytes += size_of::<Page>());
+        bytes
+    }
+
+    /// Frees the pages and directories.
+    ///
+    /// # Safety
+    /// The table is unregistered (or never was) and nothing uses it any
+    /// more.
+    pub(crate) unsafe fn free(&self) {
+        for (k, slot) in self.dir.iter().enumerate() {
+            let pages = slot.swap(std::ptr::null_mut(), Ordering::Acquire);
+            if pages.is_null() {
+                continue;
+            }
+            let len = (ID_BASE << k) / PAGE_IDS;
+            for index in 0..len {
+                // SAFETY: the directory has `len` entries.
+                let page = unsafe { &*pages.add(index) }.load(Ordering::Acquire);
+                if !page.is_null() {
+                    // SAFETY: made by `add_page` with this length; the
+                    // caller's contract says nothing reads it any more.
+                    unsafe {
+                        crate::thread_table::free_array(page.cast::<LocalCounters>(), PAGE_IDS);
+                    }
+                }
+            }
+            // SAFETY: as above, for the directory.
+            unsafe { crate::thread_table::free_array(pages, len) };
+        }
+    }
+}
+
+/// A traceback's counts being summed: allocated blocks (in
+/// [`BLOCK_UNIT`]s) and bytes, freed blocks and bytes, temporary blocks
+/// and bytes.
+type Sums = [u64; 6];
+
+/// The counters this thread adds to for traceback `id` in `epoch`: its
+/// own, or the shared ones.
+enum Target<'a> {
+    Own(&'a LocalCounters),
+    Shared(&'static Counters),
+}
+
 #[inline]
-pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
-    if let Some(c) = counters(id) {
-        let (units, bytes) = weight(size, crate::state::sample_mean_raw());
-        c.allocated_blocks.fetch_add(units, Ordering::Relaxed);
-        c.allocated_bytes.fetch_add(bytes, Ordering::Relaxed);
+fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
+    let table = state.table.get();
+    if !table.is_null() {
+        // SAFETY: the thread's own table, alive until its exit hook, which
+        // sets `state.table` to null before freeing it.
+        let table: &ThreadTable = unsafe { &*table };
+        if let Some(c) = table.history.get(state, id, epoch) {
+            return Some(Target::Own(c));
+        }
+    }
+    counters(id).map(Target::Shared)
+}
+
+/// Counts a traced allocation of `size` bytes at `addr` by this thread in
+/// `epoch`, filed under traceback `id`, and makes it the thread's latest.
+#[inline]
+pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize, epoch: Epoch) {
+    let (units, bytes) = weight(size, crate::state::sample_mean_raw());
+    match target(state, id, epoch) {
+        Some(Target::Own(c)) => {
+            bump(&c.allocated_blocks, units);
+            bump(&c.allocated_bytes, bytes);
+        }
+        Some(Target::Shared(c)) => {
+            c.allocated_blocks.fetch_add(units, Ordering::Relaxed);
+            c.allocated_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        None => {}
     }
     state.last_alloc.set(addr);
     state.last_traceback.set(id);
@@ -169,14 +491,23 @@ pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize) {
 }
 
 /// Counts the free of the traced block at `addr` (its trace `entry` was
-/// just removed) by this thread. `may_be_temporary` is false for the free
-/// half of a realloc and for frees the recorder makes for the program.
+/// just removed, in `epoch`) by this thread. `may_be_temporary` is false
+/// for the free half of a realloc and for frees the recorder makes for
+/// the program. The caller holds the hook's guard: a signal handler must
+/// not count between the load and the store of an add to the thread's
+/// own counters.
 #[inline]
-pub(crate) fn on_free(state: &ThreadState, addr: usize, entry: Entry, may_be_temporary: bool) {
+pub(crate) fn on_free(
+    state: &ThreadState,
+    addr: usize,
+    entry: Entry,
+    may_be_temporary: bool,
+    epoch: Epoch,
+) {
     if PEAK_DIRTY.load(Ordering::Relaxed) {
         // Memory falls for the first time since its new maximum: the live
         // set, this block still in it, is the peak set.
-        capture_peak();
+        crate::thread_table::with_tables(|tables| capture_peak(tables));
     }
     // In sampled mode an allocation that sampling left out does not reach
     // `on_alloc`, but it lowers the thread's countdown to the next sample
@@ -188,15 +519,26 @@ pub(crate) fn on_free(state: &ThreadState, addr: usize, entry: Entry, may_be_tem
     if latest {
         state.last_alloc.set(0);
     }
-    let Some(c) = counters(entry.traceback) else {
-        return;
-    };
+    let temporary = latest && may_be_temporary && state.last_traceback.get() == entry.traceback;
     let (units, bytes) = weight(entry.size, crate::state::sample_mean_raw());
-    c.freed_blocks.fetch_add(units, Ordering::Relaxed);
-    c.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
-    if latest && may_be_temporary && state.last_traceback.get() == entry.traceback {
-        c.temporary_blocks.fetch_add(units, Ordering::Relaxed);
-        c.temporary_bytes.fetch_add(bytes, Ordering::Relaxed);
+    match target(state, entry.traceback, epoch) {
+        Some(Target::Own(c)) => {
+            bump(&c.freed_blocks, units);
+            bump(&c.freed_bytes, bytes);
+            if temporary {
+                bump(&c.temporary_blocks, units);
+                bump(&c.temporary_bytes, bytes);
+            }
+        }
+        Some(Target::Shared(c)) => {
+            c.freed_blocks.fetch_add(units, Ordering::Relaxed);
+            c.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if temporary {
+                c.temporary_blocks.fetch_add(units, Ordering::Relaxed);
+                c.temporary_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        None => {}
     }
 }
 
@@ -210,17 +552,25 @@ pub(crate) fn new_peak() {
 }
 
 /// Copies the live set as the peak set if memory reached a new maximum
-/// since the last copy. Several threads may race here: one wins the flag,
-/// the others go on (their frees then count against a copy in progress,
-/// which the module documentation allows).
+/// since the last copy. `tables` are every registered table, whose
+/// registry lock the caller holds (which also serializes copies). It
+/// allocates nothing: it runs in the path of a free.
+///
+/// Live is summed in three passes over the counters, with wrapping
+/// arithmetic: a thread's own counters may free more of a traceback than
+/// they allocate (blocks handed to it by another thread), so only the
+/// total is meaningful, and a total that came out below zero (a count
+/// read a moment before its allocation's) is clamped to zero.
 #[cold]
 #[inline(never)]
-pub(crate) fn capture_peak() {
+pub(crate) fn capture_peak<'a>(tables: impl Iterator<Item = &'a ThreadTable>) {
     if !PEAK_DIRTY.swap(false, Ordering::Relaxed) {
         return;
     }
-    for id in 0..STORE.count_unlocked() {
-        let Some(c) = counters(id) else {
+    let count = STORE.count_unlocked() as usize;
+    let epoch = crate::state::EPOCH.load(Ordering::Acquire);
+    for id in 0..count {
+        let Some(c) = counters(id as u32) else {
             break;
         };
         // Freed first: a concurrent allocation and free of one block then
@@ -230,9 +580,33 @@ pub(crate) fn capture_peak() {
         let blocks = c.allocated_blocks.load(Ordering::Relaxed);
         let bytes = c.allocated_bytes.load(Ordering::Relaxed);
         c.peak_blocks
-            .store(blocks.saturating_sub(freed_blocks), Ordering::Relaxed);
+            .store(blocks.wrapping_sub(freed_blocks), Ordering::Relaxed);
         c.peak_bytes
-            .store(bytes.saturating_sub(freed_bytes), Ordering::Relaxed);
+            .store(bytes.wrapping_sub(freed_bytes), Ordering::Relaxed);
+    }
+    for table in tables {
+        table.history.for_each_of(epoch, count, |id, local| {
+            let Some(c) = counters(id as u32) else {
+                return;
+            };
+            let [ab, aby, fb, fby, _, _] = local.load();
+            let blocks = c.peak_blocks.load(Ordering::Relaxed);
+            let bytes = c.peak_bytes.load(Ordering::Relaxed);
+            c.peak_blocks
+                .store(blocks.wrapping_add(ab.wrapping_sub(fb)), Ordering::Relaxed);
+            c.peak_bytes
+                .store(bytes.wrapping_add(aby.wrapping_sub(fby)), Ordering::Relaxed);
+        });
+    }
+    for id in 0..count {
+        let Some(c) = counters(id as u32) else {
+            break;
+        };
+        for counter in [&c.peak_blocks, &c.peak_bytes] {
+            if (counter.load(Ordering::Relaxed) as i64) < 0 {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
     }
     PEAK_MICROS.store(
         tracemalloc_format::Timestamp::now().unix_micros,
@@ -254,24 +628,74 @@ pub(crate) fn peak_timestamp() -> Option<tracemalloc_format::Timestamp> {
     }
 }
 
-/// The counters of traceback `id`, or `None` when it has no history. The
-/// freed counts are capped at the allocated ones: a block freed by another
-/// thread just after it was filed may be counted freed before allocated.
-pub(crate) fn read(id: u32) -> Option<Read> {
-    let c = counters(id)?;
-    let allocated = c.allocated_blocks.load(Ordering::Relaxed);
-    if allocated == 0 {
-        return None;
+/// Every traceback with a history among the first `count`, in the order of
+/// their ids, with its counters summed over the shared counters and
+/// `tables` (every registered table: the caller holds the registry lock).
+/// The freed counts are capped at the allocated ones: a block freed by
+/// another thread just after it was filed may be counted freed before
+/// allocated.
+pub(crate) fn read_all<'a>(
+    count: u32,
+    tables: impl Iterator<Item = &'a ThreadTable>,
+) -> Vec<(u32, Read)> {
+    let count = count as usize;
+    let epoch = crate::state::EPOCH.load(Ordering::Acquire);
+    let mut sums: Vec<Sums> = vec![[0; 6]; count];
+    for (id, sum) in sums.iter_mut().enumerate() {
+        let Some(c) = counters(id as u32) else {
+            break;
+        };
+        *sum = [
+            c.allocated_blocks.load(Ordering::Relaxed),
+            c.allocated_bytes.load(Ordering::Relaxed),
+            c.freed_blocks.load(Ordering::Relaxed),
+            c.freed_bytes.load(Ordering::Relaxed),
+            c.temporary_blocks.load(Ordering::Relaxed),
+            c.temporary_bytes.load(Ordering::Relaxed),
+        ];
     }
-    Some(Read {
-        allocated_blocks: blocks_of(allocated),
-        allocated_bytes: c.allocated_bytes.load(Ordering::Relaxed),
-        freed_blocks: blocks_of(c.freed_blocks.load(Ordering::Relaxed).min(allocated)),
-        temporary_blocks: blocks_of(c.temporary_blocks.load(Ordering::Relaxed)),
-        temporary_bytes: c.temporary_bytes.load(Ordering::Relaxed),
-        peak_blocks: blocks_of(c.peak_blocks.load(Ordering::Relaxed)),
-        peak_bytes: c.peak_bytes.load(Ordering::Relaxed),
-    })
+    for table in tables {
+        table.history.for_each_of(epoch, count, |id, local| {
+            if let Some(sum) = sums.get_mut(id) {
+                for (s, v) in sum.iter_mut().zip(local.load()) {
+                    *s = s.wrapping_add(v);
+                }
+            }
+        });
+    }
+    let mut rows = Vec::new();
+    for (id, sum) in sums.iter().enumerate() {
+        let [
+            allocated,
+            allocated_bytes,
+            freed,
+            _,
+            temporary,
+            temporary_bytes,
+        ] = *sum;
+        if allocated == 0 {
+            continue;
+        }
+        let (peak_blocks, peak_bytes) = counters(id as u32).map_or((0, 0), |c| {
+            (
+                c.peak_blocks.load(Ordering::Relaxed),
+                c.peak_bytes.load(Ordering::Relaxed),
+            )
+        });
+        rows.push((
+            id as u32,
+            Read {
+                allocated_blocks: blocks_of(allocated),
+                allocated_bytes,
+                freed_blocks: blocks_of(freed.min(allocated)),
+                temporary_blocks: blocks_of(temporary),
+                temporary_bytes,
+                peak_blocks: blocks_of(peak_blocks),
+                peak_bytes,
+            },
+        ));
+    }
+    rows
 }
 
 /// Forgets the history of tracebacks `0..count` (the store's ids of the

@@ -318,7 +318,9 @@ pub struct MemoryUsage {
     pub block_headers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
     /// and their index, and with [`Config::history`] their history
-    /// counters (64 bytes per traceback id, in chunks of 4096 and more).
+    /// counters: 64 bytes per traceback id, in chunks of 4096 and more,
+    /// and in each thread that counted a traceback 48 bytes per id, in
+    /// pages of 256 ids (a thread's own counters, summed when read).
     pub tracebacks: u64,
     /// The symbolizer, counted since the first snapshot: the resolved
     /// frames of each distinct address, and the debug information the

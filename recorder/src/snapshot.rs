@@ -28,7 +28,8 @@ pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
         }
         // Every shard locked at once: no block can be added or removed
         // meanwhile, so the copy and the total agree exactly.
-        let (blocks, current) = {
+        let history = state::history_on(state::hot_config());
+        let (blocks, current, rows) = {
             let mut shards = AllShards::lock();
             let frozen = crate::thread_table::freeze_all();
             let count: usize = shards.iter_mut().map(|d| d.len()).sum::<usize>() + frozen.len();
@@ -42,25 +43,36 @@ pub(crate) fn take_snapshot() -> Result<Snapshot, Error> {
             // The tables' counts are kept, not counted: checked here in
             // every debug build's test.
             debug_assert_eq!(blocks.len(), count, "the tables' block counts");
-            (blocks, current)
+            // Each traceback's history, read once here, where every
+            // thread's own counters can be read (the registry is locked),
+            // so that the rows agree with the tracebacks symbolized for
+            // them.
+            let rows = history.then(|| {
+                // Memory has not fallen since its latest maximum if the
+                // peak set is still to be copied: the live set is the peak
+                // set.
+                crate::history::capture_peak(frozen.tables());
+                crate::history::read_all(STORE.count_unlocked(), frozen.tables())
+            });
+            (blocks, current, rows)
         };
         let (_, peak) = state::traced_memory();
         let peak = peak.max(current);
-        let history = state::history_on(state::hot_config());
-        if history {
-            // Memory has not fallen since its latest maximum if the peak
-            // set is still to be copied: the live set is the peak set.
-            crate::history::capture_peak();
-        }
-        build(&blocks, current, peak, history)
+        build(&blocks, current, peak, rows)
     })
 }
 
 /// Builds the snapshot of `blocks`. The caller holds the control lock, so
 /// the traceback store is not cleared meanwhile.
-/// With `history`, the tracebacks with a history are symbolized too (also
-/// those whose blocks were all freed), and the snapshot carries their rows.
-fn build(blocks: &[Copied], current: u64, peak: u64, history: bool) -> Result<Snapshot, Error> {
+/// With `history` (each traceback's counters), the tracebacks with a
+/// history are symbolized too (also those whose blocks were all freed), and
+/// the snapshot carries their rows.
+fn build(
+    blocks: &[Copied],
+    current: u64,
+    peak: u64,
+    history: Option<Vec<(u32, crate::history::Read)>>,
+) -> Result<Snapshot, Error> {
     let nframe = state::nframe();
     let keep_internal = state::keep_internal();
     // The distinct tracebacks, and their raw frames.
@@ -75,18 +87,14 @@ fn build(blocks: &[Copied], current: u64, peak: u64, history: bool) -> Result<Sn
             ids.push(b.traceback);
         }
     }
-    // Each traceback's counters, read once, so that the rows agree with
-    // the tracebacks symbolized for them.
-    let mut rows: Vec<(u32, crate::history::Read)> = Vec::new();
-    if history {
-        for id in 0..tb_count as u32 {
-            if let Some(read) = crate::history::read(id) {
-                rows.push((id, read));
-                if !used[id as usize] {
-                    used[id as usize] = true;
-                    ids.push(id);
-                }
-            }
+    let has_history = history.is_some();
+    let rows = history.unwrap_or_default();
+    for &(id, _) in &rows {
+        if let Some(u) = used.get_mut(id as usize)
+            && !*u
+        {
+            *u = true;
+            ids.push(id);
         }
     }
     let mut raw: Vec<(u32, Vec<usize>, bool)> = Vec::with_capacity(ids.len());
@@ -144,7 +152,7 @@ fn build(blocks: &[Copied], current: u64, peak: u64, history: bool) -> Result<Sn
                 builder.push_trace(b.domain, b.size, *tb)?;
             }
         }
-        if history {
+        if has_history {
             builder.set_history(crate::history::peak_timestamp());
             push_history_rows(&mut builder, &rows, &tb_map)?;
         }

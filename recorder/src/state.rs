@@ -179,7 +179,7 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
     tls::hook(state, || {
         let filed = record(state, 0, addr, size, epoch, config);
         if history_on(config) {
-            count_alloc(state, filed, addr, size);
+            count_alloc(state, filed, addr, size, epoch);
         }
     });
 }
@@ -188,9 +188,9 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
 /// without history.
 #[cold]
 #[inline(never)]
-fn count_alloc(state: &ThreadState, filed: Option<u32>, addr: usize, size: usize) {
+fn count_alloc(state: &ThreadState, filed: Option<u32>, addr: usize, size: usize, epoch: Epoch) {
     if let Some(traceback) = filed {
-        crate::history::on_alloc(state, traceback, addr, size);
+        crate::history::on_alloc(state, traceback, addr, size, epoch);
     }
 }
 
@@ -1001,13 +1001,14 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
     let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
     let frozen = thread_table::freeze_all();
     let (thread_tables, headed) = (frozen.memory(), frozen.headed_len());
+    let history = frozen.history_memory();
     drop(frozen);
     drop(shards);
     crate::MemoryUsage {
         address_table: address_table as u64,
         thread_tables: thread_tables as u64,
         block_headers: (headed * header::HEADER) as u64,
-        tracebacks: STORE.memory() as u64,
+        tracebacks: (STORE.memory() + history) as u64,
         symbolizer: SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64,
     }
 }

@@ -120,7 +120,7 @@ fn alloc_arr(capacity: usize) -> *mut AtomicUsize {
 ///
 /// # Safety
 /// `capacity` is not zero, and all-zero bytes are a valid `T`.
-unsafe fn alloc_zeroed_array<T>(capacity: usize) -> *mut T {
+pub(crate) unsafe fn alloc_zeroed_array<T>(capacity: usize) -> *mut T {
     let Ok(layout) = Layout::array::<T>(capacity) else {
         return std::ptr::null_mut();
     };
@@ -131,7 +131,7 @@ unsafe fn alloc_zeroed_array<T>(capacity: usize) -> *mut T {
 /// # Safety
 /// `array` came from `alloc_zeroed_array::<T>(capacity)` and nothing uses
 /// it any more.
-unsafe fn free_array<T>(array: *mut T, capacity: usize) {
+pub(crate) unsafe fn free_array<T>(array: *mut T, capacity: usize) {
     if let Ok(layout) = Layout::array::<T>(capacity) {
         // SAFETY: allocated with this layout (see the caller's contract).
         unsafe { std::alloc::dealloc(array.cast(), layout) };
@@ -184,6 +184,9 @@ pub(crate) struct ThreadTable {
     /// Blocks other threads took out of the array since it was last
     /// rebuilt.
     arr_remote_taken: AtomicUsize,
+    /// The thread's allocation history counters (`history.rs`), written
+    /// by the owner only, read under the registry lock.
+    pub(crate) history: crate::history::Local,
     private: UnsafeCell<Private>,
 }
 
@@ -311,6 +314,7 @@ impl ThreadTable {
             arr_cap: AtomicUsize::new(MIN_ARR),
             arr_len: AtomicUsize::new(0),
             arr_remote_taken: AtomicUsize::new(0),
+            history: crate::history::Local::new(),
             private: UnsafeCell::new(Private {
                 used: 0,
                 owned: 0,
@@ -347,6 +351,7 @@ impl ThreadTable {
                 self.arr.load(Ordering::Relaxed),
                 self.arr_cap.load(Ordering::Relaxed),
             );
+            self.history.free();
             drop(Box::from_raw((self as *const ThreadTable).cast_mut()));
         }
     }
@@ -707,6 +712,9 @@ impl ThreadTable {
                 .of(addr)
                 .insert(0, addr, entry, entry.size as u64, |size| size as u64);
         }
+        // The thread's history counts go on in the shared counters, under
+        // the lock every reader of the tables holds.
+        self.history.merge_into_shared();
         registry.tables.retain(|&t| !std::ptr::eq(t, self));
         drop(registry);
         drop(shards);
@@ -931,6 +939,7 @@ pub(crate) unsafe fn fork_child(
             let data = unsafe { &mut *shard_data(addr) };
             let _ = data.insert(0, addr, e, e.size as u64, |size| size as u64);
         }
+        t.history.merge_into_shared();
     }
     registry.tables.retain(|&t| std::ptr::eq(t, keep));
     unfreeze(registry);
@@ -938,8 +947,18 @@ pub(crate) unsafe fn fork_child(
     unsafe { REGISTRY.force_unlock() };
 }
 
+/// Runs `f` with every registered table, holding the registry lock (which
+/// keeps them alive). The caller holds the re-entrancy guard.
+pub(crate) fn with_tables<R>(f: impl FnOnce(&mut dyn Iterator<Item = &ThreadTable>) -> R) -> R {
+    let registry = REGISTRY.lock();
+    // SAFETY: registered tables live while the registry is locked.
+    let mut tables = registry.tables.iter().map(|&t| unsafe { &*t });
+    f(&mut tables)
+}
+
 impl Frozen {
-    fn tables(&self) -> impl Iterator<Item = &ThreadTable> {
+    /// Every registered table.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = &ThreadTable> {
         // SAFETY: registered tables live while the registry is locked,
         // which `self` does.
         self.registry.tables.iter().map(|&t| unsafe { &*t })
@@ -954,6 +973,12 @@ impl Frozen {
                     + t.arr_cap.load(Ordering::Acquire) * size_of::<AtomicUsize>()
             })
             .sum()
+    }
+
+    /// Bytes of the tables' history counters (`history::Local`), which
+    /// grow with the tracebacks each thread counted, not with its blocks.
+    pub(crate) fn history_memory(&self) -> usize {
+        self.tables().map(|t| t.history.memory()).sum()
     }
 
     /// Number of blocks in the block arrays: the blocks with a header that
