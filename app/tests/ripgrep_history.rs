@@ -180,7 +180,7 @@ fn the_screenshot_sentences_name_the_top_lines() {
     // Allocated, by allocations: dir.rs:0 most often, then walk.rs:361
     // (the line the picture selects).
     let mut by_count = rows("allocations");
-    by_count.sort_by(|a, b| b.3.cmp(&a.3));
+    by_count.sort_by_key(|r| std::cmp::Reverse(r.3));
     assert_eq!(
         (by_count[0].0.as_str(), by_count[0].1, by_count[0].3),
         ("dir.rs", 0, 38_617)
