@@ -2,9 +2,12 @@
 # Takes the README's screenshots: the real viewer, in a virtual X display,
 # on the bundled demo snapshots, one scripted scene per picture
 # (TRACEMALLOC_VIEWER_SCENE, see app/src/viewer/screenshot_scene.rs).
-# The "metric" scene opens a snapshot with an allocation history written by
-# app/examples/history_snapshot.rs (made-up numbers, until the recorder
-# writes histories).
+# The metric-* scenes open app/demo/ripgrep-history.tmsnap, a real run of
+# ripgrep recorded with its allocation history
+# (scripts/make_ripgrep_history.sh); its source paths are where cargo
+# unpacked ripgrep's crates when it was recorded, so the annotated source
+# shows only where those files are (`cargo fetch` of ripgrep 14.1.1 puts
+# them there).
 #
 # Needs Xvfb, xdotool and ImageMagick's `import`
 # (apt-get install xvfb xdotool imagemagick) and Mesa's software OpenGL
@@ -32,7 +35,8 @@ out="${1:-$root/screenshots}"
 shift || true
 scenes=("$@")
 if [ ${#scenes[@]} -eq 0 ]; then
-    scenes=(compare filters traceback charts timeline growing flamegraph annotated metric)
+    scenes=(compare filters traceback charts timeline growing flamegraph annotated
+        metric-live metric-allocated metric-temporary metric-peak)
 fi
 for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null || {
@@ -57,8 +61,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-cargo run --manifest-path "$root/Cargo.toml" --release -q -p tracemalloc-viewer \
-    --example history_snapshot -- "$work/logparse.tmsnap"
 export DISPLAY="$display"
 for _ in $(seq 50); do
     xdotool getmouselocation >/dev/null 2>&1 && break
@@ -72,7 +74,9 @@ cd "$root"
 
 for scene in "${scenes[@]}"; do
     files=()
-    [ "$scene" = metric ] && files=("$work/logparse.tmsnap")
+    case "$scene" in
+    metric-*) files=("$root/app/demo/ripgrep-history.tmsnap") ;;
+    esac
     TRACEMALLOC_VIEWER_SCENE=$scene "$bin" "${files[@]}" 2>"$work/$scene.log" &
     viewer=$!
     window=""

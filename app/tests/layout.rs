@@ -1,7 +1,8 @@
 //! The window's layout at the sizes a newcomer meets (1280x800 and up):
 //! every table column readable, the Source column showing file and line,
 //! the annotated source's code beside a narrow gutter, and a table that
-//! opens at its first rows whatever egui remembered.
+//! opens at its first rows whatever egui remembered, and a toolbar that
+//! stays one row with the metric picker in it.
 
 mod support;
 
@@ -96,6 +97,37 @@ fn the_annotated_source_leaves_the_code_room() {
         harness.get_by_label("Fewer columns").click();
         settle(&mut harness);
         assert!(harness.query_by_label("through").is_none());
+    }
+}
+
+#[test]
+fn the_metric_picker_keeps_the_toolbar_on_one_row() {
+    let ripgrep = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("demo")
+        .join("ripgrep-history.tmsnap");
+    for (width, height) in SIZES {
+        let harness = viewer_in(vec![ripgrep.clone()], egui::vec2(width, height), None);
+        let row = rect_of(&harness, "Back");
+        // The picker's buttons and what comes after them, the last being
+        // Cumulative: all on Back's row.
+        for label in [
+            "Live",
+            "Allocated",
+            "Temporary",
+            "Peak",
+            "Group by",
+            "Cumulative",
+        ] {
+            let rect = rect_of(&harness, label);
+            assert!(
+                (rect.center().y - row.center().y).abs() < row.height() / 2.0,
+                "{width}x{height}: {label} at {rect:?}, Back at {row:?}"
+            );
+            assert!(
+                rect.right() <= width,
+                "{width}x{height}: {label} at {rect:?}"
+            );
+        }
     }
 }
 

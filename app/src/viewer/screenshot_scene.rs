@@ -1,7 +1,10 @@
 //! Scripted scenes for the README's screenshots
 //! (`TRACEMALLOC_VIEWER_SCENE=compare|filters|traceback|charts|timeline|
-//! growing|flamegraph|annotated|metric`, used by scripts/screenshots.sh): the real
-//! viewer on the demo snapshots (or the files given), driven
+//! growing|flamegraph|annotated|metric-live|metric-allocated|
+//! metric-temporary|metric-peak`, used by scripts/screenshots.sh): the real
+//! viewer on the demo snapshots (or the files given: the `metric-*` scenes
+//! open app/demo/ripgrep-history.tmsnap, a recording of ripgrep with its
+//! allocation history), driven
 //! by the same commands a user's clicks send, one step each time the
 //! viewer is idle. When the last step is done the viewer prints
 //! `tracemalloc-viewer: scene ready` on stderr, and the script takes the
@@ -10,6 +13,7 @@
 use std::collections::VecDeque;
 use std::str::FromStr;
 
+use tracemalloc_format::rows::SortColumn;
 use tracemalloc_format::{Filter, KeyType, Metric};
 
 use super::app_state::AppState;
@@ -39,9 +43,18 @@ pub enum Scene {
     Flamegraph,
     /// The top line selected, its source annotated with memory.
     Annotated,
-    /// A snapshot with an allocation history (the files given) by bytes
-    /// allocated, the top line selected.
-    Metric,
+    /// A recording with an allocation history (the file given) by what is
+    /// live at its end, the top line selected: the little a snapshot at
+    /// exit shows.
+    MetricLive,
+    /// The same recording by allocations, the line that allocates most
+    /// often on top, the second (the first with a line number) selected.
+    MetricAllocated,
+    /// The same recording by temporary blocks, the top line selected.
+    MetricTemporary,
+    /// The same recording by what was live at the peak, the top line
+    /// selected, its source annotated.
+    MetricPeak,
 }
 
 impl FromStr for Scene {
@@ -57,10 +70,14 @@ impl FromStr for Scene {
             "growing" => Ok(Scene::Growing),
             "flamegraph" => Ok(Scene::Flamegraph),
             "annotated" => Ok(Scene::Annotated),
-            "metric" => Ok(Scene::Metric),
+            "metric-live" => Ok(Scene::MetricLive),
+            "metric-allocated" => Ok(Scene::MetricAllocated),
+            "metric-temporary" => Ok(Scene::MetricTemporary),
+            "metric-peak" => Ok(Scene::MetricPeak),
             other => Err(format!(
                 "unknown scene {other:?} (expected compare, filters, traceback, charts, \
-                 timeline, growing, flamegraph, annotated or metric)"
+                 timeline, growing, flamegraph, annotated, metric-live, metric-allocated, \
+                 metric-temporary or metric-peak)"
             )),
         }
     }
@@ -140,11 +157,37 @@ impl SceneRunner {
                 SetKeyType(KeyType::Lineno),
                 SelectRow(0),
             ],
-            Scene::Metric => vec![
+            Scene::MetricLive => vec![
+                ShowCharts(true),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SetMetric(Metric::Live),
+                SelectRow(0),
+            ],
+            Scene::MetricAllocated => vec![
                 ShowCharts(true),
                 ShowDetails(true),
                 SetKeyType(KeyType::Lineno),
                 SetMetric(Metric::Allocated),
+                // By allocations (the count column): where it allocates
+                // most often, not where the bytes went.
+                SortBy(SortColumn::Count),
+                // The second line: the first, `dir.rs:0`, is code the debug
+                // information gives no line, so its source has nothing to mark.
+                SelectRow(1),
+            ],
+            Scene::MetricTemporary => vec![
+                ShowCharts(true),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SetMetric(Metric::Temporary),
+                SelectRow(0),
+            ],
+            Scene::MetricPeak => vec![
+                ShowCharts(true),
+                ShowDetails(true),
+                SetKeyType(KeyType::Lineno),
+                SetMetric(Metric::Peak),
                 SelectRow(0),
             ],
         };

@@ -19,6 +19,16 @@ pub fn search_id() -> egui::Id {
 /// "Hide Rust std frames".
 pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
     ui.horizontal_wrapped(|ui| {
+        // The snapshot pickers give up width to the metric picker, so the
+        // toolbar stays one row at 1280 pixels (app/tests/layout.rs); the
+        // snapshot's full name is in the Snapshots panel too.
+        let others = if shows_metric_picker(state) {
+            TOOLBAR_WITH_METRIC
+        } else {
+            TOOLBAR_WITHOUT_METRIC
+        };
+        let picker_width =
+            ((ui.available_width() - others) / 2.0).clamp(MIN_PICKER_WIDTH, MAX_PICKER_WIDTH);
         if ui
             .add_enabled(state.history.can_go_back(), egui::Button::new("Back"))
             .on_hover_text("Back to the previous grouping and filters (Alt+Left)")
@@ -34,7 +44,7 @@ pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comman
             commands.push(Command::Forward);
         }
         ui.separator();
-        snapshot_pickers_ui(ui, state, commands);
+        snapshot_pickers_ui(ui, state, picker_width, commands);
         ui.separator();
         if metric_picker_ui(ui, state, commands) {
             ui.separator();
@@ -43,7 +53,23 @@ pub fn toolbar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comman
     });
 }
 
-fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
+/// The widest a snapshot picker gets.
+const MAX_PICKER_WIDTH: f32 = 210.0;
+/// The narrowest: the start of a file name still reads (the whole name
+/// is in the Snapshots panel and the picker's list).
+const MIN_PICKER_WIDTH: f32 = 90.0;
+/// About the width of the toolbar's row without its two snapshot pickers,
+/// when the metric picker is shown: what the pickers leave to the rest.
+const TOOLBAR_WITH_METRIC: f32 = 1064.0;
+/// The same without the metric picker.
+const TOOLBAR_WITHOUT_METRIC: f32 = 720.0;
+
+fn snapshot_pickers_ui(
+    ui: &mut egui::Ui,
+    state: &AppState,
+    width: f32,
+    commands: &mut Vec<Command>,
+) {
     let snapshots = state.session.snapshots();
     let millis = state.session.needs_millis();
     let current_name = state
@@ -52,7 +78,8 @@ fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<C
     let label = ui.label("Snapshot");
     ComboBox::from_id_salt("snapshot_picker")
         .selected_text(current_name)
-        .width(210.0)
+        .width(width)
+        .truncate()
         .show_ui(ui, |ui| {
             for snapshot in snapshots {
                 if ui
@@ -71,7 +98,8 @@ fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<C
     let label = ui.label("compared to");
     ComboBox::from_id_salt("compare_picker")
         .selected_text(compare_name)
-        .width(210.0)
+        .width(width)
+        .truncate()
         .show_ui(ui, |ui| {
             if ui
                 .selectable_label(state.compare.is_none(), "none")
@@ -98,11 +126,7 @@ fn snapshot_pickers_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<C
 /// compared snapshots lacks it, the history metrics are disabled and say
 /// why. Returns whether it drew anything.
 fn metric_picker_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) -> bool {
-    let any_history = [state.current_snapshot(), state.compare_snapshot()]
-        .into_iter()
-        .flatten()
-        .any(|s| s.snapshot.history().is_some());
-    if !any_history {
+    if !shows_metric_picker(state) {
         return false;
     }
     let unavailable = state.metric_unavailable_reason();
@@ -126,6 +150,15 @@ fn metric_picker_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Comm
         }
     }
     true
+}
+
+/// Whether a shown snapshot has an allocation history, so the metric
+/// picker is drawn.
+fn shows_metric_picker(state: &AppState) -> bool {
+    [state.current_snapshot(), state.compare_snapshot()]
+        .into_iter()
+        .flatten()
+        .any(|s| s.snapshot.history().is_some())
 }
 
 fn group_by_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Command>) {
