@@ -1188,4 +1188,75 @@ mod tests {
         // Empty: nothing moves to the shared table.
         t.retire();
     }
+
+    /// Files a block in the block array, making room when it is full.
+    fn add_block(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) -> u32 {
+        loop {
+            match crate::tls::with(|s| {
+                crate::tls::hook(s, || t.add_block(addr, size, 7, epoch))
+            }) {
+                Fast::Done(Some(slot)) => return slot,
+                Fast::Done(None) => panic!("the epoch did not change"),
+                Fast::Full => assert!(t.make_room(), "memory for a larger array"),
+                Fast::Frozen => t.wait_unfrozen(),
+            }
+        }
+    }
+
+    fn take_block(t: &ThreadTable, addr: usize, slot: u32) -> Option<Entry> {
+        loop {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.take_block(addr, slot as usize))) {
+                Fast::Done(found) => return found,
+                Fast::Frozen => t.wait_unfrozen(),
+                Fast::Full => unreachable!("take_block never reports a full array"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_block_array_grows_and_reuses_holes_without_moving_blocks() {
+        let epoch = crate::state::EPOCH.load(Ordering::Relaxed);
+        let t = ThreadTable::create().unwrap();
+        let addr = |i: usize| 0x20_0000 + i * 64;
+        // Slots in allocation order, through several growths: each block
+        // stays at its slot with its record.
+        let slots: Vec<u32> = (0..3000).map(|i| add_block(t, addr(i), i + 1, epoch)).collect();
+        assert_eq!(slots, (0..3000).collect::<Vec<u32>>());
+        let capacity = t.arr_cap.load(Ordering::Relaxed);
+        assert!(capacity >= 3000 && capacity < 3000 * 3 / 2 + MIN_ARR, "{capacity}");
+        assert!(take_block(t, addr(1), 3).is_none(), "not at that slot");
+        let mut live: Vec<(usize, u32)> = Vec::new();
+        for i in 0..3000usize {
+            if i % 2 == 0 {
+                let entry = take_block(t, addr(i), i as u32).expect("at its slot");
+                assert_eq!((entry.size, entry.traceback), (i + 1, 7));
+            } else if i < 1000 {
+                // Another thread's free (no table skipped).
+                let entry = take_remote(addr(i), std::ptr::null(), Some(i as u32));
+                assert_eq!(entry.map(|e| e.size), Some(i + 1), "block {i}");
+            } else {
+                live.push((addr(i), i as u32));
+            }
+        }
+        // The owner's holes are reused first, then the array fills up to
+        // its capacity, then the other threads' holes are reclaimed instead
+        // of growing it.
+        let mut next = 3000;
+        for _ in 0..1500 + (capacity - 3000) {
+            let slot = add_block(t, addr(next), 1, epoch);
+            assert!(slot as usize % 2 == 0 || slot >= 3000, "slot {slot}");
+            live.push((addr(next), slot));
+            next += 1;
+        }
+        let slot = add_block(t, addr(next), 1, epoch);
+        assert!(slot % 2 == 1 && slot < 1000, "a reclaimed hole, not {slot}");
+        live.push((addr(next), slot));
+        assert_eq!(t.arr_cap.load(Ordering::Relaxed), capacity, "not grown");
+        assert_eq!(t.blocks().count(), live.len());
+        for (a, slot) in live {
+            assert!(take_block(t, a, slot).is_some(), "{a:#x} at {slot}");
+        }
+        assert_eq!(t.blocks().count(), 0);
+        t.retire();
+    }
 }

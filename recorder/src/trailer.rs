@@ -6,8 +6,8 @@
 //!
 //! The block pointer is glibc's own, so C code that frees, reallocates or
 //! measures (`malloc_usable_size`) a Rust block keeps working, as in the
-//! untraced program. (A block in front of the block, the headers of
-//! earlier rounds, made glibc abort on such a `free`.)
+//! untraced program. (A header in front of the block, which earlier
+//! versions had, made glibc abort on such a `free`.)
 //!
 //! # Where the trailer is
 //!
