@@ -1192,9 +1192,7 @@ mod tests {
     /// Files a block in the block array, making room when it is full.
     fn add_block(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) -> u32 {
         loop {
-            match crate::tls::with(|s| {
-                crate::tls::hook(s, || t.add_block(addr, size, 7, epoch))
-            }) {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.add_block(addr, size, 7, epoch))) {
                 Fast::Done(Some(slot)) => return slot,
                 Fast::Done(None) => panic!("the epoch did not change"),
                 Fast::Full => assert!(t.make_room(), "memory for a larger array"),
@@ -1220,10 +1218,15 @@ mod tests {
         let addr = |i: usize| 0x20_0000 + i * 64;
         // Slots in allocation order, through several growths: each block
         // stays at its slot with its record.
-        let slots: Vec<u32> = (0..3000).map(|i| add_block(t, addr(i), i + 1, epoch)).collect();
+        let slots: Vec<u32> = (0..3000)
+            .map(|i| add_block(t, addr(i), i + 1, epoch))
+            .collect();
         assert_eq!(slots, (0..3000).collect::<Vec<u32>>());
         let capacity = t.arr_cap.load(Ordering::Relaxed);
-        assert!(capacity >= 3000 && capacity < 3000 * 3 / 2 + MIN_ARR, "{capacity}");
+        assert!(
+            capacity >= 3000 && capacity < 3000 * 3 / 2 + MIN_ARR,
+            "{capacity}"
+        );
         assert!(take_block(t, addr(1), 3).is_none(), "not at that slot");
         let mut live: Vec<(usize, u32)> = Vec::new();
         for i in 0..3000usize {
