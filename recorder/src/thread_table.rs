@@ -1224,7 +1224,7 @@ mod tests {
         assert_eq!(slots, (0..3000).collect::<Vec<u32>>());
         let capacity = t.arr_cap.load(Ordering::Relaxed);
         assert!(
-            capacity >= 3000 && capacity < 3000 * 3 / 2 + MIN_ARR,
+            (3000..3000 * 3 / 2 + MIN_ARR).contains(&capacity),
             "{capacity}"
         );
         assert!(take_block(t, addr(1), 3).is_none(), "not at that slot");
@@ -1247,12 +1247,15 @@ mod tests {
         let mut next = 3000;
         for _ in 0..1500 + (capacity - 3000) {
             let slot = add_block(t, addr(next), 1, epoch);
-            assert!(slot as usize % 2 == 0 || slot >= 3000, "slot {slot}");
+            assert!(slot.is_multiple_of(2) || slot >= 3000, "slot {slot}");
             live.push((addr(next), slot));
             next += 1;
         }
         let slot = add_block(t, addr(next), 1, epoch);
-        assert!(slot % 2 == 1 && slot < 1000, "a reclaimed hole, not {slot}");
+        assert!(
+            !slot.is_multiple_of(2) && slot < 1000,
+            "a reclaimed hole, not {slot}"
+        );
         live.push((addr(next), slot));
         assert_eq!(t.arr_cap.load(Ordering::Relaxed), capacity, "not grown");
         assert_eq!(t.blocks().count(), live.len());

@@ -45,6 +45,7 @@ fn main() {
             "c_measures_and_frees_trailed_blocks",
             c_measures_and_frees_trailed_blocks,
         ),
+        ("block_headers_is_an_alias", block_headers_is_an_alias),
     ]);
 }
 
@@ -511,4 +512,20 @@ fn c_measures_and_frees_trailed_blocks() {
     drop(blocks);
     assert_eq!(tracemalloc::get_traced_memory().0, baseline);
     tracemalloc::stop();
+}
+
+/// `Config::block_headers`, deprecated, turns trailers on and off; the
+/// default has them.
+#[allow(deprecated)]
+fn block_headers_is_an_alias() {
+    for (config, on) in [
+        (tracemalloc::Config::new(4).block_headers(false), false),
+        (tracemalloc::Config::new(4).block_headers(true), GLIBC),
+        (tracemalloc::Config::new(4), GLIBC),
+        (tracemalloc::Config::new(4).history(true), GLIBC),
+    ] {
+        config.start().unwrap();
+        assert_eq!(trailers_now(), on);
+        tracemalloc::stop();
+    }
 }
