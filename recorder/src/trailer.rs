@@ -135,9 +135,11 @@ pub(crate) fn may_have(layout: Layout) -> bool {
 /// The check word of the block at `addr` of `size` bytes.
 #[inline(always)]
 fn check(addr: usize, size: usize) -> u32 {
-    // Addresses use the low 48 bits and sizes up to `MAX_SIZE` 18 bits:
-    // rotated into the top bits, the size never cancels the address.
-    let x = addr as u64 ^ (size as u64).rotate_right(18) ^ KEY.load(Ordering::Relaxed);
+    // Blocks are 16-aligned below 2^48 and sizes below 2^18: rotated by 16,
+    // the size takes bits 48 to 63 and 0 to 1, which the address leaves
+    // clear, so distinct pairs give distinct words before the key and the
+    // mixing.
+    let x = addr as u64 ^ (size as u64).rotate_right(16) ^ KEY.load(Ordering::Relaxed);
     (crate::table::mix(x) >> 32) as u32
 }
 
