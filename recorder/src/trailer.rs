@@ -152,17 +152,26 @@ fn check(addr: usize, size: usize) -> u32 {
 /// where `malloc` is glibc's) with an alignment up to 16.
 #[inline(always)]
 unsafe fn place(ptr: *mut u8, size: usize) -> Option<*mut u64> {
+    // The compiler knows `malloc` and `__rust_alloc`, and where it sees
+    // the call that returned `ptr` (the allocator's code is inlined into
+    // the program's), it takes the block to be exactly the bytes asked
+    // for: an access before or past them would be undefined behaviour to
+    // it, and a release build of a test dropped the trailer's write and
+    // read that way. Passed through `black_box`, the pointer is one the
+    // compiler knows nothing of, so the accesses below are to memory it
+    // cannot see, which they are: glibc's chunk and its usable area.
+    let ptr = std::hint::black_box(ptr);
     // SAFETY: glibc's chunk size is in the 8 bytes before every block it
     // hands out (the caller's contract); 8-aligned and mapped.
-    let word = unsafe { ptr.sub(8).cast::<u64>().read() };
+    let word = unsafe { ptr.wrapping_sub(8).cast::<u64>().read() };
     let chunk = (word & !FLAGS) as usize;
     if word & IS_MMAPPED != 0 || chunk < size + 2 * TRAILER {
         return None;
     }
-    // SAFETY: the usable area is `chunk - 8` bytes from `ptr`, and these
-    // are its last 8, past the block's `size` (checked above); the address
-    // is 8-aligned as `ptr` and `chunk` are.
-    Some(unsafe { ptr.add(chunk - 2 * TRAILER) }.cast())
+    // The usable area is `chunk - 8` bytes from `ptr`, and these are its
+    // last 8, past the block's `size` (checked above); the address is
+    // 8-aligned as `ptr` and `chunk` are.
+    Some(ptr.wrapping_add(chunk - 2 * TRAILER).cast())
 }
 
 /// The slot named by the trailer of the block at `ptr` of `size` bytes,

@@ -46,6 +46,10 @@ fn main() {
             c_measures_and_frees_trailed_blocks,
         ),
         ("block_headers_is_an_alias", block_headers_is_an_alias),
+        (
+            "one_frame_points_at_the_line_either_way",
+            one_frame_points_at_the_line_either_way,
+        ),
     ]);
 }
 
@@ -279,8 +283,9 @@ fn sizes_at_the_edges() {
     // block in the hash table. Either way the totals are exact.
     let layout = Layout::from_size_align(128 * 1024, 8).unwrap();
     let (before, _) = tracemalloc::get_traced_memory();
-    // SAFETY: a non-zero size.
-    let p = unsafe { alloc(layout) };
+    // SAFETY: a non-zero size. (`black_box`: an optimized build may leave
+    // out an allocation that nothing uses.)
+    let p = black_box(unsafe { alloc(layout) });
     assert_eq!(tracemalloc::get_traced_memory().0, before + 128 * 1024);
     // SAFETY: allocated above with this layout.
     unsafe { dealloc(p, layout) };
@@ -526,6 +531,23 @@ fn block_headers_is_an_alias() {
     ] {
         config.start().unwrap();
         assert_eq!(trailers_now(), on);
+        tracemalloc::stop();
+    }
+}
+
+/// The leading frames are calibrated once, in the first session (with
+/// trailers here); with one frame kept, sessions with and without trailers
+/// still attribute a block to the line that allocated it.
+#[rustfmt::skip]
+fn one_frame_points_at_the_line_either_way() {
+    for trailers in [true, false, true] {
+        tracemalloc::Config::new(1).block_trailers(trailers).start().unwrap();
+        let (b, line) = (black_box(Box::new([0u8; 100])), line!());
+        let (v, v_line) = (black_box(vec![0u8; 200_000]), line!());
+        let snapshot = tracemalloc::take_snapshot().unwrap();
+        assert_eq!(at_line(&snapshot, FILE, line), (100, 1), "trailers: {trailers}");
+        assert_eq!(at_line(&snapshot, FILE, v_line), (200_000, 1), "trailers: {trailers}");
+        drop((b, v));
         tracemalloc::stop();
     }
 }
