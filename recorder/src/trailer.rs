@@ -157,10 +157,10 @@ unsafe fn place(ptr: *mut u8, size: usize) -> Option<*mut u64> {
     // the program's), it takes the block to be exactly the bytes asked
     // for: an access before or past them would be undefined behaviour to
     // it, and a release build of a test dropped the trailer's write and
-    // read that way. Passed through `black_box`, the pointer is one the
+    // read that way. Laundered through an `asm!` block, the pointer is one the
     // compiler knows nothing of, so the accesses below are to memory it
     // cannot see, which they are: glibc's chunk and its usable area.
-    let ptr = std::hint::black_box(ptr);
+    let ptr = launder(ptr);
     // SAFETY: glibc's chunk size is in the 8 bytes before every block it
     // hands out (the caller's contract); 8-aligned and mapped.
     let word = unsafe { ptr.wrapping_sub(8).cast::<u64>().read() };
@@ -172,6 +172,25 @@ unsafe fn place(ptr: *mut u8, size: usize) -> Option<*mut u64> {
     // last 8, past the block's `size` (checked above); the address is
     // 8-aligned as `ptr` and `chunk` are.
     Some(ptr.wrapping_add(chunk - 2 * TRAILER).cast())
+}
+
+/// `ptr` as a pointer the compiler cannot trace to the allocation it came
+/// from (see [`place`]): its address goes out as an exposed integer,
+/// through an empty `asm!` block, and comes back with the exposed
+/// provenance (glibc's chunk, which `malloc` exposed to the program).
+/// Cheaper than `std::hint::black_box`, which goes through the stack.
+#[inline(always)]
+fn launder(ptr: *mut u8) -> *mut u8 {
+    let mut addr = ptr.expose_provenance();
+    // SAFETY: no instructions; the register holds the same address after.
+    unsafe {
+        std::arch::asm!(
+            "/* {0} */",
+            inout(reg) addr,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    std::ptr::with_exposed_provenance_mut(addr)
 }
 
 /// The slot named by the trailer of the block at `ptr` of `size` bytes,
