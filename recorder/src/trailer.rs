@@ -181,7 +181,9 @@ unsafe fn place(ptr: *mut u8, size: usize) -> Option<*mut u64> {
 /// Cheaper than `std::hint::black_box`, which goes through the stack.
 #[inline(always)]
 fn launder(ptr: *mut u8) -> *mut u8 {
+    #[allow(unused_mut)]
     let mut addr = ptr.expose_provenance();
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     // SAFETY: no instructions; the register holds the same address after.
     unsafe {
         std::arch::asm!(
@@ -190,6 +192,10 @@ fn launder(ptr: *mut u8) -> *mut u8 {
             options(pure, nomem, nostack, preserves_flags)
         );
     }
+    // Trailers are only used on these two (see `malloc_is_glibc`); the
+    // others still compile.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let addr = std::hint::black_box(addr);
     std::ptr::with_exposed_provenance_mut(addr)
 }
 
