@@ -314,10 +314,10 @@ pub struct MemoryUsage {
     pub address_table: u64,
     /// The per-thread tables, which hold every other live block: in a
     /// block array, 16 to 24 bytes per block with a trailer (an address and
-    /// a record per slot, between 2/3 and all in use while the array
+    /// a record per slot, between 5/7 and all in use while the array
     /// grows; after many frees it keeps its size until `clear_traces`), or
     /// in a hash table, 20 to 29 bytes per block (16-byte slots, between
-    /// 5/9 and 4/5 in use); at least 20 KiB per thread that allocated
+    /// 5/9 and 4/5 in use); at least 12 KiB per thread that allocated
     /// while tracing.
     pub thread_tables: u64,
     /// The 8-byte trailers of the blocks that have one (with

@@ -82,7 +82,7 @@ const REBUILT_LOAD_NUM: usize = 5;
 const REBUILT_LOAD_DEN: usize = 9;
 
 /// Slots of a new (or cleared) block array.
-const MIN_ARR: usize = 1024;
+const MIN_ARR: usize = 512;
 /// A block array slot taken by another thread: a hole outside the free
 /// list, reclaimed when the array is rebuilt. Holes are odd, addresses are
 /// not.
@@ -642,11 +642,11 @@ impl ThreadTable {
     /// Makes room in a full block array (owner only, not entered), without
     /// moving any block from its slot (see the module documentation): the
     /// holes other threads left join the free list, and when they are
-    /// fewer than 1/8 of the slots the array is copied into one half as
-    /// large again. `false` if memory ran out.
+    /// fewer than 1/8 of the slots the array is copied into one 7/5 as
+    /// large. `false` if memory ran out.
     ///
-    /// Without holes, the blocks fill 2/3 to all of the array, so a block
-    /// costs 16 to 24 bytes of array (an 8-byte key and an 8-byte record)
+    /// Without holes, the blocks fill 5/7 to all of the array, so a block
+    /// costs 16 to 22.4 bytes of array (an 8-byte key and an 8-byte record)
     /// besides its trailer. After many frees the array keeps its size
     /// (its holes are reused) until `clear_traces` or `stop`.
     #[cold]
@@ -659,7 +659,8 @@ impl ThreadTable {
         let remote = self.arr_remote_taken.load(Ordering::Relaxed);
         let old_capacity = self.arr_cap.load(Ordering::Relaxed);
         if remote * 8 < old_capacity {
-            let capacity = (old_capacity + old_capacity / 2).min(crate::trailer::NO_SLOT as usize);
+            let capacity =
+                (old_capacity + old_capacity * 2 / 5).min(crate::trailer::NO_SLOT as usize);
             if capacity <= old_capacity {
                 return false;
             }
@@ -1224,7 +1225,7 @@ mod tests {
         assert_eq!(slots, (0..3000).collect::<Vec<u32>>());
         let capacity = t.arr_cap.load(Ordering::Relaxed);
         assert!(
-            (3000..3000 * 3 / 2 + MIN_ARR).contains(&capacity),
+            (3000..3000 * 7 / 5 + MIN_ARR).contains(&capacity),
             "{capacity}"
         );
         assert!(take_block(t, addr(1), 3).is_none(), "not at that slot");
