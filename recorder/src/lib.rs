@@ -313,7 +313,7 @@ pub struct MemoryUsage {
     /// full).
     pub address_table: u64,
     /// The per-thread tables, which hold every other live block: in a
-    /// block array, 16 to 24 bytes per block with a trailer (an address and
+    /// block array, 16 to 23 bytes per block with a trailer (an address and
     /// a record per slot, between 5/7 and all in use while the array
     /// grows; after many frees it keeps its size until `clear_traces`), or
     /// in a hash table, 20 to 29 bytes per block (16-byte slots, between
