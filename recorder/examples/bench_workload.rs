@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! bench_workload MODE [THREADS] [SCALE]
-//! MODE: off | trace:NFRAME | trace:NFRAME:headers | trace:NFRAME:history
+//! MODE: off | trace:NFRAME | trace:NFRAME:history | trace:NFRAME:notrailers
+//!       | trace:NFRAME:history:notrailers
 //!       | sampled:NFRAME:MEAN_BYTES | sampled:NFRAME:MEAN_BYTES:history
 //! ```
 //!
@@ -24,10 +25,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match parts[..] {
         ["off"] => {}
         ["trace", n] => tracemalloc::start(n.parse()?)?,
-        ["trace", n, "headers"] => tracemalloc::Config::new(n.parse()?)
-            .block_headers(true)
-            .start()?,
         ["trace", n, "history"] => tracemalloc::Config::new(n.parse()?).history(true).start()?,
+        // Block trailers are the default; these measure the hash tables.
+        ["trace", n, "notrailers"] => tracemalloc::Config::new(n.parse()?)
+            .block_trailers(false)
+            .start()?,
+        ["trace", n, "history", "notrailers"] => tracemalloc::Config::new(n.parse()?)
+            .history(true)
+            .block_trailers(false)
+            .start()?,
         ["sampled", n, mean] => tracemalloc::start_sampled(n.parse()?, mean.parse()?)?,
         ["sampled", n, mean, "history"] => tracemalloc::Config::new(n.parse()?)
             .sampled(mean.parse()?)

@@ -299,8 +299,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         let own = tracemalloc::get_tracemalloc_memory_usage();
         println!(
-            "  recorder memory: address table {} B, per-thread tables {} B, block headers {} B, tracebacks {} B, symbolizer {} B",
-            own.address_table, own.thread_tables, own.block_headers, own.tracebacks, own.symbolizer
+            "  recorder memory: address table {} B, per-thread tables {} B, block trailers {} B, tracebacks {} B, symbolizer {} B",
+            own.address_table,
+            own.thread_tables,
+            own.block_trailers,
+            own.tracebacks,
+            own.symbolizer
         );
     }
     drop(service);

@@ -3,9 +3,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::Ordering;
 
-use crate::header;
 use crate::state::{self, EPOCH, Epoch, is_tracing_epoch};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
+use crate::trailer;
 
 /// A global allocator that traces every allocation of the program while
 /// tracing is on, and forwards everything to an inner allocator.
@@ -27,20 +27,21 @@ use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 /// While tracing is off, each call costs one relaxed atomic load on top of
 /// the inner allocator.
 ///
-/// With [`TracingAllocator::system`] on glibc and
-/// [`Config::block_headers`](crate::Config::block_headers) asked for, a
-/// block traced in exact mode carries its record in 16 bytes in front of it
-/// (the inner allocator is asked for 16 bytes more), so that freeing it
-/// needs no search; these bytes count as the recorder's memory. Without
-/// them (the default), every block is the inner allocator's own, so C code
-/// may free, reallocate or measure it as in the untraced program.
+/// With [`TracingAllocator::system`] on glibc (and
+/// [`Config::block_trailers`](crate::Config::block_trailers), the
+/// default), a block of up to 128 KiB traced in exact mode carries the
+/// place of its record in 8 bytes at the end of glibc's usable area (the
+/// inner allocator is asked for 8 bytes more), so that freeing it needs no
+/// search; these bytes count as the recorder's memory. The block pointer
+/// is glibc's own either way, so C code may free, reallocate or measure
+/// it as in the untraced program.
 #[derive(Debug, Default)]
 pub struct TracingAllocator<A: GlobalAlloc = System> {
     inner: A,
-    /// Whether blocks may get a header (see `header.rs`): only the system
-    /// allocator's, when a session asks for them and `start` finds the
-    /// chunk layout known (glibc's `malloc`, not under valgrind).
-    headers: bool,
+    /// Whether blocks may get a trailer (see `trailer.rs`): only the
+    /// system allocator's, when a session asks for them and `start` finds
+    /// the chunk layout known (glibc's `malloc`, not under valgrind).
+    trailers: bool,
 }
 
 impl<A: GlobalAlloc> TracingAllocator<A> {
@@ -48,7 +49,7 @@ impl<A: GlobalAlloc> TracingAllocator<A> {
     pub const fn new(inner: A) -> TracingAllocator<A> {
         TracingAllocator {
             inner,
-            headers: false,
+            trailers: false,
         }
     }
 
@@ -63,24 +64,29 @@ impl TracingAllocator<System> {
     pub const fn system() -> TracingAllocator<System> {
         TracingAllocator {
             inner: System,
-            headers: true,
+            trailers: true,
         }
     }
 }
 
 // SAFETY: every method forwards to the inner allocator with the caller's
 // arguments and returns its result unchanged, except for blocks with a
-// header (`header.rs`): those are the inner allocator's blocks 16 bytes
-// longer, handed out 16 bytes in, and given back the same way. Otherwise
-// the recorder only observes addresses and sizes and never touches the
-// blocks' memory.
+// trailer (`trailer.rs`): those are allocated 8 bytes longer, with the
+// same alignment, and handed out as they are. Only the system allocator
+// gives them (`trailers`), and only where `malloc` is glibc's; `System`
+// frees such a block with `free` and reallocates it with `realloc` (or,
+// for an alignment above the new size, a new block and a copy of the
+// layout's size), so the shorter layout the caller gives back is fine.
+// Otherwise the recorder only observes addresses and sizes, and writes
+// nothing into the blocks but their trailers, past the bytes the caller
+// asked for.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) && self.headers && header::gives_header(epoch, layout) {
+        if is_tracing_epoch(epoch) && self.trailers && trailer::gives_trailer(epoch, layout) {
             // SAFETY: forwarded from the caller.
-            return unsafe { header::alloc(&self.inner, layout, epoch, false) };
+            return unsafe { trailer::alloc(&self.inner, layout, epoch, false) };
         }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc(layout) };
@@ -91,9 +97,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) && self.headers && header::gives_header(epoch, layout) {
+        if is_tracing_epoch(epoch) && self.trailers && trailer::gives_trailer(epoch, layout) {
             // SAFETY: forwarded from the caller.
-            return unsafe { header::alloc(&self.inner, layout, epoch, true) };
+            return unsafe { trailer::alloc(&self.inner, layout, epoch, true) };
         }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
@@ -104,40 +110,26 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        // One test while tracing was never on, as before headers existed.
-        if epoch & (1 | header::EPOCH_HEADERS_SEEN) != 0 {
-            if self.headers
-                && epoch & header::EPOCH_HEADERS_SEEN != 0
-                // SAFETY: `EPOCH_HEADERS_SEEN` is set only where `malloc`
-                // is glibc's, and `headers` only for the system allocator.
-                && unsafe { header::has_header(ptr) }
-            {
-                // SAFETY: forwarded from the caller.
-                unsafe { header::dealloc(&self.inner, ptr, layout, epoch) };
-                return;
-            }
-            if is_tracing_epoch(epoch) {
-                // The free is recorded before the block goes back: once the
-                // inner allocator has it, another thread may get the same
-                // address and record it first.
-                before_dealloc(ptr, layout.size(), epoch);
-            }
+        if is_tracing_epoch(epoch) {
+            // The free is recorded before the block goes back: once the
+            // inner allocator has it, another thread may get the same
+            // address and record it first.
+            // SAFETY: forwarded from the caller.
+            before_dealloc(
+                ptr,
+                layout,
+                unsafe { self.trailer_slot(ptr, layout, epoch) },
+                epoch,
+            );
         }
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from the caller (see the `unsafe impl` for
+        // blocks with a trailer).
         unsafe { self.inner.dealloc(ptr, layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if epoch & header::EPOCH_HEADERS_SEEN != 0
-            && self.headers
-            // SAFETY: as in `dealloc`.
-            && unsafe { header::has_header(ptr) }
-        {
-            // SAFETY: forwarded from the caller.
-            return unsafe { header::realloc(&self.inner, ptr, layout, new_size, epoch) };
-        }
         if !is_tracing_epoch(epoch) {
             // SAFETY: forwarded from the caller.
             let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
@@ -146,12 +138,32 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             }
             return new;
         }
+        // SAFETY: forwarded from the caller.
+        let slot = unsafe { self.trailer_slot(ptr, layout, epoch) };
+        // Whether the new block gets a trailer, and the size to ask for.
+        let trailed = self.trailers
+            && Layout::from_size_align(new_size, layout.align())
+                .is_ok_and(|new| trailer::gives_trailer(epoch, new));
+        let ask = if trailed {
+            new_size + trailer::TRAILER
+        } else {
+            new_size
+        };
         tls::with(|state| {
             let guard = state.guard.get();
             if guard != GUARD_NONE {
                 // SAFETY: forwarded from the caller.
                 return unsafe {
-                    guarded_realloc(&self.inner, state, guard, ptr, layout, new_size, epoch)
+                    guarded_realloc(
+                        &self.inner,
+                        state,
+                        guard,
+                        ptr,
+                        layout,
+                        new_size,
+                        slot,
+                        epoch,
+                    )
                 };
             }
             // The old block's trace goes first, for the same reason as in
@@ -161,13 +173,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
                 if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
                     None
                 } else {
-                    state::remove(state, 0, ptr as usize, epoch)
+                    state::remove_any(state, ptr as usize, slot, epoch)
                 }
             });
-            // SAFETY: forwarded from the caller.
-            let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+            // SAFETY: forwarded from the caller; `ask` is `new_size`, or 8
+            // bytes more for a trailer (see the `unsafe impl`).
+            let new = unsafe { self.inner.realloc(ptr, layout, ask) };
             if new.is_null() {
-                // The old block is still the caller's: trace it again.
+                // The old block is still the caller's: trace it again (in
+                // the hash table: its trailer's slot no longer holds it).
                 if let Some(old) = old {
                     state::reinsert(state, ptr as usize, old, epoch);
                 }
@@ -184,19 +198,48 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             }
             // As CPython: the trace takes the new size and the traceback
             // of the realloc.
-            state::on_alloc(state, new as usize, new_size, epoch);
+            if trailed {
+                // SAFETY: a live block of `new_size` bytes with room for a
+                // trailer.
+                tls::hook(state, || unsafe {
+                    state::record_trailed(state, new, new_size, epoch)
+                });
+            } else {
+                state::on_alloc(state, new as usize, new_size, epoch);
+            }
             new
         })
     }
 }
 
-/// `realloc` of a block without a header while this thread's guard is
-/// set: the new block is not traced, and the old one's trace goes (see
+impl<A: GlobalAlloc> TracingAllocator<A> {
+    /// The slot that the trailer of the block at `ptr` names, if it has a
+    /// trailer whose check word matches (see `trailer.rs`). `epoch` is a
+    /// tracing epoch.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator with `layout`.
+    #[inline(always)]
+    unsafe fn trailer_slot(&self, ptr: *mut u8, layout: Layout, epoch: Epoch) -> Option<u32> {
+        if self.trailers && epoch & trailer::EPOCH_TRAILERS != 0 && trailer::may_have(layout) {
+            // SAFETY: `EPOCH_TRAILERS` is set only where `malloc` is
+            // glibc's, and `trailers` only for the system allocator; the
+            // alignment is at most 16.
+            unsafe { trailer::find(ptr, layout.size()) }
+        } else {
+            None
+        }
+    }
+}
+
+/// `realloc` while this thread's guard is set: the new block is not
+/// traced (and gets no trailer), and the old one's trace goes (see
 /// `tls::frees_looked_up`).
 ///
 /// # Safety
 /// As `GlobalAlloc::realloc`.
 #[cold]
+#[allow(clippy::too_many_arguments)]
 unsafe fn guarded_realloc<A: GlobalAlloc>(
     inner: &A,
     state: &ThreadState,
@@ -204,10 +247,11 @@ unsafe fn guarded_realloc<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
+    slot: Option<u32>,
     epoch: Epoch,
 ) -> *mut u8 {
     let old = if tls::frees_looked_up(state, guard) {
-        state::forget_guarded_free(state, ptr as usize, epoch)
+        state::forget_guarded_free(state, ptr as usize, slot, epoch)
     } else {
         None
     };
@@ -271,19 +315,22 @@ fn guarded_alloc(state: &ThreadState, guard: u8, size: usize) {
 
 /// The tracing part of `dealloc`. Out of line so that the registers the
 /// table lookup needs are saved only while tracing, not on the off path.
+/// `slot`: the slot the block's trailer names.
 #[inline(never)]
-fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
+fn before_dealloc(ptr: *mut u8, layout: Layout, slot: Option<u32>, epoch: Epoch) {
     tls::with(|state| {
         let guard = state.guard.get();
         if guard != GUARD_NONE {
-            guarded_dealloc(state, guard, ptr, size, epoch);
+            guarded_dealloc(state, guard, ptr, layout.size(), slot, epoch);
             return;
         }
         let config = state::hot_config();
         if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
             return;
         }
-        let removed = tls::hook(state, || state::remove(state, 0, ptr as usize, epoch));
+        let removed = tls::hook(state, || {
+            state::remove_any(state, ptr as usize, slot, epoch)
+        });
         if state::history_on(config)
             && let Some(entry) = removed
         {
@@ -292,13 +339,20 @@ fn before_dealloc(ptr: *mut u8, size: usize, epoch: Epoch) {
     });
 }
 
-/// A free of a block without a header while this thread's guard is set:
-/// its trace goes all the same (see `tls::frees_looked_up`); a block that
-/// had none counts as the symbolizer's under `GUARD_COUNTED`.
+/// A free while this thread's guard is set: its trace goes all the same
+/// (see `tls::frees_looked_up`); a block that had none counts as the
+/// symbolizer's under `GUARD_COUNTED`.
 #[cold]
-fn guarded_dealloc(state: &ThreadState, guard: u8, ptr: *mut u8, size: usize, epoch: Epoch) {
+fn guarded_dealloc(
+    state: &ThreadState,
+    guard: u8,
+    ptr: *mut u8,
+    size: usize,
+    slot: Option<u32>,
+    epoch: Epoch,
+) {
     let freed = if tls::frees_looked_up(state, guard) {
-        state::forget_guarded_free(state, ptr as usize, epoch)
+        state::forget_guarded_free(state, ptr as usize, slot, epoch)
     } else {
         None
     };

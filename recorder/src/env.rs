@@ -117,7 +117,7 @@ pub(crate) fn read_settings(
         sample_mean,
         keep_internal: false,
         unwinder: Unwinder::Auto,
-        block_headers: false,
+        block_trailers: true,
         history,
     }))
 }

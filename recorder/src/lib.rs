@@ -58,7 +58,6 @@
 
 mod allocator;
 mod env;
-mod header;
 mod history;
 mod lock;
 mod periodic;
@@ -71,6 +70,7 @@ mod table;
 pub mod testing;
 mod thread_table;
 mod tls;
+mod trailer;
 mod unwind;
 
 use std::path::PathBuf;
@@ -149,7 +149,7 @@ impl Config {
                 sample_mean: None,
                 keep_internal: false,
                 unwinder: Unwinder::Auto,
-                block_headers: false,
+                block_trailers: true,
                 history: false,
             },
         }
@@ -175,23 +175,31 @@ impl Config {
         self
     }
 
-    /// Gives traced blocks a 16-byte header in front of them, which makes
-    /// freeing them cheaper (see docs/BENCHMARKS.md: about 1.43x instead
-    /// of 1.57x the untraced run time at `nframe = 1`). Off by default.
+    /// Gives traced blocks an 8-byte trailer at the end of the memory
+    /// glibc gave them, which names the place of their record so that
+    /// freeing them takes no search (see docs/BENCHMARKS.md, "Block
+    /// trailers"). On by default.
     ///
     /// Only with [`TracingAllocator::system`] on glibc, in exact mode, for
-    /// alignments up to 16, and never under valgrind; elsewhere this
-    /// setting does nothing. Set it only if no C code frees, reallocates
-    /// or asks the size of (`malloc_usable_size`) a block this program
-    /// allocated in Rust: the block handed to C is then 16 bytes into the
-    /// C allocation, and glibc aborts the program (`free(): invalid
-    /// pointer`). That is undefined behaviour by Rust's rules but common
-    /// in FFI code (`libc::free(CString::into_raw(..))`), which is why
-    /// headers are not the default. Takes effect when tracing starts, not
-    /// while it is on.
-    pub fn block_headers(mut self, on: bool) -> Config {
-        self.settings.block_headers = on;
+    /// blocks of up to 128 KiB with alignments up to 16, and never under
+    /// valgrind; elsewhere this setting does nothing. The block pointer
+    /// stays glibc's own, so C code may free, reallocate or measure
+    /// (`malloc_usable_size`) a block the program allocated in Rust, as in
+    /// the untraced program; a block C frees stays traced (see
+    /// [`untrack`]). Blocks whose size is 1 to 8 more than a multiple of
+    /// 16 take a glibc chunk 16 bytes larger. Takes effect when tracing
+    /// starts, not while it is on.
+    pub fn block_trailers(mut self, on: bool) -> Config {
+        self.settings.block_trailers = on;
         self
+    }
+
+    /// The block headers of earlier versions, which C code freeing a Rust
+    /// block made glibc abort, are replaced by trailers: this sets
+    /// [`Config::block_trailers`].
+    #[deprecated(note = "block headers became block trailers: use `Config::block_trailers`")]
+    pub fn block_headers(self, on: bool) -> Config {
+        self.block_trailers(on)
     }
 
     /// Records allocation history (off by default): per traceback, the
@@ -210,8 +218,7 @@ impl Config {
     /// In sampled mode ([`Config::sampled`]) every figure is an unbiased
     /// estimate, scaled as the live statistics are: a sampled block counts
     /// `1 / p` blocks and `size / p` bytes, `p` its chance to be sampled.
-    /// A session with history gives no block
-    /// a header ([`Config::block_headers`] is ignored). Takes effect when
+    /// Takes effect when
     /// tracing starts, not while it is on. `TRACEMALLOC_HISTORY=1` in the
     /// environment turns it on for `TRACEMALLOC`.
     pub fn history(mut self, on: bool) -> Config {
@@ -306,16 +313,18 @@ pub struct MemoryUsage {
     /// full).
     pub address_table: u64,
     /// The per-thread tables, which hold every other live block: in a
-    /// block array, 8 to 14 bytes per block with a header (8-byte slots,
-    /// between 4/7 and all in use), or in a hash table, 20 to 29 bytes per
-    /// block (16-byte slots, between 5/9 and 4/5 in use); at least 12 KiB
-    /// per thread that allocated while tracing.
+    /// block array, 16 to 23 bytes per block with a trailer (an address and
+    /// a record per slot, between 5/7 and all in use while the array
+    /// grows; after many frees it keeps its size until `clear_traces`), or
+    /// in a hash table, 20 to 29 bytes per block (16-byte slots, between
+    /// 5/9 and 4/5 in use); at least 12 KiB per thread that allocated
+    /// while tracing.
     pub thread_tables: u64,
-    /// The 16-byte headers in front of the blocks that have one (with
-    /// `TracingAllocator::system()` on glibc, in exact mode): 16 bytes per
-    /// such block, which the block array of its thread lists with 8 to 14
-    /// bytes more (counted in `thread_tables`).
-    pub block_headers: u64,
+    /// The 8-byte trailers of the blocks that have one (with
+    /// `TracingAllocator::system()` on glibc, in exact mode): 8 bytes per
+    /// such block. glibc rounds chunks to 16 bytes, so a trailer costs 16
+    /// bytes for half of the sizes and nothing for the others.
+    pub block_trailers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)
     /// and their index, and with [`Config::history`] their history
     /// counters: 64 bytes per traceback id, in chunks of 4096 and more,
@@ -366,7 +375,7 @@ pub fn take_snapshot() -> Result<Snapshot, Error> {
 /// the same address and domain is replaced (CPython's
 /// `PyTraceMalloc_Track`): in domain 0 that includes a block of the
 /// global allocator, whose free then removes the new trace. Finding a
-/// heap block that carries a header (see [`TracingAllocator`]) takes a
+/// heap block that carries a trailer (see [`TracingAllocator`]) takes a
 /// scan of those blocks, so `track(0, ..)` costs time in proportion to
 /// the live blocks; other domains cost a lookup.
 #[inline(never)]

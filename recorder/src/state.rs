@@ -14,19 +14,19 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
 
 use crate::Error;
-use crate::header;
 use crate::lock::SpinLock;
 use crate::stacks::{MAX_NFRAME, MAX_RAW, STORE};
 use crate::table::{self, AllShards};
 use crate::thread_table::{self, Fast, ThreadTable};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_UNTRACED, Guard, ThreadState};
+use crate::trailer;
 use crate::unwind::{self, Unwinder};
 
 /// See the module documentation.
 pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// A value of [`EPOCH`]: a counter of tracing sessions in the low 62 bits
-/// (odd while tracing), and the two flags of `header.rs` above it. At one
+/// (odd while tracing), and the flag of `trailer.rs` above it. At one
 /// `clear_traces` a nanosecond the counter lasts 146 years; should it ever
 /// reach its end, it starts again from 2 and the flags stay as they are.
 pub(crate) type Epoch = u64;
@@ -35,7 +35,7 @@ pub(crate) type Epoch = u64;
 const COUNTER_MASK: Epoch = (1 << 62) - 1;
 
 /// The epoch `steps` sessions after `epoch`, with its flags kept: `stop`
-/// (from tracing) and `start` (the caller sets the header flags) step 1,
+/// (from tracing) and `start` (the caller sets the trailer flag) step 1,
 /// `clear_traces` 2. Steps are at most 2, so the parity tells tracing.
 #[inline]
 fn advance(epoch: Epoch, steps: Epoch) -> Epoch {
@@ -86,7 +86,7 @@ pub(crate) struct Control {
     fp_check: Option<Result<(), String>>,
     /// Calibrated leading frames, per unwinder (index: 0 FP, 1 DWARF).
     lead: [Option<usize>; 2],
-    /// Whether blocks can have headers (`header::chunk_layout_known`),
+    /// Whether blocks can have trailers (`trailer::chunk_layout_known`),
     /// once per process.
     chunk_layout_known: Option<bool>,
     atfork_registered: bool,
@@ -111,8 +111,8 @@ pub(crate) struct Settings {
     pub(crate) sample_mean: Option<u64>,
     pub(crate) keep_internal: bool,
     pub(crate) unwinder: Unwinder,
-    /// Asked for block headers (`Config::block_headers`).
-    pub(crate) block_headers: bool,
+    /// Asked for block trailers (`Config::block_trailers`, the default).
+    pub(crate) block_trailers: bool,
     /// Records allocation history (`Config::history`).
     pub(crate) history: bool,
 }
@@ -233,78 +233,85 @@ fn capture(state: &ThreadState, epoch: Epoch, config: u64) -> Option<u32> {
     crate::stacks::intern(state, &buffer[..n], complete, hash, epoch)
 }
 
-/// Records a new block with a header (see `header.rs`): captures its
-/// traceback, writes its header and files it in the thread's block array.
-/// Out of line for the same reason as [`record`]; the guard is set.
+/// Records a new block with a trailer (see `trailer.rs`): captures its
+/// traceback, files it in the thread's block array and writes its
+/// trailer. Out of line for the same reason as [`record`]; the guard is
+/// set.
 ///
 /// # Safety
-/// `addr` is a live block with room for a header in front of it.
+/// `ptr` is a live block of `size` bytes allocated with a trailer's bytes
+/// more (see `trailer::write`).
 #[inline(never)]
-pub(crate) unsafe fn record_headed(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
+pub(crate) unsafe fn record_trailed(state: &ThreadState, ptr: *mut u8, size: usize, epoch: Epoch) {
     let config = HOT_CONFIG.load(Ordering::Relaxed);
+    let addr = ptr as usize;
     let Some(traceback) = capture(state, epoch, config) else {
         // SAFETY: forwarded from the caller.
-        unsafe { header::set_slot(addr, header::NO_SLOT) };
+        unsafe { trailer::write(ptr, size, None) };
         return;
     };
     // SAFETY: forwarded from the caller.
-    unsafe { refile_headed(state, addr, table::Entry { size, traceback }, epoch) };
-}
-
-/// Writes the header of a block with a header and files it in the
-/// thread's block array (or, past the thread's exit, the shared table).
-///
-/// # Safety
-/// As [`record_headed`].
-#[inline(always)]
-pub(crate) unsafe fn refile_headed(
-    state: &ThreadState,
-    addr: usize,
-    entry: table::Entry,
-    epoch: Epoch,
-) {
-    // Before the block is in the array, where a snapshot reads it.
-    // SAFETY: forwarded from the caller.
-    unsafe { header::set_entry(addr, entry.size, entry.traceback) };
+    if !unsafe { trailer::has_room(ptr, size) } {
+        // glibc mapped the chunk (its heap could not grow, or its
+        // threshold is lower): no trailer, so an address table.
+        let filed = insert(state, 0, addr, size, traceback, epoch);
+        if history_on(config) && filed {
+            count_alloc(state, Some(traceback), addr, size, epoch);
+        }
+        return;
+    }
+    // `None`: not traced (the epoch changed); `Some(None)`: in the shared
+    // table; `Some(Some(slot))`: in the block array.
+    let mut filed = None;
+    let mut fast = false;
     let own = state.table.get();
     if !own.is_null() {
         // SAFETY: see `thread_table`.
         let t = unsafe { &*own };
-        if let Fast::Done(slot) = t.add_block(addr, entry.size, epoch) {
+        if let Fast::Done(slot) = t.add_block(addr, size, traceback, epoch) {
             if slot.is_some() {
                 // A thread with a table has registered its exit hook.
-                note_change_registered(state, epoch, entry.size as i64);
+                note_change_registered(state, epoch, size as i64);
+                filed = Some(slot);
             }
-            // SAFETY: forwarded from the caller.
-            unsafe { header::set_slot(addr, slot.unwrap_or(header::NO_SLOT)) };
-            return;
+            fast = true;
         }
     }
+    if !fast {
+        filed = file_trailed_slow(state, addr, size, traceback, epoch);
+    }
+    // After the block is filed: a free from another thread reads the
+    // trailer only once it has the block, which the program hands over
+    // after this allocation returns.
     // SAFETY: forwarded from the caller.
-    unsafe { refile_headed_slow(state, addr, entry, epoch) };
+    unsafe { trailer::write(ptr, size, filed.flatten()) };
+    if history_on(config) && filed.is_some() {
+        count_alloc(state, Some(traceback), addr, size, epoch);
+    }
 }
 
-/// Everything [`refile_headed`] does not inline: waiting for a freezer,
-/// rebuilding or creating the array, and the shared table.
-///
-/// # Safety
-/// As [`record_headed`].
+/// Everything [`record_trailed`] does not inline: waiting for a freezer,
+/// making room in or creating the array, and the shared table. `None`:
+/// not traced (the epoch changed); `Some(None)`: in the shared table.
 #[inline(never)]
-unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Entry, epoch: Epoch) {
+fn file_trailed_slow(
+    state: &ThreadState,
+    addr: usize,
+    size: usize,
+    traceback: u32,
+    epoch: Epoch,
+) -> Option<Option<u32>> {
     if let Some(t) = thread_table(state) {
         loop {
-            match t.add_block(addr, entry.size, epoch) {
-                Fast::Done(slot) => {
-                    if slot.is_some() {
-                        note_change(state, epoch, entry.size as i64);
-                    }
-                    // SAFETY: forwarded from the caller.
-                    unsafe { header::set_slot(addr, slot.unwrap_or(header::NO_SLOT)) };
-                    return;
+            match t.add_block(addr, size, traceback, epoch) {
+                Fast::Done(Some(slot)) => {
+                    note_change(state, epoch, size as i64);
+                    return Some(Some(slot));
                 }
+                Fast::Done(None) => return None,
                 Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => {
-                    if !t.rebuild_blocks() {
+                    if !t.make_room() {
                         break;
                     }
                 }
@@ -312,62 +319,45 @@ unsafe fn refile_headed_slow(state: &ThreadState, addr: usize, entry: table::Ent
         }
     }
     // No table (the thread is exiting) or no memory for a larger array:
-    // the shared table takes the block, and the header says so.
-    // SAFETY: forwarded from the caller.
-    unsafe { header::set_slot(addr, header::NO_SLOT) };
-    insert_slow(state, 0, addr, entry.size, entry.traceback, epoch);
+    // the shared table takes the block, and its trailer names no slot.
+    insert_slow(state, 0, addr, size, traceback, epoch).then_some(None)
 }
 
-/// Forgets a block with a header; returns its record. Its thread's block
-/// array at the header's slot first (inlined into the hook), then every
-/// other place a block can be: the shared table (where a thread's blocks
-/// go when it exits) and the other threads' block arrays. A header without
-/// a slot sends the search to the address tables, as for any block.
-///
-/// # Safety
-/// `addr` is a live block with a header.
+/// Forgets a block whose trailer names `slot`; returns its record. Its
+/// thread's block array at that slot first (inlined into the hook), then
+/// every other place a block can be: the thread's hash table (the trailer
+/// may be stale), the shared table (where a thread's blocks go when it
+/// exits) and the other threads' tables.
 #[inline(always)]
-pub(crate) unsafe fn remove_headed(
+pub(crate) fn remove_trailed(
     state: &ThreadState,
     addr: usize,
+    slot: u32,
     epoch: Epoch,
 ) -> Option<table::Entry> {
-    // SAFETY: forwarded from the caller.
-    let slot = unsafe { header::slot(addr) };
-    if slot == header::NO_SLOT {
-        // Filed in an address table, or not traced.
-        return remove(state, 0, addr, epoch);
-    }
     let own = state.table.get();
     if !own.is_null() {
-        // SAFETY: forwarded from the caller.
-        let entry = unsafe { header::entry(addr) };
         // SAFETY: see `thread_table`.
         let t = unsafe { &*own };
         loop {
-            match t.take_block(addr, slot as usize, entry.size) {
-                Fast::Done(thread_table::BlockTaken::No) | Fast::Full => break,
-                Fast::Done(taken) => {
+            match t.take_block(addr, slot as usize) {
+                Fast::Done(Some(entry)) => {
                     // A thread with a table has registered its exit hook.
                     note_change_registered(state, epoch, -(entry.size as i64));
-                    if let thread_table::BlockTaken::YesShrink = taken {
-                        // The smaller array is the recorder's memory (the
-                        // caller holds `GUARD_HOOK`).
-                        t.rebuild_blocks();
-                    }
                     return Some(entry);
                 }
+                Fast::Done(None) | Fast::Full => break,
                 Fast::Frozen => t.wait_unfrozen(),
             }
         }
-        // Not at its slot: its header is stale (its trace was cleared, or
+        // Not at its slot: its trailer is stale (its trace was cleared, or
         // replaced by `track`), and the block may have a trace in this
         // thread's hash table, which `remove_shared` does not search.
         if let Some(entry) = take_own_hashed(state, t, epoch, addr) {
             return Some(entry);
         }
     }
-    remove_shared(state, 0, addr, epoch, true)
+    remove_shared(state, 0, addr, epoch, Some(slot))
 }
 
 /// Takes `addr` out of this thread's hash table, if there.
@@ -532,19 +522,19 @@ pub(crate) fn remove(
             }
         }
     }
-    remove_shared(state, domain, addr, epoch, false)
+    remove_shared(state, domain, addr, epoch, None)
 }
 
-/// Everything [`remove`] and [`remove_headed`] do not inline: the shared
-/// table, then the other threads' tables (`headed`: a block with a header,
-/// also looked for in their block arrays).
+/// Everything [`remove`] and [`remove_trailed`] do not inline: the shared
+/// table, then the other threads' tables (`slot`: the slot a block's
+/// trailer names, looked at in their block arrays first).
 #[inline(never)]
 fn remove_shared(
     state: &ThreadState,
     domain: u32,
     addr: usize,
     epoch: Epoch,
-    headed: bool,
+    slot: Option<u32>,
 ) -> Option<table::Entry> {
     let mean = SAMPLE_MEAN.load(Ordering::Relaxed);
     let own = state.table.get();
@@ -558,7 +548,7 @@ fn remove_shared(
         }
         // Under the shard lock, so that the block cannot move from its
         // thread's table to the shared one meanwhile.
-        None if domain == 0 && mean == 0 => thread_table::take_remote(addr, own, headed)?,
+        None if domain == 0 && mean == 0 => thread_table::take_remote(addr, own, slot)?,
         None => return None,
     };
     drop(data);
@@ -574,20 +564,36 @@ pub(crate) fn reinsert(state: &ThreadState, addr: usize, entry: table::Entry, ep
     });
 }
 
-/// Forgets the trace of a block without a header that is freed (or
-/// reallocated) while this thread's guard is set, where
-/// `tls::frees_looked_up` allows it: a free removes its trace whoever
-/// makes it. Returns its record.
+/// Forgets the trace of a block that is freed (or reallocated) while this
+/// thread's guard is set, where `tls::frees_looked_up` allows it: a free
+/// removes its trace whoever makes it. `slot`: the slot its trailer names.
+/// Returns its record.
 #[cold]
 pub(crate) fn forget_guarded_free(
     state: &ThreadState,
     addr: usize,
+    slot: Option<u32>,
     epoch: Epoch,
 ) -> Option<table::Entry> {
     if is_sampled(hot_config()) && !table::may_be_traced(addr) {
         return None;
     }
-    tls::hook(state, || remove(state, 0, addr, epoch))
+    tls::hook(state, || remove_any(state, addr, slot, epoch))
+}
+
+/// Forgets a heap block: [`remove_trailed`] if its trailer names a slot,
+/// [`remove`] otherwise.
+#[inline(always)]
+pub(crate) fn remove_any(
+    state: &ThreadState,
+    addr: usize,
+    slot: Option<u32>,
+    epoch: Epoch,
+) -> Option<table::Entry> {
+    match slot {
+        Some(slot) => remove_trailed(state, addr, slot, epoch),
+        None => remove(state, 0, addr, epoch),
+    }
 }
 
 /// Counts a change of traced memory made by this thread, and updates the
@@ -722,23 +728,22 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     PEAK.store(0, Ordering::Relaxed);
     // Capture everything until calibrated: correct, only slower.
     set_hot_config(settings, dwarf, MAX_RAW);
-    // Blocks get headers when asked for, in exact mode, where the word
-    // before each block is known to be glibc's chunk size (and the global
-    // allocator is `TracingAllocator::system()`, which the hooks know);
-    // sampled blocks are few and go to the shared table.
-    // A session with history does without them: its counting is in the
-    // hooks of blocks without a header (and in the frees of blocks that
-    // got one in an earlier session).
-    let headers = settings.block_headers
+    // Blocks get trailers when asked for (the default), in exact mode,
+    // where the word before each block is known to be glibc's chunk size
+    // (and the global allocator is `TracingAllocator::system()`, which the
+    // hooks know); sampled blocks are few and go to the shared table.
+    let trailers = settings.block_trailers
         && settings.sample_mean.is_none()
-        && !settings.history
         && *control
             .chunk_layout_known
-            .get_or_insert_with(header::chunk_layout_known);
+            .get_or_insert_with(trailer::chunk_layout_known);
+    if trailers {
+        trailer::init_key();
+    }
     // From 0 (the environment not read yet), the first session is 3.
-    let mut next = advance(epoch.max(2) & !header::EPOCH_HEADERS, 1);
-    if headers {
-        next |= header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
+    let mut next = advance(epoch.max(2) & !trailer::EPOCH_TRAILERS, 1);
+    if trailers {
+        next |= trailer::EPOCH_TRAILERS;
     }
     EPOCH.store(next, Ordering::Release);
     let lead = match control.lead[lead_index] {
@@ -949,7 +954,7 @@ pub(crate) fn set_epoch_counter(counter: u64) -> bool {
     if is_tracing_epoch(epoch) {
         return false;
     }
-    let flags = epoch & (header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN);
+    let flags = epoch & trailer::EPOCH_TRAILERS;
     reset((counter & COUNTER_MASK & !1) | flags);
     true
 }
@@ -988,7 +993,7 @@ pub(crate) fn tracemalloc_memory() -> u64 {
     let usage = memory_usage();
     usage.address_table
         + usage.thread_tables
-        + usage.block_headers
+        + usage.block_trailers
         + usage.tracebacks
         + usage.symbolizer
 }
@@ -1000,14 +1005,14 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
     let mut shards = AllShards::lock();
     let address_table: usize = shards.iter_mut().map(|d| d.memory()).sum();
     let frozen = thread_table::freeze_all();
-    let (thread_tables, headed) = (frozen.memory(), frozen.headed_len());
+    let (thread_tables, trailed) = (frozen.memory(), frozen.trailed_len());
     let history = frozen.history_memory();
     drop(frozen);
     drop(shards);
     crate::MemoryUsage {
         address_table: address_table as u64,
         thread_tables: thread_tables as u64,
-        block_headers: (headed * header::HEADER) as u64,
+        block_trailers: (trailed * trailer::TRAILER) as u64,
         tracebacks: (STORE.memory() + history) as u64,
         symbolizer: SYMBOLIZER_BYTES.load(Ordering::Relaxed).max(0) as u64,
     }
@@ -1015,7 +1020,8 @@ pub(crate) fn memory_usage() -> crate::MemoryUsage {
 
 /// Records an allocation made by hand (`track`). A trace at the same
 /// address and domain is replaced: for the heap, also a block with a
-/// header, which then loses its slot so that its free finds the new trace.
+/// trailer, whose slot then no longer holds it, so that its free finds the
+/// new trace.
 pub(crate) fn track(domain: u32, addr: usize, size: usize) -> Result<(), Error> {
     let epoch = EPOCH.load(Ordering::Acquire);
     if !is_tracing_epoch(epoch) {
@@ -1057,15 +1063,15 @@ pub(crate) fn untrack(domain: u32, addr: usize) -> Result<(), Error> {
 
 /// Forgets whatever trace `addr` has in `domain`, wherever it is (the
 /// caller holds `GUARD_HOOK`). `addr` may be any address: a block with a
-/// header is found by scanning the block arrays, not by reading the
-/// header.
+/// trailer is found by scanning the block arrays, not by reading the
+/// trailer.
 fn forget(state: &ThreadState, domain: u32, addr: usize, epoch: Epoch) {
     if remove(state, domain, addr, epoch).is_some() {
         return;
     }
     if domain == 0
-        && epoch & header::EPOCH_HEADERS_SEEN != 0
-        && let Some(entry) = thread_table::take_headed_by_scan(addr)
+        && epoch & trailer::EPOCH_TRAILERS != 0
+        && let Some(entry) = thread_table::take_trailed_by_scan(addr)
     {
         note_change(state, epoch, -(entry.size as i64));
     }
@@ -1149,7 +1155,7 @@ mod tests {
 
     #[test]
     fn the_epoch_counter_never_reaches_the_flags() {
-        let flags = header::EPOCH_HEADERS | header::EPOCH_HEADERS_SEEN;
+        let flags = trailer::EPOCH_TRAILERS;
         // Past the 30- and 32-bit edges of the old counter: plain steps.
         for edge in [1u64 << 30, 1 << 32] {
             let tracing = flags | (edge - 1);
@@ -1160,7 +1166,7 @@ mod tests {
         }
         // At the end of the 62-bit counter: it starts again above 0, the
         // parity (tracing or not) and the flags as they were.
-        for flags in [0, header::EPOCH_HEADERS_SEEN, flags] {
+        for flags in [0, flags] {
             let last_tracing = flags | COUNTER_MASK;
             assert_eq!(advance(last_tracing, 2), flags | 3);
             assert_eq!(advance(last_tracing, 1), flags | 2);

@@ -29,14 +29,20 @@
 //! moves every slot: the owner does it holding the registry lock, which
 //! keeps remote searches and freezers out.
 //!
-//! Blocks with a header (`header.rs`) go to the table's *block array*
-//! instead: the header names the block's slot, so the owner frees it by
+//! Blocks with a trailer (`trailer.rs`) go to the table's *block array*
+//! instead: the array keeps each block's address (the *keys*, one half of
+//! the array) and its record (`size | traceback << 32`, the other half),
+//! and the trailer names the block's slot, so the owner frees it by
 //! clearing that slot, without a search. Slots are handed out in
 //! allocation order and holes reused through a free list; another thread
-//! freeing such a block turns its slot into `REMOTE_HOLE` with a
-//! compare-and-swap, under the registry lock. The owner rebuilds the array
-//! without holes (holding the registry lock, and rewriting the moved
-//! blocks' headers) when it is full or less than half used.
+//! freeing such a block turns its key into `REMOTE_HOLE` with a
+//! compare-and-swap, under the registry lock. A block never changes slot
+//! while it is listed: its trailer, in memory the program owns, is written
+//! only when the block is allocated (writing it later could overwrite
+//! bytes C code wrote after a `malloc_usable_size`). So the array grows by
+//! copying every slot to the same index of a larger one, and remote holes
+//! join the free list when the owner runs out of slots, both holding the
+//! registry lock; it shrinks only when it is cleared.
 //!
 //! Tables are used in exact mode only (a block's accounted amount is its
 //! size); sampled blocks are rare and go to the shared table.
@@ -76,7 +82,7 @@ const REBUILT_LOAD_NUM: usize = 5;
 const REBUILT_LOAD_DEN: usize = 9;
 
 /// Slots of a new (or cleared) block array.
-const MIN_ARR: usize = 1024;
+const MIN_ARR: usize = 512;
 /// A block array slot taken by another thread: a hole outside the free
 /// list, reclaimed when the array is rebuilt. Holes are odd, addresses are
 /// not.
@@ -95,24 +101,46 @@ fn is_block(v: usize) -> bool {
     v != 0 && v & 1 == 0
 }
 
-/// What [`ThreadTable::take_block`] found.
-pub(crate) enum BlockTaken {
-    /// The block is not at that slot of this array.
-    No,
-    /// Taken out.
-    Yes,
-    /// Taken out, and fewer than half of the array's slots hold blocks:
-    /// the owner should rebuild it smaller ([`ThreadTable::rebuild_blocks`]).
-    YesShrink,
+/// The layout of a block array of `capacity` slots: the keys, then the
+/// records from the returned offset.
+fn arr_layout(capacity: usize) -> Option<(Layout, usize)> {
+    let keys = Layout::array::<AtomicUsize>(capacity).ok()?;
+    let records = Layout::array::<AtomicU64>(capacity).ok()?;
+    keys.extend(records).ok()
 }
 
 /// A zeroed block array (no blocks); null if memory ran out. The caller
 /// holds the re-entrancy guard.
 fn alloc_arr(capacity: usize) -> *mut AtomicUsize {
     debug_assert!(capacity >= MIN_ARR);
-    // SAFETY: `capacity` is at least `MIN_ARR`; zeroed atomics are valid,
-    // and 0 is neither a block nor a linked hole.
-    unsafe { alloc_zeroed_array(capacity) }
+    let Some((layout, _)) = arr_layout(capacity) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: a non-zero size (`capacity >= MIN_ARR`); zeroed atomics are
+    // valid, and a zero key is neither a block nor a linked hole.
+    unsafe { std::alloc::alloc_zeroed(layout).cast() }
+}
+
+/// # Safety
+/// `arr` came from `alloc_arr(capacity)` and nothing uses it any more.
+unsafe fn free_arr(arr: *mut AtomicUsize, capacity: usize) {
+    if let Some((layout, _)) = arr_layout(capacity) {
+        // SAFETY: allocated with this layout (the caller's contract).
+        unsafe { std::alloc::dealloc(arr.cast(), layout) };
+    }
+}
+
+/// The records half of the block array `arr` of `capacity` slots.
+///
+/// # Safety
+/// `arr` came from `alloc_arr(capacity)` and is still allocated.
+#[inline(always)]
+unsafe fn arr_records(arr: *mut AtomicUsize, capacity: usize) -> *const AtomicU64 {
+    // As `arr_layout` computes it, without its overflow checks (it
+    // succeeded when the array was made).
+    let offset = (capacity * size_of::<AtomicUsize>()).next_multiple_of(align_of::<AtomicU64>());
+    // SAFETY: the records start `offset` bytes into the allocation.
+    unsafe { arr.cast::<u8>().add(offset).cast() }
 }
 
 /// A zeroed array of `capacity` values; null if memory ran out. The
@@ -174,9 +202,10 @@ pub(crate) struct ThreadTable {
     remote_freed: AtomicU64,
     /// Blocks other threads took out since the table was last rebuilt.
     remote_taken: AtomicUsize,
-    /// The thread's blocks with a header (see `header.rs`), by slot: the
-    /// block's address, a hole of the owner's free list, or `REMOTE_HOLE`.
-    /// Replaced only by the owner, holding the registry lock.
+    /// The thread's blocks with a trailer (see `trailer.rs`), by slot: the
+    /// keys (the block's address, a hole of the owner's free list, or
+    /// `REMOTE_HOLE`), then the records (see [`arr_records`]). Replaced
+    /// only by the owner, holding the registry lock.
     arr: AtomicPtr<AtomicUsize>,
     arr_cap: AtomicUsize,
     /// Slots handed out so far, holes included.
@@ -347,7 +376,7 @@ impl ThreadTable {
         // the block array `arr_cap`.
         unsafe {
             free_array(slots, capacity);
-            free_array(
+            free_arr(
                 self.arr.load(Ordering::Relaxed),
                 self.arr_cap.load(Ordering::Relaxed),
             );
@@ -510,23 +539,35 @@ impl ThreadTable {
         Fast::Done(Some(entry))
     }
 
-    /// The block array's slots handed out so far.
+    /// The block array's keys and records of the slots handed out so far.
     #[inline(always)]
-    fn arr_slots(&self) -> &[AtomicUsize] {
+    fn arr_slots(&self) -> (&[AtomicUsize], &[AtomicU64]) {
         let len = self.arr_len.load(Ordering::Acquire);
         let arr = self.arr.load(Ordering::Acquire);
+        let capacity = self.arr_cap.load(Ordering::Acquire);
         // SAFETY: `arr` holds `arr_cap >= len` slots; it is replaced only
         // by the owner holding the registry lock, and the caller is the
         // owner, holds that lock, or froze the table.
-        unsafe { std::slice::from_raw_parts(arr, len) }
+        unsafe {
+            (
+                std::slice::from_raw_parts(arr, len),
+                std::slice::from_raw_parts(arr_records(arr, capacity), len),
+            )
+        }
     }
 
-    /// Files a block with a header in the block array (owner only): its
+    /// Files a block with a trailer in the block array (owner only): its
     /// slot. `Frozen` or `Full`: the caller waits or calls
-    /// [`ThreadTable::rebuild_blocks`], then tries again. `Done(None)`: the
+    /// [`ThreadTable::make_room`], then tries again. `Done(None)`: the
     /// epoch changed, the block is not traced.
     #[inline(always)]
-    pub(crate) fn add_block(&self, addr: usize, size: usize, epoch: Epoch) -> Fast<Option<u32>> {
+    pub(crate) fn add_block(
+        &self,
+        addr: usize,
+        size: usize,
+        traceback: u32,
+        epoch: Epoch,
+    ) -> Fast<Option<u32>> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -537,6 +578,7 @@ impl ThreadTable {
         // SAFETY: entered: the owner alone touches `private`.
         let private = unsafe { &mut *self.private.get() };
         let arr = self.arr.load(Ordering::Relaxed);
+        let capacity = self.arr_cap.load(Ordering::Relaxed);
         let slot = if private.arr_free != 0 {
             let slot = private.arr_free - 1;
             // SAFETY: free-list holes are below `arr_len <= arr_cap`.
@@ -544,7 +586,7 @@ impl ThreadTable {
             slot
         } else {
             let len = self.arr_len.load(Ordering::Relaxed);
-            if len == self.arr_cap.load(Ordering::Relaxed) {
+            if len == capacity {
                 self.leave();
                 return Fast::Full;
             }
@@ -553,22 +595,26 @@ impl ThreadTable {
             self.arr_len.store(len + 1, Ordering::Release);
             len
         };
-        // SAFETY: `slot < arr_len <= arr_cap`.
-        unsafe { &*arr.add(slot) }.store(addr, Ordering::Release);
+        // SAFETY: `slot < arr_len <= arr_cap`. The record first: the key's
+        // release store publishes it to searchers and freezers.
+        unsafe {
+            (*arr_records(arr, capacity).add(slot)).store(pack(size, traceback), Ordering::Relaxed);
+            (*arr.add(slot)).store(addr, Ordering::Release);
+        }
         private.arr_owned += 1;
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_add(size as u64), Ordering::Relaxed);
         self.leave();
         // The array never has more than `u32::MAX - 1` slots (see
-        // `rebuild_blocks`), so the slot fits, and differs from `NO_SLOT`.
+        // `make_room`), so the slot fits, and differs from `NO_SLOT`.
         Fast::Done(Some(slot as u32))
     }
 
-    /// Takes a block with a header out of the block array if it is at
-    /// `slot` (owner only). `size` is the block's traced size.
+    /// Takes the block at `addr` out of the block array if it is at `slot`
+    /// (owner only): its record. `Done(None)`: not there.
     #[inline(always)]
-    pub(crate) fn take_block(&self, addr: usize, slot: usize, size: usize) -> Fast<BlockTaken> {
+    pub(crate) fn take_block(&self, addr: usize, slot: usize) -> Fast<Option<Entry>> {
         if !self.enter() {
             return Fast::Frozen;
         }
@@ -577,8 +623,12 @@ impl ThreadTable {
         // SAFETY: checked below `arr_len <= arr_cap` first.
         if slot >= len || unsafe { &*arr.add(slot) }.load(Ordering::Relaxed) != addr {
             self.leave();
-            return Fast::Done(BlockTaken::No);
+            return Fast::Done(None);
         }
+        let capacity = self.arr_cap.load(Ordering::Relaxed);
+        // SAFETY: `slot < len <= arr_cap`.
+        let entry =
+            unpack(unsafe { &*arr_records(arr, capacity).add(slot) }.load(Ordering::Relaxed));
         // SAFETY: entered.
         let private = unsafe { &mut *self.private.get() };
         // Nobody else can take this block now: only the thread freeing it
@@ -589,68 +639,68 @@ impl ThreadTable {
         private.arr_owned -= 1;
         let current = self.current.load(Ordering::Relaxed);
         self.current
-            .store(current.wrapping_sub(size as u64), Ordering::Relaxed);
-        // Read while entered: a freezer may reset `private` once we leave.
-        let live = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
+            .store(current.wrapping_sub(entry.size as u64), Ordering::Relaxed);
         self.leave();
-        if len > MIN_ARR && live * 2 < len {
-            return Fast::Done(BlockTaken::YesShrink);
-        }
-        Fast::Done(BlockTaken::Yes)
+        Fast::Done(Some(entry))
     }
 
-    /// Rebuilds the block array (owner only, not entered): its blocks in
-    /// slot order, without holes, in an array with room for 3/4 as many
-    /// again (at least `MIN_ARR`), and each moved block's header told its
-    /// new slot. `false` if memory ran out.
+    /// Makes room in a full block array (owner only, not entered), without
+    /// moving any block from its slot (see the module documentation): the
+    /// holes other threads left join the free list, and when they are
+    /// fewer than 1/8 of the slots the array is copied into one 7/5 as
+    /// large. `false` if memory ran out.
     ///
-    /// A full array is rebuilt larger, one whose blocks fill less than
-    /// half of it smaller: between the two they fill 4/7 to all of it, so
-    /// a block costs 8 to 14 bytes of array besides its 16-byte header.
+    /// Without holes, the blocks fill 5/7 to all of the array, so a block
+    /// costs 16 to 22.4 bytes of array (an 8-byte key and an 8-byte record)
+    /// besides its trailer. After many frees the array keeps its size
+    /// (its holes are reused) until `clear_traces` or `stop`.
     #[cold]
-    pub(crate) fn rebuild_blocks(&self) -> bool {
+    pub(crate) fn make_room(&self) -> bool {
         // The registry lock keeps out other threads' searches and
-        // freezers, the only others that read the array or, freeing a
-        // block, its header's slot.
+        // freezers, the only others that read the array.
         let registry = REGISTRY.lock();
         // SAFETY: the owner, holding the registry lock.
         let private = unsafe { &mut *self.private.get() };
-        let live = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
-        let capacity = (live + live * 3 / 4 + 1)
-            .max(MIN_ARR)
-            .min(crate::header::NO_SLOT as usize);
-        if live >= capacity {
-            return false;
-        }
-        let fresh = alloc_arr(capacity);
-        if fresh.is_null() {
-            return false;
-        }
-        let mut n = 0;
-        for v in self.arr_slots() {
-            let v = v.load(Ordering::Relaxed);
-            if is_block(v) {
-                // SAFETY: `n < live < capacity`: the array holds `live`
-                // blocks.
-                unsafe { &*fresh.add(n) }.store(v, Ordering::Relaxed);
-                // SAFETY: a block in the array has a header, and it is
-                // live: only its owner (this thread) or a thread holding
-                // the registry lock can free it.
-                unsafe { crate::header::set_slot(v, n as u32) };
-                n += 1;
+        let remote = self.arr_remote_taken.load(Ordering::Relaxed);
+        let old_capacity = self.arr_cap.load(Ordering::Relaxed);
+        if remote * 8 < old_capacity {
+            let capacity =
+                (old_capacity + old_capacity * 2 / 5).min(crate::trailer::NO_SLOT as usize);
+            if capacity <= old_capacity {
+                return false;
             }
+            let fresh = alloc_arr(capacity);
+            if fresh.is_null() {
+                return false;
+            }
+            let (keys, records) = self.arr_slots();
+            // SAFETY: `fresh` has `capacity` slots, more than `keys.len()`.
+            let fresh_records = unsafe { arr_records(fresh, capacity) };
+            for (i, (k, r)) in keys.iter().zip(records).enumerate() {
+                // SAFETY: `i < keys.len() < capacity`.
+                unsafe {
+                    (*fresh_records.add(i)).store(r.load(Ordering::Relaxed), Ordering::Relaxed);
+                    (*fresh.add(i)).store(k.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            }
+            let old = self.arr.swap(fresh, Ordering::Release);
+            self.arr_cap.store(capacity, Ordering::Release);
+            // SAFETY: replaced above; other threads read the array only
+            // under the registry lock (held until the end) or while frozen.
+            unsafe { free_arr(old, old_capacity) };
         }
-        let old = self.arr.swap(fresh, Ordering::Release);
-        let old_capacity = self.arr_cap.swap(capacity, Ordering::Release);
-        self.arr_len.store(n, Ordering::Release);
-        private.arr_free = 0;
-        private.arr_owned = n;
-        self.arr_remote_taken.store(0, Ordering::Relaxed);
+        if remote > 0 {
+            let (keys, _) = self.arr_slots();
+            for (i, k) in keys.iter().enumerate() {
+                if k.load(Ordering::Relaxed) == REMOTE_HOLE {
+                    k.store(free_hole(private.arr_free), Ordering::Relaxed);
+                    private.arr_free = i + 1;
+                }
+            }
+            private.arr_owned -= remote;
+            self.arr_remote_taken.store(0, Ordering::Relaxed);
+        }
         drop(registry);
-        // SAFETY: replaced above; other threads read the array only under
-        // the registry lock (released after the replacement) or while
-        // frozen.
-        unsafe { free_array(old, old_capacity) };
         true
     }
 
@@ -746,12 +796,10 @@ impl ThreadTable {
             let key = slot.key.load(Ordering::Acquire);
             (key > TOMBSTONE).then(|| (key, unpack(slot.meta.load(Ordering::Relaxed))))
         });
-        let arrayed = self.arr_slots().iter().filter_map(|v| {
-            let v = v.load(Ordering::Acquire);
-            // SAFETY: a block in the array has a header and stays live
-            // while the table is frozen or the registry lock is held (see
-            // `take_remote`).
-            is_block(v).then(|| (v, unsafe { crate::header::entry(v) }))
+        let (keys, records) = self.arr_slots();
+        let arrayed = keys.iter().zip(records).filter_map(|(k, r)| {
+            let k = k.load(Ordering::Acquire);
+            is_block(k).then(|| (k, unpack(r.load(Ordering::Relaxed))))
         });
         hashed.chain(arrayed)
     }
@@ -768,29 +816,34 @@ impl ThreadTable {
 
 /// Takes `addr` out of whichever other thread's table holds it, for a
 /// thread that is not its owner. The caller holds the block's shard lock.
-/// A block with a header is looked for in the block arrays, at the slot
-/// its header names.
-pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable, headed: bool) -> Option<Entry> {
+/// A block with a trailer (`slot`: the slot its trailer names) is looked
+/// for in the block arrays at that slot first.
+pub(crate) fn take_remote(
+    addr: usize,
+    skip: *const ThreadTable,
+    slot: Option<u32>,
+) -> Option<Entry> {
     let registry = REGISTRY.lock();
-    if headed {
-        // Read under the lock: an owner rebuilding its array holds it while
-        // it moves blocks and rewrites their headers.
-        // SAFETY: the caller frees this block, which has a header.
-        let slot = unsafe { crate::header::slot(addr) } as usize;
+    if let Some(slot) = slot {
+        let slot = slot as usize;
         for &t in &registry.tables {
             if std::ptr::eq(t, skip) {
                 continue;
             }
             // SAFETY: as below.
             let t = unsafe { &*t };
-            let Some(v) = t.arr_slots().get(slot) else {
+            let (keys, records) = t.arr_slots();
+            let (Some(k), Some(r)) = (keys.get(slot), records.get(slot)) else {
                 continue;
             };
-            if v.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
+            // Read before the compare-and-swap, as below (the owner reuses
+            // a remote hole only under the registry lock, but the record
+            // is the block's only while its key is).
+            let record = r.load(Ordering::Relaxed);
+            if k.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                // SAFETY: as above.
-                let entry = unsafe { crate::header::entry(addr) };
+                let entry = unpack(record);
                 t.remote_freed
                     .fetch_add(entry.size as u64, Ordering::AcqRel);
                 t.arr_remote_taken.fetch_add(1, Ordering::Release);
@@ -827,31 +880,30 @@ pub(crate) fn take_remote(addr: usize, skip: *const ThreadTable, headed: bool) -
     None
 }
 
-/// Takes the block with a header at `addr` out of whichever block array
-/// lists it, and clears its header's slot (`track` and `untrack` of the
-/// heap). `addr` may be any address, so its header is read only once an
-/// array says it is a block: a scan of every array, under the registry
-/// lock, which keeps its owner from rebuilding it and its thread from
-/// exiting meanwhile.
-pub(crate) fn take_headed_by_scan(addr: usize) -> Option<Entry> {
+/// Takes the block at `addr` out of whichever block array lists it
+/// (`track` and `untrack` of the heap), by a scan of every array under the
+/// registry lock, which keeps owners from growing them and threads from
+/// exiting meanwhile. `addr` may be any address: the block's memory is not
+/// read. Its trailer keeps naming the slot, which no longer holds it.
+pub(crate) fn take_trailed_by_scan(addr: usize) -> Option<Entry> {
     let registry = REGISTRY.lock();
     for &t in &registry.tables {
         // SAFETY: registered tables are alive while the registry lock is
         // held, and their arrays are not replaced meanwhile.
         let t = unsafe { &*t };
-        for v in t.arr_slots() {
-            if v.load(Ordering::Relaxed) == addr
-                && v.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
+        let (keys, records) = t.arr_slots();
+        for (k, r) in keys.iter().zip(records) {
+            if k.load(Ordering::Relaxed) == addr {
+                let record = r.load(Ordering::Relaxed);
+                if k.compare_exchange(addr, REMOTE_HOLE, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
-            {
-                // SAFETY: a block of an array has a header and is live.
-                let entry = unsafe { crate::header::entry(addr) };
-                // SAFETY: as above; no array lists it any more.
-                unsafe { crate::header::set_slot(addr, crate::header::NO_SLOT) };
-                t.remote_freed
-                    .fetch_add(entry.size as u64, Ordering::AcqRel);
-                t.arr_remote_taken.fetch_add(1, Ordering::Release);
-                return Some(entry);
+                {
+                    let entry = unpack(record);
+                    t.remote_freed
+                        .fetch_add(entry.size as u64, Ordering::AcqRel);
+                    t.arr_remote_taken.fetch_add(1, Ordering::Release);
+                    return Some(entry);
+                }
             }
         }
     }
@@ -970,7 +1022,8 @@ impl Frozen {
             .map(|t| {
                 size_of::<ThreadTable>()
                     + t.capacity.load(Ordering::Acquire) * size_of::<Slot>()
-                    + t.arr_cap.load(Ordering::Acquire) * size_of::<AtomicUsize>()
+                    + t.arr_cap.load(Ordering::Acquire)
+                        * (size_of::<AtomicUsize>() + size_of::<AtomicU64>())
             })
             .sum()
     }
@@ -981,9 +1034,9 @@ impl Frozen {
         self.tables().map(|t| t.history.memory()).sum()
     }
 
-    /// Number of blocks in the block arrays: the blocks with a header that
-    /// are traced (the others are few: see `header.rs`).
-    pub(crate) fn headed_len(&self) -> usize {
+    /// Number of blocks in the block arrays: the traced blocks with a
+    /// trailer (see `trailer.rs`).
+    pub(crate) fn trailed_len(&self) -> usize {
         self.tables()
             .map(|t| {
                 // SAFETY: frozen with no owner inside, and the registry
@@ -1029,14 +1082,10 @@ impl Frozen {
             if let Some(i) = t.find(addr) {
                 return Some(unpack(t.slots().0[i].meta.load(Ordering::Relaxed)));
             }
-            // `addr` may be any address, so its header is not read before
-            // the array says it is a block: a scan, as CPython's own
-            // lookup is a search too.
-            t.arr_slots()
-                .iter()
-                .any(|v| v.load(Ordering::Relaxed) == addr)
-                // SAFETY: a block of the array, live while frozen.
-                .then(|| unsafe { crate::header::entry(addr) })
+            let (keys, records) = t.arr_slots();
+            keys.iter()
+                .position(|k| k.load(Ordering::Relaxed) == addr)
+                .map(|i| unpack(records[i].load(Ordering::Relaxed)))
         })
     }
 
@@ -1068,17 +1117,17 @@ impl Frozen {
                 std::ptr::null_mut()
             };
             if fresh.is_null() {
-                for v in t.arr_slots() {
-                    v.store(0, Ordering::Relaxed);
+                for k in t.arr_slots().0 {
+                    k.store(0, Ordering::Relaxed);
                 }
             } else {
                 let old = t.arr.swap(fresh, Ordering::Release);
                 t.arr_cap.store(MIN_ARR, Ordering::Release);
                 // SAFETY: replaced above; frozen, with the registry locked,
                 // nobody else reads the old array.
-                unsafe { free_array(old, arr_capacity) };
+                unsafe { free_arr(old, arr_capacity) };
             }
-            // The blocks keep their headers; a free finds no block at the
+            // The blocks keep their trailers; a free finds no block at the
             // slot they name (or another block there) and is not counted.
             t.arr_len.store(0, Ordering::Release);
             t.arr_remote_taken.store(0, Ordering::Relaxed);
@@ -1163,6 +1212,83 @@ mod tests {
         }
         assert_eq!(t.blocks().count(), 0);
         // Empty: nothing moves to the shared table.
+        t.retire();
+    }
+
+    /// Files a block in the block array, making room when it is full.
+    fn add_block(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) -> u32 {
+        loop {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.add_block(addr, size, 7, epoch))) {
+                Fast::Done(Some(slot)) => return slot,
+                Fast::Done(None) => panic!("the epoch did not change"),
+                Fast::Full => assert!(t.make_room(), "memory for a larger array"),
+                Fast::Frozen => t.wait_unfrozen(),
+            }
+        }
+    }
+
+    fn take_block(t: &ThreadTable, addr: usize, slot: u32) -> Option<Entry> {
+        loop {
+            match crate::tls::with(|s| crate::tls::hook(s, || t.take_block(addr, slot as usize))) {
+                Fast::Done(found) => return found,
+                Fast::Frozen => t.wait_unfrozen(),
+                Fast::Full => unreachable!("take_block never reports a full array"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_block_array_grows_and_reuses_holes_without_moving_blocks() {
+        let epoch = crate::state::EPOCH.load(Ordering::Relaxed);
+        let t = ThreadTable::create().unwrap();
+        let addr = |i: usize| 0x20_0000 + i * 64;
+        // Slots in allocation order, through several growths: each block
+        // stays at its slot with its record.
+        let slots: Vec<u32> = (0..3000)
+            .map(|i| add_block(t, addr(i), i + 1, epoch))
+            .collect();
+        assert_eq!(slots, (0..3000).collect::<Vec<u32>>());
+        let capacity = t.arr_cap.load(Ordering::Relaxed);
+        assert!(
+            (3000..3000 * 7 / 5 + MIN_ARR).contains(&capacity),
+            "{capacity}"
+        );
+        assert!(take_block(t, addr(1), 3).is_none(), "not at that slot");
+        let mut live: Vec<(usize, u32)> = Vec::new();
+        for i in 0..3000usize {
+            if i % 2 == 0 {
+                let entry = take_block(t, addr(i), i as u32).expect("at its slot");
+                assert_eq!((entry.size, entry.traceback), (i + 1, 7));
+            } else if i < 1000 {
+                // Another thread's free (no table skipped).
+                let entry = take_remote(addr(i), std::ptr::null(), Some(i as u32));
+                assert_eq!(entry.map(|e| e.size), Some(i + 1), "block {i}");
+            } else {
+                live.push((addr(i), i as u32));
+            }
+        }
+        // The owner's holes are reused first, then the array fills up to
+        // its capacity, then the other threads' holes are reclaimed instead
+        // of growing it.
+        let mut next = 3000;
+        for _ in 0..1500 + (capacity - 3000) {
+            let slot = add_block(t, addr(next), 1, epoch);
+            assert!(slot.is_multiple_of(2) || slot >= 3000, "slot {slot}");
+            live.push((addr(next), slot));
+            next += 1;
+        }
+        let slot = add_block(t, addr(next), 1, epoch);
+        assert!(
+            !slot.is_multiple_of(2) && slot < 1000,
+            "a reclaimed hole, not {slot}"
+        );
+        live.push((addr(next), slot));
+        assert_eq!(t.arr_cap.load(Ordering::Relaxed), capacity, "not grown");
+        assert_eq!(t.blocks().count(), live.len());
+        for (a, slot) in live {
+            assert!(take_block(t, a, slot).is_some(), "{a:#x} at {slot}");
+        }
+        assert_eq!(t.blocks().count(), 0);
         t.retire();
     }
 }

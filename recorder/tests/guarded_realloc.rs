@@ -1,7 +1,8 @@
 //! The recorder reallocating a block the program allocated, under its
-//! re-entrancy guard (issue 12: `header::realloc` ignored the guard, traced
+//! re-entrancy guard (issue 12: the headers' realloc ignored the guard, traced
 //! the new block and left the guard off, so that the recorder's following
-//! work was traced; a block without a header kept its old trace forever).
+//! work was traced; a block without a header kept its old trace forever;
+//! the headers are trailers now).
 //! The new block is the recorder's, untraced; the old one's trace goes.
 
 #![allow(clippy::unwrap_used)]
@@ -13,12 +14,12 @@ use std::hint::black_box;
 fn main() {
     common::run_tests(&[
         (
-            "realloc_under_the_guard_with_a_header",
-            realloc_under_the_guard_with_a_header,
+            "realloc_under_the_guard_with_a_trailer",
+            realloc_under_the_guard_with_a_trailer,
         ),
         (
-            "realloc_under_the_guard_without_a_header",
-            realloc_under_the_guard_without_a_header,
+            "realloc_under_the_guard_without_a_trailer",
+            realloc_under_the_guard_without_a_trailer,
         ),
     ]);
 }
@@ -26,13 +27,13 @@ fn main() {
 #[global_allocator]
 static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::system();
 
-/// An alignment above 16: no header.
+/// An alignment above 16: no trailer.
 #[derive(Clone, Copy)]
 #[repr(align(32))]
 struct Aligned([u8; 32]);
 
-fn realloc_under_the_guard_with_a_header() {
-    common::start_with_headers(4);
+fn realloc_under_the_guard_with_a_trailer() {
+    common::start_with_trailers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let mut v: Vec<u8> = black_box(Vec::with_capacity(100));
     v.extend_from_slice(&[3; 100]);
@@ -54,8 +55,8 @@ fn realloc_under_the_guard_with_a_header() {
     tracemalloc::stop();
 }
 
-fn realloc_under_the_guard_without_a_header() {
-    common::start_with_headers(4);
+fn realloc_under_the_guard_without_a_trailer() {
+    common::start_with_trailers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let mut v: Vec<Aligned> = black_box(Vec::with_capacity(4));
     v.push(Aligned([4; 32]));

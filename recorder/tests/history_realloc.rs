@@ -19,8 +19,8 @@ fn main() {
             a_realloc_frees_the_old_block_and_allocates_the_new,
         ),
         (
-            "a_block_with_a_header_from_an_earlier_session",
-            a_block_with_a_header_from_an_earlier_session,
+            "a_block_with_a_trailer_from_an_earlier_session",
+            a_block_with_a_trailer_from_an_earlier_session,
         ),
     ]);
 }
@@ -52,12 +52,13 @@ fn a_realloc_frees_the_old_block_and_allocates_the_new() {
     tracemalloc::stop();
 }
 
-/// A session with history gives no block a header, but a block that got
-/// one in an earlier session (where glibc's `malloc` allows them) may be
-/// reallocated and freed in it: counted as any other.
+/// A block that got a trailer in an earlier session (where glibc's
+/// `malloc` allows them) may be reallocated and freed in a session with
+/// history: its stale trailer is not trusted, and the new block counts as
+/// any other.
 #[rustfmt::skip]
-fn a_block_with_a_header_from_an_earlier_session() {
-    tracemalloc::Config::new(4).block_headers(true).start().unwrap();
+fn a_block_with_a_trailer_from_an_earlier_session() {
+    tracemalloc::Config::new(4).block_trailers(true).start().unwrap();
     let mut v = black_box(Vec::<u8>::with_capacity(100));
     tracemalloc::stop();
     tracemalloc::Config::new(4).history(true).start().unwrap();

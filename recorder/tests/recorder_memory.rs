@@ -13,7 +13,7 @@ static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::sys
 
 /// What grows with the number of live blocks.
 fn per_block_tables(usage: MemoryUsage) -> u64 {
-    usage.address_table + usage.thread_tables + usage.block_headers
+    usage.address_table + usage.thread_tables + usage.block_trailers
 }
 
 #[test]
@@ -22,7 +22,7 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     let empty = tracemalloc::get_tracemalloc_memory_usage();
     // Counts from 100 000 to 400 000 live blocks cover several rebuilds of
     // this thread's table (a hash table each about 1.45 times larger, or,
-    // with block headers, a block array 1.75 times larger), so the figures
+    // with block trailers, a block array 1.4 times larger), so the figures
     // below are over the whole cycle of their load.
     let mut blocks: Vec<Box<u64>> = Vec::with_capacity(400_000);
     let mut figures = Vec::new();
@@ -48,11 +48,11 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     eprintln!(
         "address table + per-thread tables: {best:.1} to {worst:.1} bytes per live block, {mean:.1} on average"
     );
-    // Without headers, 16-byte slots cost 16 / 0.8 = 20 bytes per block
+    // Without trailers, 16-byte slots cost 16 / 0.8 = 20 bytes per block
     // just before a rebuild and 16 * 9 / 5 = 28.8 just after. With them
-    // (the system allocator on glibc), a 16-byte header and an 8-byte
-    // array slot cost 24 bytes per block just before a rebuild and
-    // 16 + 8 * 7 / 4 = 30 just after. Always within 32.
+    // (the system allocator on glibc), an 8-byte trailer and a 16-byte
+    // array slot (address and record) cost 24 bytes per block just before
+    // the array grows and 8 + 16 * 7 / 5 = 30.4 just after. Always within 32.
     assert!(
         mean <= 32.0,
         "{mean:.1} bytes per live block on average (figures {figures:.1?})"
@@ -66,10 +66,10 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
         "{best:.1}: the tables cannot be smaller than their keys"
     );
     let usage = tracemalloc::get_tracemalloc_memory_usage();
-    if usage.block_headers > 0 {
-        // Every block of the test has a header.
-        assert!(usage.block_headers >= 16 * blocks.len() as u64, "{usage:?}");
-        assert!(best >= 24.0, "{best:.1}: a header and an array slot");
+    if usage.block_trailers > 0 {
+        // Every block of the test has a trailer.
+        assert!(usage.block_trailers >= 8 * blocks.len() as u64, "{usage:?}");
+        assert!(best >= 24.0, "{best:.1}: a trailer and an array slot");
     }
 
     // Symbolizing for a snapshot parses the test binary's debug
@@ -89,7 +89,7 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
     // allocate meanwhile (a new thread's table, say), and nothing here
     // shrinks, so the total lies between the sums before and after.
     let sum = |u: MemoryUsage| {
-        u.address_table + u.thread_tables + u.block_headers + u.tracebacks + u.symbolizer
+        u.address_table + u.thread_tables + u.block_trailers + u.tracebacks + u.symbolizer
     };
     let total = tracemalloc::get_tracemalloc_memory();
     let later = tracemalloc::get_tracemalloc_memory_usage();
@@ -112,12 +112,35 @@ fn about_32_bytes_per_live_block_plus_the_tracebacks() {
         cleared.thread_tables < empty.thread_tables + 64 * 1024,
         "{cleared:?} after clear_traces, {empty:?} at first"
     );
-    // The blocks' headers went with the blocks, and the cleared arrays
-    // list none.
+    // The cleared arrays list no block with a trailer.
     assert!(
-        cleared.block_headers < 64 * 1024,
+        cleared.block_trailers < 64 * 1024,
         "{cleared:?} after clear_traces"
     );
     tracemalloc::stop();
     black_box(cleared);
+
+    // With allocation history, the same tables hold the blocks (the
+    // history's counters are per traceback, in `tracebacks`).
+    tracemalloc::Config::new(8).history(true).start().unwrap();
+    let empty = tracemalloc::get_tracemalloc_memory_usage();
+    let mut blocks: Vec<Box<u64>> = Vec::with_capacity(400_000);
+    let mut worst = 0.0f64;
+    for step in 0..=12u64 {
+        let target = 100_000 + step * 25_000;
+        while (blocks.len() as u64) < target {
+            blocks.push(Box::new(blocks.len() as u64));
+        }
+        let usage = tracemalloc::get_tracemalloc_memory_usage();
+        let per_block =
+            (per_block_tables(usage) - per_block_tables(empty)) as f64 / blocks.len() as f64;
+        worst = worst.max(per_block);
+    }
+    eprintln!("with history: {worst:.1} bytes per live block at worst");
+    assert!(
+        worst <= 32.0,
+        "{worst:.1} bytes per live block with history"
+    );
+    drop(blocks);
+    tracemalloc::stop();
 }

@@ -1,7 +1,7 @@
 //! `track(0, ptr, size)` on a heap block that is already traced replaces
 //! its trace, as the documentation says, and the block's free removes the
 //! new trace; `untrack(0, ptr)` forgets a heap block (issue 12, defect 6).
-//! With `TracingAllocator::system()`, blocks with a header (on glibc) and
+//! With `TracingAllocator::system()`, blocks with a trailer (on glibc) and
 //! without one (an alignment above 16) are both checked.
 
 #![allow(clippy::unwrap_used)]
@@ -27,13 +27,13 @@ static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::sys
 
 const FILE: &str = "tests/track_heap.rs";
 
-/// An alignment above 16: no header.
+/// An alignment above 16: no trailer.
 #[repr(align(32))]
 struct Aligned([u8; 96]);
 
 #[rustfmt::skip]
 fn track_replaces_the_trace_of_a_heap_block() {
-    common::start_with_headers(4);
+    common::start_with_trailers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let (plain, plain_line) = (black_box(Box::new([1u8; 100])), line!());
     let (aligned, aligned_line) = (black_box(Box::new(Aligned([2u8; 96]))), line!());
@@ -61,7 +61,7 @@ fn track_replaces_the_trace_of_a_heap_block() {
 }
 
 fn untrack_forgets_a_heap_block() {
-    common::start_with_headers(4);
+    common::start_with_trailers(4);
     let (baseline, _) = tracemalloc::get_traced_memory();
     let plain = black_box(Box::new([1u8; 100]));
     let aligned = black_box(Box::new(Aligned([2u8; 96])));

@@ -1,8 +1,8 @@
 //! A traced stress program runs clean under valgrind's memcheck (issue 12,
 //! defect 1): threads, frees from other threads, realloc, `clear_traces`
-//! and a snapshot, with block headers asked for. Valgrind replaces
+//! and a snapshot, with block trailers asked for. Valgrind replaces
 //! `malloc` without replacing its symbol, so the word before a block is
-//! its redzone, not glibc's chunk size: headers must stay off there.
+//! its redzone, not glibc's chunk size: trailers must stay off there.
 //!
 //! The test runs this same program under `valgrind --error-exitcode=1`.
 //! Valgrind must be installed (`.ci/run` installs it): without it the test
@@ -81,13 +81,13 @@ fn memcheck_finds_no_error() {
 /// another, then takes a snapshot.
 fn stress() {
     let t0 = std::time::Instant::now();
-    let headers_asked = tracemalloc::Config::new(8).block_headers(true);
-    headers_asked.start().unwrap();
+    let trailers_asked = tracemalloc::Config::new(8).block_trailers(true);
+    trailers_asked.start().unwrap();
     eprintln!("started after {:?}", t0.elapsed());
     assert_eq!(
-        tracemalloc::get_tracemalloc_memory_usage().block_headers,
+        tracemalloc::get_tracemalloc_memory_usage().block_trailers,
         0,
-        "no headers under valgrind"
+        "no trailers under valgrind"
     );
     let (send, receive) = mpsc::channel::<Vec<Box<[u8; 48]>>>();
     let consumer = std::thread::Builder::new()

@@ -222,11 +222,11 @@ pub fn signal_sender(
     (stop, handle)
 }
 
-/// Starts tracing with block headers (`Config::block_headers`), which
-/// `TracingAllocator::system()` then gives on glibc.
-pub fn start_with_headers(nframe: u32) {
+/// Starts tracing with block trailers (`Config::block_trailers`, the
+/// default), which `TracingAllocator::system()` then gives on glibc.
+pub fn start_with_trailers(nframe: u32) {
     tracemalloc::Config::new(nframe)
-        .block_headers(true)
+        .block_trailers(true)
         .start()
         .unwrap();
 }
