@@ -564,8 +564,14 @@ pub(crate) fn intern(
     {
         return Some(entry.id);
     }
-    let id = STORE.intern(frames, complete, hash)?;
-    let header = STORE.header_of(id);
+    let (id, header) = match guess_after_miss(state, frames, complete) {
+        Some(found) => found,
+        None => {
+            let id = STORE.intern(frames, complete, hash)?;
+            (id, STORE.header_of(id))
+        }
+    };
+    state.last_missed.set(id);
     *entry = crate::tls::CacheEntry {
         hash,
         id,
@@ -573,6 +579,31 @@ pub(crate) fn intern(
         header,
     };
     Some(id)
+}
+
+/// A miss of the thread's cache tries the id stored after the one its
+/// previous miss resolved to, before the store's index: code that makes
+/// many distinct tracebacks (building a tree, a recursive descent) makes
+/// them again in the same order the next time it runs, and the id after
+/// the previous one is then one read of the frames already in cache,
+/// where the index is a cache miss at a random place. The guess is only
+/// ever taken when the frames match, so it never changes which id a
+/// traceback gets; only ids below the store's count are tried, so a slot
+/// left from before a `clear_traces` is never read as this epoch's.
+#[inline]
+fn guess_after_miss(
+    state: &ThreadState,
+    frames: &[usize],
+    complete: bool,
+) -> Option<(u32, *const AtomicUsize)> {
+    let guess = state.last_missed.get().wrapping_add(1);
+    if guess >= STORE.count_unlocked() {
+        return None;
+    }
+    let header = STORE.header_of(guess);
+    // SAFETY: a non-null header from `header_of`.
+    (!header.is_null() && unsafe { Store::matches_at(header, frames, complete) })
+        .then_some((guess, header))
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub(crate) struct ThreadState {
     /// temporary block (see `history.rs`).
     pub(crate) last_alloc: Cell<usize>,
     pub(crate) last_traceback: Cell<u32>,
+    /// The traceback id the thread's latest cache miss resolved to: the
+    /// next miss tries the id after it first (`stacks::intern`).
+    pub(crate) last_missed: Cell<u32>,
     /// `sample_left` right after that allocation: a later allocation
     /// changes it, sampled or not (see `history::on_free`).
     pub(crate) last_sample_left: Cell<i64>,
@@ -117,6 +120,7 @@ impl ThreadState {
             calib_dwarf: Cell::new(false),
             last_alloc: Cell::new(0),
             last_traceback: Cell::new(0),
+            last_missed: Cell::new(u32::MAX),
             last_sample_left: Cell::new(0),
             frames: UnsafeCell::new([0; MAX_RAW]),
             cache: UnsafeCell::new(
