@@ -83,12 +83,7 @@ use crate::tls::ThreadState;
 /// adds of one event touch one line, and two tracebacks never share one.
 #[repr(C, align(64))]
 pub(crate) struct Counters {
-    allocated_blocks: AtomicU64,
-    allocated_bytes: AtomicU64,
-    freed_blocks: AtomicU64,
-    freed_bytes: AtomicU64,
-    temporary_blocks: AtomicU64,
-    temporary_bytes: AtomicU64,
+    events: Events,
     peak_blocks: AtomicU64,
     peak_bytes: AtomicU64,
 }
@@ -181,11 +176,12 @@ fn counters(id: u32) -> Option<&'static Counters> {
     Some(unsafe { &*chunk.add(off) })
 }
 
-/// One traceback's counters in a thread's [`Local`]: as [`Counters`]
-/// without the peak (the peak set is a sum over every thread, kept in the
-/// shared counters). Only the owner writes them.
+/// One traceback's counts of events: the shared [`Counters`] without the
+/// peak, and a traceback's counters in a thread's [`Local`] (the peak set
+/// is a sum over every thread, kept in the shared counters only), which
+/// only their owner writes.
 #[repr(C)]
-struct LocalCounters {
+struct Events {
     allocated_blocks: AtomicU64,
     allocated_bytes: AtomicU64,
     freed_blocks: AtomicU64,
@@ -194,7 +190,7 @@ struct LocalCounters {
     temporary_bytes: AtomicU64,
 }
 
-impl LocalCounters {
+impl Events {
     /// The counts, in the order of [`Sums`].
     #[inline]
     fn load(&self) -> Sums {
@@ -205,6 +201,18 @@ impl LocalCounters {
             self.freed_bytes.load(Ordering::Relaxed),
             self.temporary_blocks.load(Ordering::Relaxed),
             self.temporary_bytes.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// Every counter, in the order of [`Sums`].
+    fn all(&self) -> [&AtomicU64; 6] {
+        [
+            &self.allocated_blocks,
+            &self.allocated_bytes,
+            &self.freed_blocks,
+            &self.freed_bytes,
+            &self.temporary_blocks,
+            &self.temporary_bytes,
         ]
     }
 }
@@ -223,7 +231,7 @@ fn bump(counter: &AtomicU64, n: u64) {
 const PAGE_IDS: usize = 256;
 
 /// A page of a thread's counters.
-type Page = [LocalCounters; PAGE_IDS];
+type Page = [Events; PAGE_IDS];
 
 /// A thread's own history counters, kept in its `ThreadTable` (see the
 /// module documentation). Pages are laid out as the traceback store's id
@@ -254,7 +262,7 @@ impl Local {
     /// `None` when the event must count in the shared counters (memory
     /// ran out, or the event belongs to an epoch that already ended).
     #[inline]
-    fn get(&self, state: &ThreadState, id: u32, epoch: Epoch) -> Option<&LocalCounters> {
+    fn get(&self, state: &ThreadState, id: u32, epoch: Epoch) -> Option<&Events> {
         if self.epoch.load(Ordering::Relaxed) != epoch && !self.renew(epoch) {
             return None;
         }
@@ -289,17 +297,8 @@ impl Local {
             return false;
         }
         self.for_each_page(|_, page| {
-            for c in page {
-                for counter in [
-                    &c.allocated_blocks,
-                    &c.allocated_bytes,
-                    &c.freed_blocks,
-                    &c.freed_bytes,
-                    &c.temporary_blocks,
-                    &c.temporary_bytes,
-                ] {
-                    counter.store(0, Ordering::Relaxed);
-                }
+            for counter in page.iter().flat_map(Events::all) {
+                counter.store(0, Ordering::Relaxed);
             }
         });
         self.epoch.store(epoch, Ordering::Release);
@@ -329,8 +328,7 @@ impl Local {
                 slot.store(pages, Ordering::Release);
             }
             // SAFETY: a page's counters are atomics, valid when zeroed.
-            let page =
-                unsafe { crate::thread_table::alloc_zeroed_array::<LocalCounters>(PAGE_IDS) };
+            let page = unsafe { crate::thread_table::alloc_zeroed_array::<Events>(PAGE_IDS) };
             if page.is_null() {
                 return None;
             }
@@ -367,7 +365,7 @@ impl Local {
     /// Calls `f` with each traceback id below `count` and its counters, if
     /// the `Local` holds the counts of `epoch`. The caller holds the
     /// registry lock.
-    fn for_each_of(&self, epoch: Epoch, count: usize, mut f: impl FnMut(usize, &LocalCounters)) {
+    fn for_each_of(&self, epoch: Epoch, count: usize, mut f: impl FnMut(usize, &Events)) {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
@@ -389,13 +387,9 @@ impl Local {
             let Some(c) = counters(id as u32) else {
                 return;
             };
-            let [ab, aby, fb, fby, tb, tby] = local.load();
-            c.allocated_blocks.fetch_add(ab, Ordering::Relaxed);
-            c.allocated_bytes.fetch_add(aby, Ordering::Relaxed);
-            c.freed_blocks.fetch_add(fb, Ordering::Relaxed);
-            c.freed_bytes.fetch_add(fby, Ordering::Relaxed);
-            c.temporary_blocks.fetch_add(tb, Ordering::Relaxed);
-            c.temporary_bytes.fetch_add(tby, Ordering::Relaxed);
+            for (counter, n) in c.events.all().into_iter().zip(local.load()) {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         });
         // Counted once: a later reader (none can run before the table is
         // unregistered, but a forked child keeps nothing of it) skips it.
@@ -433,7 +427,7 @@ impl Local {
                     // SAFETY: made by `add_page` with this length; the
                     // caller's contract says nothing reads it any more.
                     unsafe {
-                        crate::thread_table::free_array(page.cast::<LocalCounters>(), PAGE_IDS);
+                        crate::thread_table::free_array(page.cast::<Events>(), PAGE_IDS);
                     }
                 }
             }
@@ -448,13 +442,26 @@ impl Local {
 /// and bytes.
 type Sums = [u64; 6];
 
-/// The counters this thread adds to for traceback `id` in `epoch`: its
-/// own, or the shared ones.
-enum Target<'a> {
-    Own(&'a LocalCounters),
-    Shared(&'static Counters),
+/// The counters this thread adds to for a traceback: its own (`own`),
+/// or the shared ones.
+struct Target<'a> {
+    events: &'a Events,
+    own: bool,
 }
 
+impl Target<'_> {
+    /// Adds `n` to `counter`, one of `self.events`.
+    #[inline(always)]
+    fn add(&self, counter: &AtomicU64, n: u64) {
+        if self.own {
+            bump(counter, n);
+        } else {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The counters this thread adds to for traceback `id` in `epoch`.
 #[inline]
 fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
     let table = state.table.get();
@@ -462,11 +469,14 @@ fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
         // SAFETY: the thread's own table, alive until its exit hook, which
         // sets `state.table` to null before freeing it.
         let table: &ThreadTable = unsafe { &*table };
-        if let Some(c) = table.history.get(state, id, epoch) {
-            return Some(Target::Own(c));
+        if let Some(events) = table.history.get(state, id, epoch) {
+            return Some(Target { events, own: true });
         }
     }
-    counters(id).map(Target::Shared)
+    counters(id).map(|c| Target {
+        events: &c.events,
+        own: false,
+    })
 }
 
 /// Counts a traced allocation of `size` bytes at `addr` by this thread in
@@ -474,16 +484,9 @@ fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
 #[inline]
 pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize, epoch: Epoch) {
     let (units, bytes) = weight(size, crate::state::sample_mean_raw());
-    match target(state, id, epoch) {
-        Some(Target::Own(c)) => {
-            bump(&c.allocated_blocks, units);
-            bump(&c.allocated_bytes, bytes);
-        }
-        Some(Target::Shared(c)) => {
-            c.allocated_blocks.fetch_add(units, Ordering::Relaxed);
-            c.allocated_bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
-        None => {}
+    if let Some(t) = target(state, id, epoch) {
+        t.add(&t.events.allocated_blocks, units);
+        t.add(&t.events.allocated_bytes, bytes);
     }
     state.last_alloc.set(addr);
     state.last_traceback.set(id);
@@ -521,24 +524,13 @@ pub(crate) fn on_free(
     }
     let temporary = latest && may_be_temporary && state.last_traceback.get() == entry.traceback;
     let (units, bytes) = weight(entry.size, crate::state::sample_mean_raw());
-    match target(state, entry.traceback, epoch) {
-        Some(Target::Own(c)) => {
-            bump(&c.freed_blocks, units);
-            bump(&c.freed_bytes, bytes);
-            if temporary {
-                bump(&c.temporary_blocks, units);
-                bump(&c.temporary_bytes, bytes);
-            }
+    if let Some(t) = target(state, entry.traceback, epoch) {
+        t.add(&t.events.freed_blocks, units);
+        t.add(&t.events.freed_bytes, bytes);
+        if temporary {
+            t.add(&t.events.temporary_blocks, units);
+            t.add(&t.events.temporary_bytes, bytes);
         }
-        Some(Target::Shared(c)) => {
-            c.freed_blocks.fetch_add(units, Ordering::Relaxed);
-            c.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
-            if temporary {
-                c.temporary_blocks.fetch_add(units, Ordering::Relaxed);
-                c.temporary_bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-        }
-        None => {}
     }
 }
 
@@ -575,10 +567,10 @@ pub(crate) fn capture_peak<'a>(tables: impl Iterator<Item = &'a ThreadTable>) {
         };
         // Freed first: a concurrent allocation and free of one block then
         // never makes the live count negative.
-        let freed_blocks = c.freed_blocks.load(Ordering::Relaxed);
-        let freed_bytes = c.freed_bytes.load(Ordering::Relaxed);
-        let blocks = c.allocated_blocks.load(Ordering::Relaxed);
-        let bytes = c.allocated_bytes.load(Ordering::Relaxed);
+        let freed_blocks = c.events.freed_blocks.load(Ordering::Relaxed);
+        let freed_bytes = c.events.freed_bytes.load(Ordering::Relaxed);
+        let blocks = c.events.allocated_blocks.load(Ordering::Relaxed);
+        let bytes = c.events.allocated_bytes.load(Ordering::Relaxed);
         c.peak_blocks
             .store(blocks.wrapping_sub(freed_blocks), Ordering::Relaxed);
         c.peak_bytes
@@ -645,14 +637,7 @@ pub(crate) fn read_all<'a>(
         let Some(c) = counters(id as u32) else {
             break;
         };
-        *sum = [
-            c.allocated_blocks.load(Ordering::Relaxed),
-            c.allocated_bytes.load(Ordering::Relaxed),
-            c.freed_blocks.load(Ordering::Relaxed),
-            c.freed_bytes.load(Ordering::Relaxed),
-            c.temporary_blocks.load(Ordering::Relaxed),
-            c.temporary_bytes.load(Ordering::Relaxed),
-        ];
+        *sum = c.events.load();
     }
     for table in tables {
         table.history.for_each_of(epoch, count, |id, local| {
@@ -706,16 +691,12 @@ pub(crate) fn clear(count: u32) {
         let Some(c) = counters(id) else {
             break;
         };
-        for counter in [
-            &c.allocated_blocks,
-            &c.allocated_bytes,
-            &c.freed_blocks,
-            &c.freed_bytes,
-            &c.temporary_blocks,
-            &c.temporary_bytes,
-            &c.peak_blocks,
-            &c.peak_bytes,
-        ] {
+        for counter in c
+            .events
+            .all()
+            .into_iter()
+            .chain([&c.peak_blocks, &c.peak_bytes])
+        {
             counter.store(0, Ordering::Relaxed);
         }
     }
