@@ -22,6 +22,20 @@ pub const PROGRAMS: &[(&str, fn())] = &[
     ("equal_peaks", equal_peaks),
 ];
 
+/// The `main` of a binary that runs these programs (`binary`, its name in
+/// the usage message): runs the program its first argument names.
+pub fn run(binary: &str) {
+    let name = std::env::args().nth(1).unwrap_or_default();
+    match PROGRAMS.iter().find(|(n, _)| *n == name) {
+        Some((_, program)) => program(),
+        None => {
+            let names: Vec<&str> = PROGRAMS.iter().map(|(n, _)| *n).collect();
+            eprintln!("usage: {binary} PROGRAM (one of: {})", names.join(", "));
+            std::process::exit(2);
+        }
+    }
+}
+
 /// As `examples/heap.rs`: a heap profile of a program that prints a line,
 /// whose one allocation is stdout's buffer, made at the first print and
 /// live at the end.

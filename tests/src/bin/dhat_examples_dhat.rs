@@ -12,16 +12,5 @@ mod dhat_examples;
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
 fn main() {
-    let name = std::env::args().nth(1).unwrap_or_default();
-    match dhat_examples::PROGRAMS.iter().find(|(n, _)| *n == name) {
-        Some((_, program)) => program(),
-        None => {
-            let names: Vec<&str> = dhat_examples::PROGRAMS.iter().map(|(n, _)| *n).collect();
-            eprintln!(
-                "usage: dhat_examples_dhat PROGRAM (one of: {})",
-                names.join(", ")
-            );
-            std::process::exit(2);
-        }
-    }
+    dhat_examples::run("dhat_examples_dhat");
 }
