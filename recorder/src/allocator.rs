@@ -328,14 +328,16 @@ fn before_dealloc(ptr: *mut u8, layout: Layout, slot: Option<u32>, epoch: Epoch)
         if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
             return;
         }
-        let removed = tls::hook(state, || {
-            state::remove_any(state, ptr as usize, slot, epoch)
+        // The history counts the free under the same guard (see
+        // `history::on_free`).
+        tls::hook(state, || {
+            let removed = state::remove_any(state, ptr as usize, slot, epoch);
+            if state::history_on(config)
+                && let Some(entry) = removed
+            {
+                crate::history::on_free(state, ptr as usize, entry, true, epoch);
+            }
         });
-        if state::history_on(config)
-            && let Some(entry) = removed
-        {
-            count_history_free(state, ptr as usize, entry, true, epoch);
-        }
     });
 }
 
@@ -365,8 +367,8 @@ fn guarded_dealloc(
 
 /// Counts the free of the traced block at `addr`, whose trace `entry` was
 /// just removed, in the history if the session records one
-/// (`history.rs`). Out of line: the paths without history only test
-/// for it. `may_be_temporary` is false for the free half of a realloc
+/// (`history.rs`). For the frees under the recorder's guard, which are
+/// rare: the plain `dealloc` and `realloc` count inline. `may_be_temporary` is false for the free half of a realloc
 /// and for a block the recorder frees for the program under its guard.
 #[cold]
 #[inline(never)]

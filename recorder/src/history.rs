@@ -99,10 +99,21 @@ const BLOCK_UNIT: u64 = 1 << 12;
 /// sampled mode (`sample_mean` not 0) the unbiased estimates the live
 /// statistics use: `size / p` bytes (rounded per block as
 /// `state::amount_of` does) and `1 / p` blocks.
-#[inline]
+#[inline(always)]
 fn weight(size: usize, sample_mean: u64) -> (u64, u64) {
-    if sample_mean == 0 || size == 0 {
-        return (BLOCK_UNIT, size as u64);
+    if sample_mean == 0 {
+        (BLOCK_UNIT, size as u64)
+    } else {
+        sampled_weight(size, sample_mean)
+    }
+}
+
+/// [`weight`] in sampled mode: out of line, so that the exact mode's
+/// inlined counting holds no floating-point code.
+#[inline(never)]
+fn sampled_weight(size: usize, sample_mean: u64) -> (u64, u64) {
+    if size == 0 {
+        return (BLOCK_UNIT, 0);
     }
     let p = -(-(size as f64) / sample_mean as f64).exp_m1();
     if p <= 0.0 {
@@ -261,7 +272,7 @@ impl Local {
     /// The owner's counters of traceback `id` for an event of `epoch`, or
     /// `None` when the event must count in the shared counters (memory
     /// ran out, or the event belongs to an epoch that already ended).
-    #[inline]
+    #[inline(always)]
     fn get(&self, state: &ThreadState, id: u32, epoch: Epoch) -> Option<&Events> {
         if self.epoch.load(Ordering::Relaxed) != epoch && !self.renew(epoch) {
             return None;
@@ -462,7 +473,7 @@ impl Target<'_> {
 }
 
 /// The counters this thread adds to for traceback `id` in `epoch`.
-#[inline]
+#[inline(always)]
 fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
     let table = state.table.get();
     if !table.is_null() {
@@ -481,7 +492,7 @@ fn target(state: &ThreadState, id: u32, epoch: Epoch) -> Option<Target<'_>> {
 
 /// Counts a traced allocation of `size` bytes at `addr` by this thread in
 /// `epoch`, filed under traceback `id`, and makes it the thread's latest.
-#[inline]
+#[inline(always)]
 pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize, epoch: Epoch) {
     let (units, bytes) = weight(size, crate::state::sample_mean_raw());
     if let Some(t) = target(state, id, epoch) {
@@ -499,7 +510,7 @@ pub(crate) fn on_alloc(state: &ThreadState, id: u32, addr: usize, size: usize, e
 /// the program. The caller holds the hook's guard: a signal handler must
 /// not count between the load and the store of an add to the thread's
 /// own counters.
-#[inline]
+#[inline(always)]
 pub(crate) fn on_free(
     state: &ThreadState,
     addr: usize,

@@ -184,10 +184,10 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
     });
 }
 
-/// The history's part of [`on_alloc`], out of the way of the path
-/// without history.
-#[cold]
-#[inline(never)]
+/// The history's part of [`on_alloc`] and [`record_trailed`]: inlined,
+/// behind the caller's test of `history_on`, which the path without
+/// history predicts.
+#[inline(always)]
 fn count_alloc(state: &ThreadState, filed: Option<u32>, addr: usize, size: usize, epoch: Epoch) {
     if let Some(traceback) = filed {
         crate::history::on_alloc(state, traceback, addr, size, epoch);
