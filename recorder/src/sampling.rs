@@ -9,7 +9,7 @@ use crate::tls::ThreadState;
 
 /// Whether a block of `size` bytes is sampled. Costs a subtraction and a
 /// compare, except when a sample point is reached.
-#[inline]
+#[inline(always)]
 pub(crate) fn take_sample(state: &ThreadState, size: usize) -> bool {
     let left = state.sample_left.get() - size.min(i64::MAX as usize) as i64;
     if left > 0 {

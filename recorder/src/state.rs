@@ -168,14 +168,24 @@ pub(crate) fn amount_of(size: usize, sample_mean: u64) -> u64 {
 // ---------------------------------------------------------------------------
 // Hot path.
 
-/// Records a new block (the guard is off, tracing is on in `epoch`).
-#[inline]
+/// Records a new block (the guard is off, tracing is on in `epoch`). The
+/// sampling countdown is inlined into the allocator: in sampled mode most
+/// allocations stop there.
+#[inline(always)]
 pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epoch) {
     fence(Ordering::Acquire);
     let config = HOT_CONFIG.load(Ordering::Relaxed);
     if config & SAMPLED_FLAG != 0 && !crate::sampling::take_sample(state, size) {
         return;
     }
+    on_alloc_traced(state, addr, size, epoch, config);
+}
+
+/// [`on_alloc`] for a block that is traced: out of line, so that the
+/// allocator's inlined path stays small and the frames above the capture
+/// are those the calibration measured.
+#[inline(never)]
+fn on_alloc_traced(state: &ThreadState, addr: usize, size: usize, epoch: Epoch, config: u64) {
     tls::hook(state, || {
         let filed = record(state, 0, addr, size, epoch, config);
         if history_on(config) {
