@@ -368,8 +368,9 @@ fn guarded_dealloc(
 /// Counts the free of the traced block at `addr`, whose trace `entry` was
 /// just removed, in the history if the session records one
 /// (`history.rs`). For the frees under the recorder's guard, which are
-/// rare: the plain `dealloc` and `realloc` count inline. `may_be_temporary` is false for the free half of a realloc
-/// and for a block the recorder frees for the program under its guard.
+/// rare: the plain `dealloc` and `realloc` count inline.
+/// `may_be_temporary` is false for the free half of a realloc and for a
+/// block the recorder frees for the program under its guard.
 #[cold]
 #[inline(never)]
 pub(crate) fn count_history_free(

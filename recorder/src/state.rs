@@ -182,8 +182,9 @@ pub(crate) fn on_alloc(state: &ThreadState, addr: usize, size: usize, epoch: Epo
 }
 
 /// [`on_alloc`] for a block that is traced: out of line, so that the
-/// allocator's inlined path stays small and the frames above the capture
-/// are those the calibration measured.
+/// allocator's inlined path stays small. It stands where `on_alloc`'s own
+/// frame stood, so the capture in [`record`] is as many frames below the
+/// allocating code as before, which the calibrated lead covers.
 #[inline(never)]
 fn on_alloc_traced(state: &ThreadState, addr: usize, size: usize, epoch: Epoch, config: u64) {
     tls::hook(state, || {
