@@ -1,9 +1,9 @@
 //! The first steps from a snapshot to the rows shown, in the one order
 //! that the viewer (table, flame graph, timeline, exports) and the command
 //! line use: hide the standard library's frames, then filter. Grouping
-//! follows ([`crate::rows::Grouping`], [`crate::timeline::SnapshotGroups`],
-//! [`Snapshot::statistics`]), and a top list's left-out rows add up to
-//! [`Others`].
+//! follows ([`crate::rows::Grouping`], which the table joins and
+//! [`crate::timeline::Timeline`] merges; [`Snapshot::statistics`]), and a
+//! top list's left-out rows add up to [`Others`].
 //!
 //! Hiding comes first because filters match file names: a filter on
 //! `*/src/cache.rs` must see the user's frame that a recording with every

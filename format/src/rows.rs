@@ -159,6 +159,16 @@ impl Grouping {
     pub fn trace_count(&self) -> usize {
         self.trace_count
     }
+
+    /// The grouped snapshot's tables, which the keys are ids into.
+    pub(crate) fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The groups' keys and amounts, in the same order.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (&RowKey, &Totals)> {
+        self.keys.iter().zip(&self.amounts)
+    }
 }
 
 /// One row of a [`View`]: a group with its size and count, and its

@@ -3,13 +3,14 @@
 //! [`Snapshot::compare_to`] matches them), and the groups ranked by how
 //! steadily they grew, the usual signature of a leak.
 //!
-//! Each snapshot is grouped once ([`SnapshotGroups`], which a viewer can
-//! cache per snapshot), then the groupings are merged into a [`Timeline`]:
-//! adding a snapshot only groups that one.
+//! Each snapshot is grouped once ([`Grouping`], which a viewer can cache
+//! per snapshot and also joins into the table's rows), then the groupings
+//! are merged into a [`Timeline`]: adding a snapshot only groups that one.
 //!
 //! ```
 //! use tracemalloc_format::{KeyType, Snapshot};
-//! use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
+//! use tracemalloc_format::rows::Grouping;
+//! use tracemalloc_format::timeline::Timeline;
 //!
 //! let snapshots: Vec<Snapshot> = (1..=4u64)
 //!     .map(|n| {
@@ -22,9 +23,9 @@
 //!         )
 //!     })
 //!     .collect::<Result<_, _>>()?;
-//! let groups: Vec<SnapshotGroups> = snapshots
+//! let groups: Vec<Grouping> = snapshots
 //!     .iter()
-//!     .map(|s| SnapshotGroups::new(s, KeyType::Lineno, false))
+//!     .map(|s| Grouping::new(s, KeyType::Lineno, false))
 //!     .collect::<Result<_, _>>()?;
 //! let timeline = Timeline::new(&groups.iter().map(|g| (g, None)).collect::<Vec<_>>());
 //! let leak = &timeline.ranking()[0];
@@ -39,74 +40,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{Frame, Snapshot, Tables, Timestamp, Traceback};
-use crate::rows::FRAME_SEPARATOR;
-use crate::stats::{AnalysisError, GroupKey, KeyType, Metric, Totals};
-
-/// One snapshot's groups, for a [`Timeline`]: what
-/// [`Snapshot::statistics`] computes, unsorted, with keys as ids.
-#[derive(Debug)]
-pub struct SnapshotGroups {
-    tables: Arc<Tables>,
-    metric: Metric,
-    key_type: KeyType,
-    cumulative: bool,
-    keys: Vec<GroupKey>,
-    amounts: Vec<Totals>,
-    total: Totals,
-}
-
-impl SnapshotGroups {
-    /// Groups a snapshot as [`Snapshot::statistics`] does (live blocks).
-    pub fn new(
-        snapshot: &Snapshot,
-        key_type: KeyType,
-        cumulative: bool,
-    ) -> Result<SnapshotGroups, AnalysisError> {
-        SnapshotGroups::new_by(snapshot, Metric::Live, key_type, cumulative)
-    }
-
-    /// Groups a snapshot as [`Snapshot::statistics_by`] does: sizes,
-    /// counts and the total are `metric`'s. A history metric of a snapshot
-    /// without history is [`AnalysisError::NoHistory`].
-    pub fn new_by(
-        snapshot: &Snapshot,
-        metric: Metric,
-        key_type: KeyType,
-        cumulative: bool,
-    ) -> Result<SnapshotGroups, AnalysisError> {
-        let (keys, amounts) = snapshot.group_totals_unsorted_by(metric, key_type, cumulative)?;
-        Ok(SnapshotGroups {
-            tables: Arc::clone(snapshot.shared_tables()),
-            metric,
-            key_type,
-            cumulative,
-            keys,
-            amounts,
-            total: snapshot.totals_by(metric)?,
-        })
-    }
-
-    /// What the groups' sizes and counts measure.
-    pub fn metric(&self) -> Metric {
-        self.metric
-    }
-
-    /// Number of groups.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether the snapshot has no group (no trace).
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The snapshot's total size and blocks.
-    pub fn total(&self) -> Totals {
-        self.total
-    }
-}
+use crate::model::{Frame, Tables, Timestamp, Traceback};
+use crate::rows::{FRAME_SEPARATOR, Grouping, RowKey};
+use crate::stats::{KeyType, Metric, Totals};
 
 /// "No function" in a frame's function slot.
 const NO_FUNCTION: u32 = u32::MAX;
@@ -165,16 +101,17 @@ impl Timeline {
     ///
     /// # Panics
     /// If the groupings differ in metric, key type or cumulative mode.
-    pub fn new(points: &[(&SnapshotGroups, Option<Timestamp>)]) -> Timeline {
+    pub fn new(points: &[(&Grouping, Option<Timestamp>)]) -> Timeline {
         let (metric, key_type, cumulative) = points
             .first()
             .map_or((Metric::Live, KeyType::Lineno, false), |(g, _)| {
-                (g.metric, g.key_type, g.cumulative)
+                (g.metric(), g.key_type(), g.cumulative())
             });
         assert!(
-            points.iter().all(
-                |(g, _)| (g.metric, g.key_type, g.cumulative) == (metric, key_type, cumulative)
-            ),
+            points
+                .iter()
+                .all(|(g, _)| (g.metric(), g.key_type(), g.cumulative())
+                    == (metric, key_type, cumulative)),
             "every snapshot must be grouped the same way"
         );
         let n = points.len();
@@ -183,7 +120,7 @@ impl Timeline {
             key_type,
             cumulative,
             times: points.iter().map(|&(_, time)| time).collect(),
-            totals: points.iter().map(|(g, _)| g.total).collect(),
+            totals: points.iter().map(|(g, _)| g.total()).collect(),
             strings: Vec::new(),
             string_index: FxHashMap::default(),
             frames: Vec::new(),
@@ -197,14 +134,14 @@ impl Timeline {
         };
         let mut scratch = Vec::new();
         for (point, (groups, _)) in points.iter().enumerate() {
-            let tables = &*groups.tables;
+            let tables = groups.tables();
             // Each snapshot's strings and frames are translated once, on
             // first use.
             let mut strings: Vec<Option<u32>> = vec![None; tables.string_count()];
             let mut frames: Vec<Option<u32>> = vec![None; tables.frame_count()];
-            for (key, amount) in groups.keys.iter().zip(&groups.amounts) {
+            for (key, amount) in groups.groups() {
                 let (key, function) = match *key {
-                    GroupKey::Location {
+                    RowKey::Location {
                         filename,
                         lineno,
                         function,
@@ -214,7 +151,7 @@ impl Timeline {
                             .map_or(NO_FUNCTION, |f| t.translate_string(tables, &mut strings, f));
                         (Key::Location { file, line: lineno }, function)
                     }
-                    GroupKey::Frames(tb) => {
+                    RowKey::Traceback(tb) => {
                         scratch.clear();
                         for &frame in tables.traceback_frames(tb) {
                             let id = match frames[frame.index()] {
@@ -547,6 +484,8 @@ fn signed_diff(new: u64, old: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Snapshot;
+    use crate::stats::AnalysisError;
     use crate::{Metadata, SnapshotBuilder};
 
     /// A snapshot of `(size, frames most recent first)` traces, with its
@@ -594,11 +533,11 @@ mod tests {
                 snap(&traces, i % 2 == 1)
             })
             .collect();
-        let groups: Vec<SnapshotGroups> = snapshots
+        let groups: Vec<Grouping> = snapshots
             .iter()
-            .map(|s| SnapshotGroups::new(s, key_type, false).unwrap())
+            .map(|s| Grouping::new(s, key_type, false).unwrap())
             .collect();
-        let points: Vec<(&SnapshotGroups, Option<Timestamp>)> = groups
+        let points: Vec<(&Grouping, Option<Timestamp>)> = groups
             .iter()
             .enumerate()
             .map(|(i, g)| {
@@ -622,9 +561,8 @@ mod tests {
             total_nframe: None,
         };
         let s = snapshot_with_history();
-        let live = SnapshotGroups::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
-        let temporary =
-            SnapshotGroups::new_by(&s, Metric::Temporary, KeyType::Lineno, false).unwrap();
+        let live = Grouping::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
+        let temporary = Grouping::new_by(&s, Metric::Temporary, KeyType::Lineno, false).unwrap();
         assert_eq!(live.total(), s.totals());
         assert_eq!(temporary.total(), s.totals_by(Metric::Temporary).unwrap());
         assert_eq!(temporary.metric(), Metric::Temporary);
@@ -638,7 +576,7 @@ mod tests {
         assert_eq!(t.find(&a5_key), None);
         let bare = snap(&[(1, &[MAIN])], false);
         assert_eq!(
-            SnapshotGroups::new_by(&bare, Metric::Peak, KeyType::Lineno, false).unwrap_err(),
+            Grouping::new_by(&bare, Metric::Peak, KeyType::Lineno, false).unwrap_err(),
             AnalysisError::NoHistory(Metric::Peak)
         );
     }
@@ -649,8 +587,8 @@ mod tests {
         use crate::stats::tests::snapshot_with_history;
 
         let s = snapshot_with_history();
-        let live = SnapshotGroups::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
-        let peak = SnapshotGroups::new_by(&s, Metric::Peak, KeyType::Lineno, false).unwrap();
+        let live = Grouping::new_by(&s, Metric::Live, KeyType::Lineno, false).unwrap();
+        let peak = Grouping::new_by(&s, Metric::Peak, KeyType::Lineno, false).unwrap();
         Timeline::new(&[(&live, None), (&peak, None)]);
     }
 
@@ -712,7 +650,7 @@ mod tests {
     #[test]
     fn fewer_than_two_snapshots_rank_nothing() {
         let s = snap(&[(5, &[MAIN])], false);
-        let g = SnapshotGroups::new(&s, KeyType::Lineno, false).unwrap();
+        let g = Grouping::new(&s, KeyType::Lineno, false).unwrap();
         let t = Timeline::new(&[(&g, None)]);
         assert!(t.ranking().is_empty());
         assert_eq!(t.seconds(), None);

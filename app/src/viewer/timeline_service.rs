@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use tracemalloc_format::pipeline;
-use tracemalloc_format::timeline::{SnapshotGroups, Timeline};
+use tracemalloc_format::rows::Grouping;
+use tracemalloc_format::timeline::Timeline;
 use tracemalloc_format::{KeyType, Metric, Snapshot, Timestamp, TraceFilter};
 
 use super::loader::Notify;
@@ -243,7 +244,7 @@ enum Step {
 /// The thread's cache: groupings by key, with the tick they were last used.
 #[derive(Default)]
 struct Worker {
-    cache: HashMap<GroupsKey, (Arc<SnapshotGroups>, u64)>,
+    cache: HashMap<GroupsKey, (Arc<Grouping>, u64)>,
     tick: u64,
 }
 
@@ -299,7 +300,7 @@ impl Worker {
             self.cache
                 .retain(|_, (_, used)| *used >= oldest_kept || *used == tick);
         }
-        let points: Vec<(&SnapshotGroups, Option<Timestamp>)> = groups
+        let points: Vec<(&Grouping, Option<Timestamp>)> = groups
             .iter()
             .zip(&request.points)
             .map(|(g, p)| (&**g, p.time))
@@ -315,9 +316,9 @@ impl Worker {
 }
 
 /// One snapshot grouped as the window shows it.
-fn group(point: &TimelinePoint, hide: bool, request: &TimelineRequest) -> Result<SnapshotGroups> {
+fn group(point: &TimelinePoint, hide: bool, request: &TimelineRequest) -> Result<Grouping> {
     let shown = pipeline::prepare(&point.snapshot, hide, &request.filters)?;
-    Ok(SnapshotGroups::new_by(
+    Ok(Grouping::new_by(
         &shown,
         request.metric,
         request.key_type,

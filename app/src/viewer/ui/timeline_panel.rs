@@ -670,12 +670,11 @@ mod tests {
             )],
         )
         .unwrap();
-        let groups = [tracemalloc_format::timeline::SnapshotGroups::new(
-            &snapshot,
-            KeyType::Traceback,
-            false,
-        )
-        .unwrap()];
+        let groups =
+            [
+                tracemalloc_format::rows::Grouping::new(&snapshot, KeyType::Traceback, false)
+                    .unwrap(),
+            ];
         let timeline = Timeline::new(&[(&groups[0], None)]);
         assert_eq!(
             group_cell_text(&timeline, 0).as_deref(),
