@@ -17,10 +17,9 @@
 # 'fn\s+\w+'), WORK (default /tmp/tracemalloc-rg-bench), TRACEMALLOC_REPO
 # (the recorder to build against, default this checkout).
 #
-# It copies ripgrep to $WORK, adds the recorder as a path dependency and a
-# `#[global_allocator]`, and builds ripgrep's release profile (debug = 1,
-# line tables) with frame pointers, as the README recommends (RUSTFLAGS
-# overrides). Only crates are downloaded (by cargo).
+# It builds ripgrep with the recorder installed in $WORK
+# (scripts/lib/traced_ripgrep.sh: ripgrep's release profile, line tables,
+# frame pointers; RUSTFLAGS overrides).
 set -euo pipefail
 
 src=${1:?usage: $0 RIPGREP_SRC [SEARCH_DIR]}
@@ -31,26 +30,9 @@ pattern=${PATTERN:-'fn\s+\w+'}
 work=${WORK:-/tmp/tracemalloc-rg-bench}
 repo=${TRACEMALLOC_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 
-rm -rf "$work/rg"
-mkdir -p "$work"
-cp -r "$src" "$work/rg"
-# The crates.io package's manifest is normalized: dependencies are tables.
-cat >> "$work/rg/Cargo.toml" <<TOML
-
-[dependencies.tracemalloc]
-path = "$repo/recorder"
-
-[workspace]
-TOML
-cat >> "$work/rg/crates/core/main.rs" <<'RS'
-
-#[cfg(not(all(target_env = "musl", target_pointer_width = "64")))]
-#[global_allocator]
-static TRACEMALLOC_ALLOC: tracemalloc::TracingAllocator<std::alloc::System> =
-    tracemalloc::TracingAllocator::system();
-RS
-(cd "$work/rg" && RUSTFLAGS=${RUSTFLAGS:--C force-frame-pointers=yes} \
-    CARGO_TARGET_DIR="$work/target" cargo build --release --quiet)
+# shellcheck source=lib/traced_ripgrep.sh
+source "$(dirname "$0")/lib/traced_ripgrep.sh"
+build_traced_ripgrep "$src" "$work" "$repo"
 rg="$work/target/release/rg"
 ls -l "$rg"
 

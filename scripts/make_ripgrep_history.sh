@@ -2,8 +2,9 @@
 # Records app/demo/ripgrep-history.tmsnap: a real program's allocation
 # history, the input of the README's metric screenshots and of
 # app/tests/ripgrep_history.rs. It builds ripgrep with the recorder as its
-# global allocator (as scripts/bench_snapshot_ripgrep.sh does: ripgrep's
-# release profile, line tables, frame pointers) and runs
+# global allocator (scripts/lib/traced_ripgrep.sh, shared with
+# scripts/bench_snapshot_ripgrep.sh: ripgrep's release profile, line
+# tables, frame pointers) and runs
 #   TRACEMALLOC=16 TRACEMALLOC_HISTORY=1 TRACEMALLOC_SNAPSHOT=OUT \
 #       rg -c 'fn\s+\w+' SEARCH_DIR
 # once, with its output discarded. The source paths in the snapshot are
@@ -29,26 +30,9 @@ nframe=${NFRAME:-16}
 pattern=${PATTERN:-'fn\s+\w+'}
 work=${WORK:-/tmp/tracemalloc-rg-history}
 
-rm -rf "$work/rg"
-mkdir -p "$work"
-cp -r "$src" "$work/rg"
-# The crates.io package's manifest is normalized: dependencies are tables.
-cat >>"$work/rg/Cargo.toml" <<TOML
-
-[dependencies.tracemalloc]
-path = "$repo/recorder"
-
-[workspace]
-TOML
-cat >>"$work/rg/crates/core/main.rs" <<'RS'
-
-#[cfg(not(all(target_env = "musl", target_pointer_width = "64")))]
-#[global_allocator]
-static TRACEMALLOC_ALLOC: tracemalloc::TracingAllocator<std::alloc::System> =
-    tracemalloc::TracingAllocator::system();
-RS
-(cd "$work/rg" && RUSTFLAGS=${RUSTFLAGS:--C force-frame-pointers=yes} \
-    CARGO_TARGET_DIR="$work/target" cargo build --release --quiet)
+# shellcheck source=lib/traced_ripgrep.sh
+source "$(dirname "$0")/lib/traced_ripgrep.sh"
+build_traced_ripgrep "$src" "$work" "$repo"
 rg="$work/target/release/rg"
 
 # Written beside the destination first, so a failed run leaves the
