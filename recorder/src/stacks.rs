@@ -3,7 +3,8 @@
 //! per block.
 //!
 //! Lookups on the hot path go through a per-thread cache first (see
-//! [`intern`]), then through the store's index, an open-addressing table
+//! [`intern`]; a hit there is decided by two 64-bit hashes of the frames,
+//! not by reading the stored ones), then through the store's index, an open-addressing table
 //! from hash to id that is read without the store's lock; only a traceback
 //! the store has never seen takes the lock, to be added. (A program can
 //! have many more distinct tracebacks than a thread's cache holds: a
@@ -145,36 +146,79 @@ pub(crate) fn chunk_of(n: usize, base: usize) -> (usize, usize) {
     (k, n - base * ((1 << k) - 1))
 }
 
-/// Where the traceback hash starts, before any frame.
-pub(crate) const HASH_SEED: u64 = 0x243F_6A88_85A3_08D3;
+/// The two hashes of a raw traceback. `index` places it in the store's
+/// index and the per-thread caches; `check`, computed with another mix,
+/// confirms a per-thread cache hit without reading the stored frames (see
+/// [`intern`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hashes {
+    pub(crate) index: u64,
+    pub(crate) check: u64,
+}
+
+/// The unfinished hashes of the frames walked so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hasher {
+    index: u64,
+    check: u64,
+}
+
 const HASH_K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const HASH_K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const HASH_K3: u64 = 0xD6E8_FEB8_6659_FD93;
+const HASH_K4: u64 = 0xFF51_AFD7_ED55_8CCD;
 
-/// Adds one frame to a traceback hash. A step is a bijection of the state
-/// for a given frame, so two tracebacks that differ in one frame never
-/// collide before the final mix; the frame-pointer walk calls it as it
-/// goes (see `unwind::walk_frame_pointers`).
-#[inline(always)]
-pub(crate) fn hash_step(hash: u64, frame: usize) -> u64 {
-    (hash ^ frame as u64).wrapping_mul(HASH_K1)
+impl Hasher {
+    /// The state before any frame.
+    pub(crate) const SEED: Hasher = Hasher {
+        index: 0x243F_6A88_85A3_08D3,
+        check: 0x1319_8A2E_0370_7344,
+    };
+
+    /// Adds one frame. Each hash's step is a bijection of its state for a
+    /// given frame, so two tracebacks of one length that differ in one
+    /// frame never collide in either hash. The two steps mix differently
+    /// (xor and multiply; add, rotate and multiply by another constant),
+    /// so that frames chosen to collide in one do not collide in the
+    /// other. The frame-pointer walk calls it as it goes (see
+    /// `unwind::walk_frame_pointers`): the multiplications run in the
+    /// shadow of the walk's loads.
+    #[inline(always)]
+    pub(crate) fn step(self, frame: usize) -> Hasher {
+        Hasher {
+            index: (self.index ^ frame as u64).wrapping_mul(HASH_K1),
+            check: self
+                .check
+                .wrapping_add(frame as u64)
+                .rotate_left(29)
+                .wrapping_mul(HASH_K3),
+        }
+    }
+
+    /// Finishes both hashes: adds the length and the completeness, then
+    /// spreads every bit of `index` into the low ones the caches index by.
+    #[inline(always)]
+    pub(crate) fn finish(self, len: usize, complete: bool) -> Hashes {
+        let tail = ((len as u64) << 1 | u64::from(complete)).wrapping_mul(HASH_K2);
+        let mut h = self.index ^ tail;
+        h ^= h >> 32;
+        h = h.wrapping_mul(HASH_K1);
+        h ^= h >> 29;
+        let mut c = self.check.wrapping_add(tail);
+        c ^= c >> 33;
+        c = c.wrapping_mul(HASH_K4);
+        c ^= c >> 31;
+        Hashes { index: h, check: c }
+    }
 }
 
-/// Finishes a traceback hash: adds the length and the completeness, then
-/// spreads every bit into the low ones the caches index by.
-#[inline(always)]
-pub(crate) fn hash_finish(hash: u64, len: usize, complete: bool) -> u64 {
-    let mut h = hash ^ ((len as u64) << 1 | u64::from(complete)).wrapping_mul(HASH_K2);
-    h ^= h >> 32;
-    h = h.wrapping_mul(HASH_K1);
-    h ^= h >> 29;
-    h
-}
-
-/// Hash of a raw traceback.
+/// Hashes of a raw traceback.
 #[inline]
-pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> u64 {
-    let hash = frames.iter().fold(HASH_SEED, |h, &f| hash_step(h, f));
-    hash_finish(hash, frames.len(), complete)
+pub(crate) fn hash_frames(frames: &[usize], complete: bool) -> Hashes {
+    frames
+        .iter()
+        .fold(Hasher::SEED, |h, &f| h.step(f))
+        .finish(frames.len(), complete)
 }
 
 impl Store {
@@ -542,42 +586,36 @@ fn alloc_words(words: usize) -> Option<*mut AtomicUsize> {
 /// The id of a raw traceback whose [`hash_frames`] is `hash`: from the
 /// thread's cache when it was seen recently in this epoch, from the store
 /// otherwise.
+///
+/// A cache hit is decided by both hashes, 128 bits, without reading the
+/// frames the store keeps: reading them cost 4 to 5 % of the traced run
+/// (docs/BENCHMARKS.md), their cache lines competing with the program's.
+/// Two different tracebacks of one length that differ in a single frame
+/// never have the same hashes (see [`Hasher::step`]); others do with a
+/// chance of about 2^-128 per pair, far below that of a memory error. The
+/// store itself (a cache miss) still compares the frames.
 #[inline]
 pub(crate) fn intern(
     state: &ThreadState,
     frames: &[usize],
     complete: bool,
-    hash: u64,
+    hash: Hashes,
     epoch: Epoch,
 ) -> Option<u32> {
     // SAFETY: only this thread touches its cache, and nothing else borrows
     // it while the recorder's guard is set.
     let cache = unsafe { &mut *state.cache.get() };
-    let entry = &mut cache[hash as usize & (CACHE_SIZE - 1)];
-    // The entry keeps where its traceback is stored, so that checking it
-    // is one read of the frames, not a walk from the id first.
-    if entry.hash == hash
-        && entry.epoch == epoch
-        && !entry.header.is_null()
-        // SAFETY: `header` came from `header_of` in this epoch.
-        && unsafe { Store::matches_at(entry.header, frames, complete) }
-    {
+    let entry = &mut cache[hash.index as usize & (CACHE_SIZE - 1)];
+    // An unused entry has epoch 0, never a tracing epoch.
+    if entry.hash == hash && entry.epoch == epoch {
         return Some(entry.id);
     }
-    let (id, header) = match guess_after_miss(state, frames, complete) {
-        Some(found) => found,
-        None => {
-            let id = STORE.intern(frames, complete, hash)?;
-            (id, STORE.header_of(id))
-        }
+    let id = match guess_after_miss(state, frames, complete) {
+        Some(id) => id,
+        None => STORE.intern(frames, complete, hash.index)?,
     };
     state.last_missed.set(id);
-    *entry = crate::tls::CacheEntry {
-        hash,
-        id,
-        epoch,
-        header,
-    };
+    *entry = crate::tls::CacheEntry { hash, id, epoch };
     Some(id)
 }
 
@@ -591,24 +629,24 @@ pub(crate) fn intern(
 /// traceback gets; only ids below the store's count are tried, so a slot
 /// left from before a `clear_traces` is never read as this epoch's.
 #[inline]
-fn guess_after_miss(
-    state: &ThreadState,
-    frames: &[usize],
-    complete: bool,
-) -> Option<(u32, *const AtomicUsize)> {
+fn guess_after_miss(state: &ThreadState, frames: &[usize], complete: bool) -> Option<u32> {
     let guess = state.last_missed.get().wrapping_add(1);
     if guess >= STORE.count_unlocked() {
         return None;
     }
     let header = STORE.header_of(guess);
     // SAFETY: a non-null header from `header_of`.
-    (!header.is_null() && unsafe { Store::matches_at(header, frames, complete) })
-        .then_some((guess, header))
+    (!header.is_null() && unsafe { Store::matches_at(header, frames, complete) }).then_some(guess)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store's hash of a traceback.
+    fn index_hash(frames: &[usize], complete: bool) -> u64 {
+        hash_frames(frames, complete).index
+    }
 
     #[test]
     fn chunk_of_covers_every_index_once() {
@@ -629,14 +667,12 @@ mod tests {
         let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
         let a = [1usize, 2, 3];
         let b = [1usize, 2, 4];
-        let ha = hash_frames(&a, true);
+        let ha = index_hash(&a, true);
         let id_a = store.intern_locked(&a, true, ha).unwrap();
         assert_eq!(store.intern_locked(&a, true, ha), Some(id_a));
-        let id_b = store
-            .intern_locked(&b, true, hash_frames(&b, true))
-            .unwrap();
+        let id_b = store.intern_locked(&b, true, index_hash(&b, true)).unwrap();
         let id_a_partial = store
-            .intern_locked(&a, false, hash_frames(&a, false))
+            .intern_locked(&a, false, index_hash(&a, false))
             .unwrap();
         assert_ne!(id_a, id_b);
         assert_ne!(id_a, id_a_partial);
@@ -654,6 +690,41 @@ mod tests {
     }
 
     #[test]
+    fn tracebacks_one_frame_apart_never_share_a_hash() {
+        // What lets the per-thread cache trust its two hashes: a step is a
+        // bijection of each hash for a given frame, so changing one frame
+        // (anywhere, to anything) changes both hashes. Frames here look
+        // like return addresses of one executable.
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..2_000 {
+            let len = (next() % 24 + 1) as usize;
+            let frames: Vec<usize> = (0..len)
+                .map(|_| 0x5555_5555_0000 + (next() % 0x40_0000) as usize)
+                .collect();
+            let original = hash_frames(&frames, true);
+            let mut changed = frames.clone();
+            let at = (next() % len as u64) as usize;
+            changed[at] ^= 1 << (next() % 24);
+            let other = hash_frames(&changed, true);
+            assert_ne!(original.index, other.index, "{frames:x?} at {at}");
+            assert_ne!(original.check, other.check, "{frames:x?} at {at}");
+            // Completeness and length are part of both hashes.
+            let partial = hash_frames(&frames, false);
+            assert_ne!(original.index, partial.index);
+            assert_ne!(original.check, partial.check);
+            let shorter = hash_frames(&frames[..len - 1], true);
+            assert_ne!(original.index, shorter.index);
+            assert_ne!(original.check, shorter.check);
+        }
+    }
+
+    #[test]
     fn many_tracebacks_span_several_chunks() {
         let store = Store::new();
         let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
@@ -662,7 +733,7 @@ mod tests {
             let frames = [i, i * 7, i * 13, 99];
             ids.push(
                 store
-                    .intern_locked(&frames, true, hash_frames(&frames, true))
+                    .intern_locked(&frames, true, index_hash(&frames, true))
                     .unwrap(),
             );
         }
@@ -679,7 +750,7 @@ mod tests {
         let store = Store::new();
         let _guard = crate::tls::Guard::enter(crate::tls::GUARD_UNTRACED);
         let frames_of = |i: usize| [i + 1, i * 31, 7];
-        let hash_of = |i: usize| hash_frames(&frames_of(i), true);
+        let hash_of = |i: usize| index_hash(&frames_of(i), true);
         assert_eq!(store.lookup(&frames_of(0), true, hash_of(0)), None);
         // 5,000 tracebacks replace the first index (64 slots) eight times.
         let ids: Vec<u32> = (0..5_000)
@@ -697,7 +768,7 @@ mod tests {
             );
             // The same frames with the other completeness are another
             // traceback, not stored.
-            let partial = hash_frames(&frames_of(i), false);
+            let partial = index_hash(&frames_of(i), false);
             assert_eq!(store.lookup(&frames_of(i), false, partial), None);
         }
         assert_eq!(store.lookup(&frames_of(5_000), true, hash_of(5_000)), None);
@@ -738,7 +809,7 @@ mod tests {
             for k in 0..n {
                 let i = if reverse { n - 1 - k } else { k };
                 let frames = frames_of(i);
-                let hash = hash_frames(&frames, true);
+                let hash = index_hash(&frames, true);
                 ids[i] = store.intern(&frames, true, hash).unwrap();
             }
             ids

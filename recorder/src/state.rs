@@ -239,7 +239,7 @@ fn capture(state: &ThreadState, epoch: Epoch, config: u64) -> Option<u32> {
         )
     } else {
         let (n, complete, hash) = unwind::capture_fp(state, buffer);
-        (n, complete, crate::stacks::hash_finish(hash, n, complete))
+        (n, complete, hash.finish(n, complete))
     };
     crate::stacks::intern(state, &buffer[..n], complete, hash, epoch)
 }

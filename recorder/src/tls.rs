@@ -40,15 +40,14 @@ pub(crate) const GUARD_HOOK: u8 = 4;
 /// Entries of the per-thread traceback cache (a power of two).
 pub(crate) const CACHE_SIZE: usize = 1024;
 
-/// One entry of the per-thread cache: a traceback hash, the id it was
-/// interned as, the tracing epoch the id belongs to, and where the store
-/// keeps the traceback (null in an unused entry).
+/// One entry of the per-thread cache: a traceback's hashes, the id it was
+/// interned as, and the tracing epoch the id belongs to (0 in an unused
+/// entry).
 #[derive(Clone, Copy)]
 pub(crate) struct CacheEntry {
-    pub(crate) hash: u64,
+    pub(crate) hash: crate::stacks::Hashes,
     pub(crate) id: u32,
     pub(crate) epoch: Epoch,
-    pub(crate) header: *const std::sync::atomic::AtomicUsize,
 }
 
 /// The per-thread state. Only its own thread touches it.
@@ -125,10 +124,9 @@ impl ThreadState {
             frames: UnsafeCell::new([0; MAX_RAW]),
             cache: UnsafeCell::new(
                 [CacheEntry {
-                    hash: 0,
+                    hash: crate::stacks::Hashes { index: 0, check: 0 },
                     id: 0,
                     epoch: 0,
-                    header: std::ptr::null(),
                 }; CACHE_SIZE],
             ),
         }

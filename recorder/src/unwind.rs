@@ -4,6 +4,7 @@
 
 use std::ffi::c_void;
 
+use crate::stacks::Hasher;
 use crate::tls::ThreadState;
 
 /// Which unwinder captures tracebacks.
@@ -97,7 +98,7 @@ fn query_stack_bounds() -> Option<(usize, usize)> {
 
 /// Walks the frame-pointer chain starting at the frame record `fp`, storing
 /// return addresses into `out` and hashing them on the way (see
-/// [`hash_step`](crate::stacks::hash_step)). Returns how many were stored,
+/// [`Hasher::step`]). Returns how many were stored,
 /// whether the walk ended by itself (rather than by filling `out`), and
 /// the unfinished hash.
 ///
@@ -117,11 +118,10 @@ pub(crate) unsafe fn walk_frame_pointers(
     mut fp: usize,
     hi: usize,
     out: &mut [usize],
-) -> (usize, bool, u64) {
-    use crate::stacks::{HASH_SEED, hash_step};
+) -> (usize, bool, Hasher) {
     const WORD: usize = size_of::<usize>();
     let limit = hi.saturating_sub(2 * WORD);
-    let mut hash = HASH_SEED;
+    let mut hash = Hasher::SEED;
     if out.is_empty() {
         // No room for even one frame: the walk did not end by itself.
         return (0, false, hash);
@@ -143,7 +143,7 @@ pub(crate) unsafe fn walk_frame_pointers(
         // SAFETY: `n < out.len()`: checked on entry and before every step.
         unsafe { *out.get_unchecked_mut(n) = ret };
         n += 1;
-        hash = hash_step(hash, ret);
+        hash = hash.step(ret);
         if next <= fp || next > limit || !next.is_multiple_of(WORD) {
             return (n, true, hash);
         }
@@ -157,12 +157,12 @@ pub(crate) unsafe fn walk_frame_pointers(
 /// Captures the caller's return addresses by walking frame pointers; the
 /// third value is the unfinished hash of what was captured.
 #[inline(always)]
-pub(crate) fn capture_fp(state: &ThreadState, out: &mut [usize]) -> (usize, bool, u64) {
+pub(crate) fn capture_fp(state: &ThreadState, out: &mut [usize]) -> (usize, bool, Hasher) {
     let (lo, hi) = stack_bounds(state);
     let fp = frame_pointer();
     if fp < lo || fp >= hi {
         // A signal handler on an alternate stack, or unknown bounds.
-        return (0, true, crate::stacks::HASH_SEED);
+        return (0, true, Hasher::SEED);
     }
     // SAFETY: `fp` is this function's frame (inlined into the capture site)
     // inside the current thread's stack, and everything from it to the top
@@ -327,10 +327,9 @@ mod tests {
         assert_eq!(&out[..n], &[0x1111, 0x2222, 0x3333]);
         assert!(complete);
         // The hash built during the walk is the one of the frames stored.
-        use crate::stacks::{hash_finish, hash_frames};
         assert_eq!(
-            hash_finish(hash, n, complete),
-            hash_frames(&out[..n], complete)
+            hash.finish(n, complete),
+            crate::stacks::hash_frames(&out[..n], complete)
         );
 
         // A record outside the bounds is not read at all.
