@@ -315,14 +315,20 @@ pub struct MemoryUsage {
     /// The per-thread tables, which hold every other live block: in a
     /// block array, 16 to 23 bytes per block with a trailer (an address and
     /// a record per slot, between 5/7 and all in use while the array
-    /// grows; after many frees it keeps its size until `clear_traces`), or
+    /// grows; after many frees it keeps its size, unless it has 32,768
+    /// slots or more and fewer than one in 8 have held a block over as
+    /// many of the thread's frees as it has slots: those blocks then move
+    /// to the hash table and the array starts again small), or
     /// in a hash table, 20 to 29 bytes per block (16-byte slots, between
     /// 5/9 and 4/5 in use); at least 12 KiB per thread that allocated
     /// while tracing.
     pub thread_tables: u64,
     /// The 8-byte trailers of the blocks that have one (with
     /// `TracingAllocator::system()` on glibc, in exact mode): 8 bytes per
-    /// such block. glibc rounds chunks to 16 bytes, so a trailer costs 16
+    /// such block listed in a block array. (A block that moved to a hash
+    /// table, from an array that emptied, or to the shared table, when its
+    /// thread exited, keeps its trailer but is not counted here.) glibc
+    /// rounds chunks to 16 bytes, so a trailer costs 16
     /// bytes for half of the sizes and nothing for the others.
     pub block_trailers: u64,
     /// The interned tracebacks (each distinct raw traceback stored once)

@@ -481,7 +481,7 @@ fn insert_slow(
                 }
                 Fast::Frozen => t.wait_unfrozen(),
                 Fast::Full => {
-                    if !t.grow() {
+                    if !t.rebuild() {
                         // Out of memory for a larger table: the shared
                         // table may still take the block.
                         break;

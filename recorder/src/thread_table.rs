@@ -42,7 +42,11 @@
 //! bytes C code wrote after a `malloc_usable_size`). So the array grows by
 //! copying every slot to the same index of a larger one, and remote holes
 //! join the free list when the owner runs out of slots, both holding the
-//! registry lock; it shrinks only when it is cleared.
+//! registry lock. It shrinks when it is cleared, and when a large array
+//! has stayed nearly empty over many of its owner's frees: its last
+//! blocks move to the hash table, where their frees find them once the
+//! slots their trailers name no longer hold them
+//! ([`ThreadTable::shrink_array`]).
 //!
 //! Tables are used in exact mode only (a block's accounted amount is its
 //! size); sampled blocks are rare and go to the shared table.
@@ -83,6 +87,45 @@ const REBUILT_LOAD_DEN: usize = 9;
 
 /// Slots of a new (or cleared) block array.
 const MIN_ARR: usize = 512;
+/// A block array of at least this many slots (512 KiB) in which fewer than
+/// one slot in [`SHRINK_RATIO`] held a block over as many of its owner's
+/// frees as it has slots gives its blocks to the hash table and starts
+/// again at [`MIN_ARR`] (see [`sparse_free`] and
+/// [`ThreadTable::shrink_array`]).
+const SHRINK_MIN_ARR: usize = 1 << 15;
+/// The same for a hash table of at least this many slots (64 KiB), which
+/// is rebuilt for its blocks (see [`ThreadTable::take`]).
+const SHRINK_MIN_SLOTS: usize = 1 << 12;
+const SHRINK_RATIO: usize = 8;
+/// The owner's block count below which a table (or array) of `capacity`
+/// slots is sparse: fewer blocks than one slot in [`SHRINK_RATIO`], for a
+/// table of at least `min` slots; 0 (never) for a smaller one.
+fn sparse_below(capacity: usize, min: usize) -> usize {
+    if capacity >= min {
+        capacity / SHRINK_RATIO
+    } else {
+        0
+    }
+}
+
+/// Counts an owner's free that left its table (or array) of `capacity`
+/// slots sparse (see [`sparse_below`]) in `streak`, the frees since it
+/// last rose to the threshold; whether the table has been sparse long
+/// enough to shrink: over as many frees as it has slots. A program that
+/// builds and drops a large structure again and again refills the table
+/// before that, and keeps it, instead of shrinking it at each drop and
+/// growing it again at each build on fresh pages (which cost 5 % to 12 %
+/// of the benchmark's run). The block counts are the owner's, which
+/// include the blocks other threads took out until the owner rebuilds:
+/// the test costs one comparison per allocation and free, and errs on
+/// keeping the table.
+#[cold]
+#[inline(never)]
+fn sparse_free(streak: &mut usize, capacity: usize) -> bool {
+    *streak += 1;
+    *streak >= capacity
+}
+
 /// A block array slot taken by another thread: a hole outside the free
 /// list, reclaimed when the array is rebuilt. Holes are odd, addresses are
 /// not.
@@ -186,6 +229,12 @@ struct Private {
     /// Blocks the owner added to the array minus the ones it took out
     /// itself; the array holds `arr_owned - arr_remote_taken` blocks.
     arr_owned: usize,
+    /// The hash table's [`sparse_below`] and sparse streak (see
+    /// [`sparse_free`]), and the same for the block array.
+    sparse_below: usize,
+    sparse_frees: usize,
+    arr_sparse_below: usize,
+    arr_sparse_frees: usize,
 }
 
 /// A thread's table.
@@ -313,7 +362,7 @@ pub(crate) enum Fast<T> {
     Done(T),
     /// A freezer holds the table: wait, then try again.
     Frozen,
-    /// Too full: rebuild (`grow`), then try again.
+    /// Too full: rebuild (`rebuild`), then try again.
     Full,
 }
 
@@ -349,6 +398,10 @@ impl ThreadTable {
                 owned: 0,
                 arr_free: 0,
                 arr_owned: 0,
+                sparse_below: 0,
+                sparse_frees: 0,
+                arr_sparse_below: 0,
+                arr_sparse_frees: 0,
             }),
         });
         let table: &'static ThreadTable = Box::leak(table);
@@ -480,6 +533,10 @@ impl ThreadTable {
             .store(pack(size, traceback), Ordering::Relaxed);
         slots[i].key.store(addr, Ordering::Release);
         private.owned += 1;
+        if private.owned == private.sparse_below {
+            // Back at the threshold: a sparse streak starts again.
+            private.sparse_frees = 0;
+        }
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_add(size as u64), Ordering::Relaxed);
@@ -532,10 +589,19 @@ impl ThreadTable {
             slots[i].key.store(TOMBSTONE, Ordering::Release);
         }
         private.owned -= 1;
+        // A large table whose blocks went but for a few is rebuilt for
+        // those: without it, a burst of allocations freed but for a few
+        // would keep the table's size until `clear_traces`.
+        let shrink = private.owned < private.sparse_below
+            && sparse_free(&mut private.sparse_frees, capacity);
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_sub(entry.size as u64), Ordering::Relaxed);
         self.leave();
+        if shrink {
+            // Out of memory for the smaller table: this one stays.
+            self.rebuild();
+        }
         Fast::Done(Some(entry))
     }
 
@@ -602,6 +668,9 @@ impl ThreadTable {
             (*arr.add(slot)).store(addr, Ordering::Release);
         }
         private.arr_owned += 1;
+        if private.arr_owned == private.arr_sparse_below {
+            private.arr_sparse_frees = 0;
+        }
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_add(size as u64), Ordering::Relaxed);
@@ -637,10 +706,17 @@ impl ThreadTable {
         unsafe { &*arr.add(slot) }.store(free_hole(private.arr_free), Ordering::Release);
         private.arr_free = slot + 1;
         private.arr_owned -= 1;
+        // As in `take`.
+        let shrink = private.arr_owned < private.arr_sparse_below
+            && sparse_free(&mut private.arr_sparse_frees, capacity);
         let current = self.current.load(Ordering::Relaxed);
         self.current
             .store(current.wrapping_sub(entry.size as u64), Ordering::Relaxed);
         self.leave();
+        if shrink {
+            // Out of memory for the hash table: the array stays as it is.
+            self.shrink_array();
+        }
         Fast::Done(Some(entry))
     }
 
@@ -653,7 +729,8 @@ impl ThreadTable {
     /// Without holes, the blocks fill 5/7 to all of the array, so a block
     /// costs 16 to 22.4 bytes of array (an 8-byte key and an 8-byte record)
     /// besides its trailer. After many frees the array keeps its size
-    /// (its holes are reused) until `clear_traces` or `stop`.
+    /// (its holes are reused) until `clear_traces` or `stop`, unless it is
+    /// large and stays nearly empty (see [`ThreadTable::shrink_array`]).
     #[cold]
     pub(crate) fn make_room(&self) -> bool {
         // The registry lock keeps out other threads' searches and
@@ -685,6 +762,8 @@ impl ThreadTable {
             }
             let old = self.arr.swap(fresh, Ordering::Release);
             self.arr_cap.store(capacity, Ordering::Release);
+            private.arr_sparse_below = sparse_below(capacity, SHRINK_MIN_ARR);
+            private.arr_sparse_frees = 0;
             // SAFETY: replaced above; other threads read the array only
             // under the registry lock (held until the end) or while frozen.
             unsafe { free_arr(old, old_capacity) };
@@ -705,45 +784,139 @@ impl ThreadTable {
     }
 
     /// Rebuilds the table (owner only, not entered) with room for its
-    /// blocks and without tombstones; `false` if memory ran out.
+    /// blocks and without tombstones: larger when it is full, smaller when
+    /// most of its blocks went (see [`ThreadTable::take`]). `false` if
+    /// memory ran out.
     #[cold]
-    pub(crate) fn grow(&self) -> bool {
+    #[inline(never)]
+    pub(crate) fn rebuild(&self) -> bool {
         // The registry lock keeps out other threads' searches and
         // freezers, the only others that read the slots.
         let registry = REGISTRY.lock();
         // SAFETY: the owner, holding the registry lock.
         let private = unsafe { &mut *self.private.get() };
+        // As in `shrink_array`: a shrink that ran out of memory is tried
+        // again only after as many sparse frees.
+        private.sparse_frees = 0;
+        let Some((old, old_capacity)) = self.rehash(private, std::iter::empty(), 0) else {
+            return false;
+        };
+        drop(registry);
+        // SAFETY: replaced by `rehash`; other threads read slots only under
+        // the registry lock (released after the replacement) or while
+        // frozen.
+        unsafe { free_array(old, old_capacity) };
+        true
+    }
+
+    /// Replaces the slot array by one sized for its blocks and the `extra`
+    /// blocks of `more` (address and packed record), without tombstones.
+    /// Returns the old array and its capacity, for the caller to free
+    /// once it released the registry lock; `None` if memory ran out
+    /// (nothing changed). The caller is the owner, not entered, holding
+    /// the registry lock.
+    fn rehash(
+        &self,
+        private: &mut Private,
+        more: impl Iterator<Item = (usize, u64)>,
+        extra: usize,
+    ) -> Option<(*mut Slot, usize)> {
         let live = private.owned - self.remote_taken.load(Ordering::Relaxed);
         let (old, old_capacity) = self.slots();
-        let capacity = (live * REBUILT_LOAD_DEN / REBUILT_LOAD_NUM + 1).max(MIN_CAPACITY);
+        let capacity = ((live + extra) * REBUILT_LOAD_DEN / REBUILT_LOAD_NUM + 1).max(MIN_CAPACITY);
         let fresh = alloc_slots(capacity);
         if fresh.is_null() {
-            return false;
+            return None;
         }
         // SAFETY: just allocated with `capacity` slots, not shared yet.
         let new = unsafe { std::slice::from_raw_parts(fresh, capacity) };
-        for slot in old {
+        let mut blocks = 0;
+        let kept = old.iter().filter_map(|slot| {
             let key = slot.key.load(Ordering::Relaxed);
-            if key > TOMBSTONE {
-                let mut i = home(key, capacity);
-                while new[i].key.load(Ordering::Relaxed) != EMPTY {
-                    i = next(i, capacity);
-                }
-                new[i]
-                    .meta
-                    .store(slot.meta.load(Ordering::Relaxed), Ordering::Relaxed);
-                new[i].key.store(key, Ordering::Relaxed);
+            (key > TOMBSTONE).then(|| (key, slot.meta.load(Ordering::Relaxed)))
+        });
+        for (key, meta) in kept.chain(more) {
+            // At most 5/9 of the slots fill, so the probe ends.
+            let mut i = home(key, capacity);
+            while new[i].key.load(Ordering::Relaxed) != EMPTY {
+                i = next(i, capacity);
             }
+            new[i].meta.store(meta, Ordering::Relaxed);
+            new[i].key.store(key, Ordering::Relaxed);
+            blocks += 1;
         }
+        debug_assert_eq!(blocks, live + extra);
         let old_ptr = self.slots.swap(fresh, Ordering::Release);
         self.capacity.store(capacity, Ordering::Release);
-        private.used = live;
-        private.owned = live;
+        private.used = blocks;
+        private.owned = blocks;
+        private.sparse_below = sparse_below(capacity, SHRINK_MIN_SLOTS);
+        private.sparse_frees = 0;
         self.remote_taken.store(0, Ordering::Relaxed);
+        Some((old_ptr, old_capacity))
+    }
+
+    /// Gives the block array's blocks to the hash table and replaces the
+    /// array by an empty one of [`MIN_ARR`] slots (owner only, not
+    /// entered), once fewer than one slot in [`SHRINK_RATIO`] of a large
+    /// array has held a block for a long while ([`sparse_free`]):
+    /// the array never moves a block to another slot,
+    /// so without this a burst of allocations that the program then frees
+    /// but for a few would keep the whole array until `clear_traces`.
+    ///
+    /// The blocks keep their trailers, which now name slots that do not
+    /// hold them, as after `clear_traces`: their owner's free finds the
+    /// slot empty or another block's and looks in its hash table next
+    /// (`state::remove_trailed`), and another thread's free searches the
+    /// hash tables after the arrays (`take_remote`). The cost, once per
+    /// array that emptied, is a pass over the array, paid for by the frees
+    /// that emptied it. `false` if memory ran out (nothing changed).
+    #[cold]
+    #[inline(never)]
+    fn shrink_array(&self) -> bool {
+        // As in `make_room`: other threads read the array only under this
+        // lock or while frozen.
+        let registry = REGISTRY.lock();
+        // SAFETY: the owner, holding the registry lock.
+        let private = unsafe { &mut *self.private.get() };
+        let capacity = self.arr_cap.load(Ordering::Relaxed);
+        let blocks = private.arr_owned - self.arr_remote_taken.load(Ordering::Relaxed);
+        // Whatever happens, the next shrink needs as many sparse frees
+        // again (after running out of memory, not one attempt per free).
+        private.arr_sparse_frees = 0;
+        if capacity < SHRINK_MIN_ARR || blocks * SHRINK_RATIO >= capacity {
+            return true;
+        }
+        let fresh = alloc_arr(MIN_ARR);
+        if fresh.is_null() {
+            return false;
+        }
+        let (keys, records) = self.arr_slots();
+        let arrayed = keys.iter().zip(records).filter_map(|(k, r)| {
+            let k = k.load(Ordering::Relaxed);
+            is_block(k).then(|| (k, r.load(Ordering::Relaxed)))
+        });
+        let Some((old_slots, old_capacity)) = self.rehash(private, arrayed, blocks) else {
+            drop(registry);
+            // SAFETY: just allocated, never shared.
+            unsafe { free_arr(fresh, MIN_ARR) };
+            return false;
+        };
+        let old_arr = self.arr.swap(fresh, Ordering::Release);
+        self.arr_cap.store(MIN_ARR, Ordering::Release);
+        self.arr_len.store(0, Ordering::Release);
+        self.arr_remote_taken.store(0, Ordering::Relaxed);
+        private.arr_free = 0;
+        private.arr_owned = 0;
+        private.arr_sparse_below = 0;
         drop(registry);
-        // SAFETY: replaced above; other threads read slots only under the
-        // registry lock (released after the replacement) or while frozen.
-        unsafe { free_array(old_ptr, old_capacity) };
+        // SAFETY: both replaced above; other threads read them only under
+        // the registry lock, released after the replacement, or while
+        // frozen.
+        unsafe {
+            free_array(old_slots, old_capacity);
+            free_arr(old_arr, capacity);
+        }
         true
     }
 
@@ -1140,6 +1313,11 @@ impl Frozen {
             private.owned = 0;
             private.arr_free = 0;
             private.arr_owned = 0;
+            private.sparse_below = sparse_below(t.slots().1, SHRINK_MIN_SLOTS);
+            private.sparse_frees = 0;
+            private.arr_sparse_below =
+                sparse_below(t.arr_cap.load(Ordering::Relaxed), SHRINK_MIN_ARR);
+            private.arr_sparse_frees = 0;
         }
     }
 }
@@ -1163,7 +1341,7 @@ mod tests {
                     assert!(added, "the epoch did not change");
                     return;
                 }
-                Fast::Full => assert!(t.grow(), "memory for a larger table"),
+                Fast::Full => assert!(t.rebuild(), "memory for a larger table"),
                 Fast::Frozen => t.wait_unfrozen(),
             }
         }
@@ -1288,6 +1466,91 @@ mod tests {
         for (a, slot) in live {
             assert!(take_block(t, a, slot).is_some(), "{a:#x} at {slot}");
         }
+        assert_eq!(t.blocks().count(), 0);
+        t.retire();
+    }
+
+    #[test]
+    fn a_large_array_that_empties_gives_its_last_blocks_to_the_hash_table() {
+        let epoch = crate::state::EPOCH.load(Ordering::Relaxed);
+        let t = ThreadTable::create().unwrap();
+        let addr = |i: usize| 0x40_0000 + i * 64;
+        let size = |i: usize| i % 100 + 1;
+        const N: usize = 50_000;
+        let slots: Vec<u32> = (0..N)
+            .map(|i| add_block(t, addr(i), size(i), epoch))
+            .collect();
+        let capacity = t.arr_cap.load(Ordering::Relaxed);
+        assert!(capacity >= SHRINK_MIN_ARR, "{capacity}");
+        // Every block but one in 100 is freed, one in 20 of them by another
+        // thread (no table skipped). (The owner's count of its blocks
+        // includes those until it rebuilds: with many more of them the
+        // array would not count as sparse.)
+        let kept: Vec<usize> = (0..N).step_by(100).collect();
+        for i in (0..N).filter(|i| i % 100 != 0) {
+            let entry = if i % 20 == 1 {
+                take_remote(addr(i), std::ptr::null(), Some(slots[i]))
+            } else {
+                take_block(t, addr(i), slots[i])
+            };
+            assert_eq!(entry.map(|e| e.size), Some(size(i)), "block {i}");
+        }
+        // Sparse for a few thousand frees only: the array keeps its size.
+        assert_eq!(t.arr_cap.load(Ordering::Relaxed), capacity);
+        // The thread goes on with temporaries for a while, then allocates
+        // enough blocks to bring the array back to the threshold: the
+        // sparse streak starts again.
+        let temporary = |a: usize| {
+            let slot = add_block(t, a, 8, epoch);
+            assert_eq!(take_block(t, a, slot).map(|e| e.size), Some(8));
+        };
+        for i in 0..capacity / 2 {
+            temporary(0x8000_0000 + (i % 1000) * 64);
+        }
+        let refill: Vec<(usize, u32)> = (0..capacity / SHRINK_RATIO)
+            .map(|i| {
+                let a = 0x9000_0000 + i * 64;
+                (a, add_block(t, a, 4, epoch))
+            })
+            .collect();
+        for &(a, slot) in &refill {
+            assert_eq!(take_block(t, a, slot).map(|e| e.size), Some(4));
+        }
+        assert_eq!(t.arr_cap.load(Ordering::Relaxed), capacity);
+        // Once the array has been sparse over as many of its owner's frees
+        // as it has slots, it starts again small and its blocks go to the
+        // hash table.
+        let mut churn = 0;
+        while t.arr_cap.load(Ordering::Relaxed) != MIN_ARR {
+            temporary(0x8000_0000 + (churn % 1000) * 64);
+            churn += 1;
+            assert!(churn <= capacity, "no shrink after {churn} frees");
+        }
+        // The streak restarted at the refill: the frees before it do not
+        // count (without the restart, about 3/8 of the slots would do).
+        assert!(churn > capacity * 3 / 4, "shrank after {churn} frees");
+        assert_eq!(t.arr_len.load(Ordering::Relaxed), 0);
+        let capacity = t.capacity.load(Ordering::Relaxed);
+        // The hash table took the array's last blocks, sized for them.
+        assert!(capacity <= kept.len() * 2, "{capacity} hash slots");
+        let mut listed: Vec<(usize, usize)> = t.blocks().map(|(a, e)| (a, e.size)).collect();
+        listed.sort_unstable();
+        let expected: Vec<(usize, usize)> = kept.iter().map(|&i| (addr(i), size(i))).collect();
+        assert_eq!(listed, expected);
+        // A new block takes slot 0 again, the slot block 0's trailer names.
+        assert_eq!(add_block(t, 0x9000_0000, 5, epoch), 0);
+        for (j, &i) in kept.iter().enumerate() {
+            // Not at the slot its trailer names any more ...
+            assert!(take_block(t, addr(i), slots[i]).is_none(), "block {i}");
+            // ... but in the hash table, for its owner and for others.
+            let entry = if j % 2 == 0 {
+                take(t, addr(i))
+            } else {
+                take_remote(addr(i), std::ptr::null(), Some(slots[i]))
+            };
+            assert_eq!(entry.map(|e| e.size), Some(size(i)), "block {i}");
+        }
+        assert_eq!(take_block(t, 0x9000_0000, 0).map(|e| e.size), Some(5));
         assert_eq!(t.blocks().count(), 0);
         t.retire();
     }

@@ -40,7 +40,8 @@
 //! in 2^32 frees. A trailer is trusted only if, besides, the slot it names
 //! holds this address in a block array (the array's key is the address),
 //! so a stale trailer (the block's trace cleared by `clear_traces`, moved
-//! to the shared table at its thread's exit, or taken out by `untrack`; or
+//! to the shared table at its thread's exit or to its thread's hash table
+//! when its array emptied, or taken out by `untrack`; or
 //! left in memory by an earlier block at the same address) only sends its
 //! free to the slow lookup, which is what a mismatch does too.
 //!

@@ -50,6 +50,12 @@ fn main() {
             "one_frame_points_at_the_line_either_way",
             one_frame_points_at_the_line_either_way,
         ),
+        // Last: the memory it frees would let glibc serve from its heap
+        // the blocks `sizes_at_the_edges` expects it to map.
+        (
+            "an_emptied_array_shrinks_and_stays_exact",
+            an_emptied_array_shrinks_and_stays_exact,
+        ),
     ]);
 }
 
@@ -191,23 +197,24 @@ fn arrays_reuse_slots_and_stay_exact() {
     let mut blocks: Vec<Option<Box<[u8; 32]>>> =
         (0..100_000).map(|_| Some(Box::new([7u8; 32]))).collect();
     let vec_bytes = (100_000 * size_of::<Option<Box<[u8; 32]>>>()) as u64;
-    // Free 95 % of them, every block whose index is not a multiple of 20.
+    // Free 80 % of them, every block whose index is not a multiple of 5
+    // (an array shrinks only below one block in 8 slots).
     for (i, b) in blocks.iter_mut().enumerate() {
-        if i % 20 != 0 {
+        if i % 5 != 0 {
             *b = None;
         }
     }
-    assert_eq!(tracemalloc::get_traced_memory().0, 32 * 5000 + vec_bytes);
+    assert_eq!(tracemalloc::get_traced_memory().0, 32 * 20_000 + vec_bytes);
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_consistent(&snapshot);
     let usage = tracemalloc::get_tracemalloc_memory_usage();
     if GLIBC {
         // The vector of 800 KB is above 128 KiB: no trailer.
-        assert_eq!(usage.block_trailers, 8 * 5000, "{usage:?}");
+        assert_eq!(usage.block_trailers, 8 * 20_000, "{usage:?}");
     }
     // New blocks take the freed slots: the arrays do not grow.
     for (i, b) in blocks.iter_mut().enumerate() {
-        if i % 20 != 0 {
+        if i % 5 != 0 {
             *b = Some(Box::new([8u8; 32]));
         }
     }
@@ -215,12 +222,91 @@ fn arrays_reuse_slots_and_stay_exact() {
     assert_eq!(refilled.thread_tables, usage.thread_tables, "{refilled:?}");
     assert_eq!(tracemalloc::get_traced_memory().0, 32 * 100_000 + vec_bytes);
     for (i, b) in blocks.iter().enumerate() {
-        let expected = if i % 20 == 0 { 7 } else { 8 };
+        let expected = if i % 5 == 0 { 7 } else { 8 };
         assert!(
             b.as_ref().unwrap().iter().all(|&x| x == expected),
             "block {i}"
         );
     }
+    drop(blocks);
+    assert_eq!(tracemalloc::get_traced_memory().0, 0);
+    tracemalloc::stop();
+}
+
+/// A burst of blocks freed but for one in 100, then temporaries: the
+/// block array gives its memory back (its last blocks move to the hash
+/// table), and every block that stayed is still traced and found at its
+/// free (by its owner, by another thread, and by a realloc), whatever
+/// slot its trailer names.
+fn an_emptied_array_shrinks_and_stays_exact() {
+    common::start_with_trailers(4);
+    let line = line!() + 1;
+    let make = |i: usize| Some(vec![(i % 251) as u8; 32]);
+    let mut blocks: Vec<Option<Vec<u8>>> = (0..100_000).map(make).collect();
+    let vec_bytes = (100_000 * size_of::<Option<Vec<u8>>>()) as u64;
+    assert_eq!(tracemalloc::get_traced_memory().0, 32 * 100_000 + vec_bytes);
+    let full = tracemalloc::get_tracemalloc_memory_usage();
+    for (i, b) in blocks.iter_mut().enumerate() {
+        if i % 100 != 0 {
+            *b = None;
+        }
+    }
+    assert_eq!(tracemalloc::get_traced_memory().0, 32 * 1000 + vec_bytes);
+    // The program goes on with temporaries (no table shrinks before it
+    // has been sparse over as many frees as it has slots).
+    for i in 0..400_000u32 {
+        black_box(Box::new(i));
+    }
+    assert_eq!(tracemalloc::get_traced_memory().0, 32 * 1000 + vec_bytes);
+    let emptied = tracemalloc::get_tracemalloc_memory_usage();
+    // 100,000 blocks took at least 1.6 MB of array (or 2 MB of hash
+    // table); 1,000 take a few tens of KiB once the tables shrank.
+    assert!(
+        full.thread_tables > 1_500_000 && emptied.thread_tables < 200_000,
+        "{full:?} then {emptied:?}"
+    );
+    let snapshot = tracemalloc::take_snapshot().unwrap();
+    assert_consistent(&snapshot);
+    assert_eq!(at_line(&snapshot, FILE, line), (32 * 1000, 1000));
+
+    // New blocks while the moved ones live: the array starts again at
+    // slot 0, which some moved blocks' trailers name.
+    let fresh: Vec<Vec<u8>> = (0..2000).map(|i| vec![i as u8; 48]).collect();
+    let fresh_bytes = 48 * 2000 + (2000 * size_of::<Vec<u8>>()) as u64;
+    assert_eq!(
+        tracemalloc::get_traced_memory().0,
+        32 * 1000 + fresh_bytes + vec_bytes
+    );
+    // A third of the kept blocks grow (a realloc), a third go to another
+    // thread that frees them, and the owner frees the others.
+    let mut kept: Vec<Vec<u8>> = blocks.iter_mut().filter_map(Option::take).collect();
+    for (j, b) in kept.iter().enumerate() {
+        assert!(b.iter().all(|&x| x == ((j * 100) % 251) as u8), "block {j}");
+    }
+    for b in kept.iter_mut().step_by(3) {
+        b.reserve_exact(1000);
+    }
+    let grown = kept
+        .iter()
+        .step_by(3)
+        .map(|b| b.capacity() as u64)
+        .sum::<u64>();
+    let kept_bytes = kept.capacity() as u64 * size_of::<Vec<u8>>() as u64;
+    assert_eq!(
+        tracemalloc::get_traced_memory().0,
+        grown + 32 * (1000 - 334) + fresh_bytes + vec_bytes + kept_bytes
+    );
+    let mut others = Vec::new();
+    for (j, b) in kept.drain(..).enumerate() {
+        if j % 3 == 1 {
+            others.push(b);
+        }
+        // The others are freed here, by their owner.
+    }
+    std::thread::spawn(move || drop(others)).join().unwrap();
+    drop(fresh);
+    drop(kept);
+    assert_eq!(tracemalloc::get_traced_memory().0, vec_bytes);
     drop(blocks);
     assert_eq!(tracemalloc::get_traced_memory().0, 0);
     tracemalloc::stop();
