@@ -1393,6 +1393,43 @@ mod tests {
         t.retire();
     }
 
+    #[test]
+    fn a_large_hash_table_that_stays_nearly_empty_shrinks() {
+        let epoch = crate::state::EPOCH.load(Ordering::Relaxed);
+        let t = ThreadTable::create().unwrap();
+        let addr = |i: usize| 0x20_0000 + i * 48;
+        const N: usize = 40_000;
+        for i in 0..N {
+            add(t, addr(i), i % 50 + 1, epoch);
+        }
+        let capacity = t.capacity.load(Ordering::Relaxed);
+        assert!(capacity >= SHRINK_MIN_SLOTS, "{capacity}");
+        for i in (0..N).filter(|i| i % 100 != 0) {
+            assert_eq!(take(t, addr(i)).map(|e| e.size), Some(i % 50 + 1));
+        }
+        // In a sparse table a removal mostly empties its slot instead of
+        // leaving a tombstone, so no rebuild for tombstones comes: the
+        // table shrinks once it has stayed sparse over as many frees as it
+        // has slots.
+        assert_eq!(t.capacity.load(Ordering::Relaxed), capacity);
+        let mut churn = 0;
+        while t.capacity.load(Ordering::Relaxed) == capacity {
+            let a = 0x9000_0000 + (churn % 1000) * 48;
+            add(t, a, 8, epoch);
+            assert_eq!(take(t, a).map(|e| e.size), Some(8));
+            churn += 1;
+            assert!(churn <= capacity, "no shrink after {churn} frees");
+        }
+        let kept: Vec<usize> = (0..N).step_by(100).collect();
+        let small = t.capacity.load(Ordering::Relaxed);
+        assert!(small <= kept.len() * 2, "{small} slots");
+        for &i in &kept {
+            assert_eq!(take(t, addr(i)).map(|e| e.size), Some(i % 50 + 1));
+        }
+        assert_eq!(t.blocks().count(), 0);
+        t.retire();
+    }
+
     /// Files a block in the block array, making room when it is full.
     fn add_block(t: &ThreadTable, addr: usize, size: usize, epoch: Epoch) -> u32 {
         loop {
