@@ -3,7 +3,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::Ordering;
 
-use crate::state::{self, EPOCH, Epoch, is_tracing_epoch};
+use crate::state::{self, EPOCH, EPOCH_ALIGNED_SAMPLES, Epoch, SAMPLE_ALIGN, is_tracing_epoch};
 use crate::tls::{self, GUARD_CALIBRATE, GUARD_COUNTED, GUARD_NONE, ThreadState};
 use crate::trailer;
 
@@ -84,9 +84,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) && self.trailers && trailer::gives_trailer(epoch, layout) {
-            // SAFETY: forwarded from the caller.
-            return unsafe { trailer::alloc(&self.inner, layout, epoch, false) };
+        if is_tracing_epoch(epoch) && self.trailers {
+            if trailer::gives_trailer(epoch, layout) {
+                // SAFETY: forwarded from the caller.
+                return unsafe { trailer::alloc(&self.inner, layout, epoch, false) };
+            }
+            if epoch & EPOCH_ALIGNED_SAMPLES != 0 {
+                // SAFETY: forwarded from the caller.
+                return unsafe { self.alloc_sampling(layout, epoch, false) };
+            }
         }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc(layout) };
@@ -97,9 +103,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) && self.trailers && trailer::gives_trailer(epoch, layout) {
-            // SAFETY: forwarded from the caller.
-            return unsafe { trailer::alloc(&self.inner, layout, epoch, true) };
+        if is_tracing_epoch(epoch) && self.trailers {
+            if trailer::gives_trailer(epoch, layout) {
+                // SAFETY: forwarded from the caller.
+                return unsafe { trailer::alloc(&self.inner, layout, epoch, true) };
+            }
+            if epoch & EPOCH_ALIGNED_SAMPLES != 0 {
+                // SAFETY: forwarded from the caller.
+                return unsafe { self.alloc_sampling(layout, epoch, true) };
+            }
         }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
@@ -110,7 +122,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let epoch = EPOCH.load(Ordering::Relaxed);
-        if is_tracing_epoch(epoch) {
+        if is_tracing_epoch(epoch)
+            && !(self.trailers
+                && state::surely_unsampled(epoch, ptr as usize)
+                && tls::with(|state| state.guard.get() == GUARD_NONE))
+        {
             // The free is recorded before the block goes back: once the
             // inner allocator has it, another thread may get the same
             // address and record it first.
@@ -169,13 +185,24 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
             // The old block's trace goes first, for the same reason as in
             // `dealloc`: a moving realloc frees the old address.
             let config = state::hot_config();
-            let old = tls::hook(state, || {
-                if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
-                    None
-                } else {
-                    state::remove_any(state, ptr as usize, slot, epoch)
-                }
-            });
+            let aligned_samples = self.trailers && epoch & EPOCH_ALIGNED_SAMPLES != 0;
+            let old = if aligned_samples && state::surely_unsampled(epoch, ptr as usize) {
+                None
+            } else {
+                tls::hook(state, || {
+                    if state::is_sampled(config) && !crate::table::may_be_traced(ptr as usize) {
+                        None
+                    } else {
+                        state::remove_any(state, ptr as usize, slot, epoch)
+                    }
+                })
+            };
+            if aligned_samples && crate::sampling::take_sample(state, new_size) {
+                // SAFETY: forwarded from the caller.
+                return unsafe {
+                    self.realloc_sampled(state, ptr, layout, new_size, old, epoch, config)
+                };
+            }
             // SAFETY: forwarded from the caller; `ask` is `new_size`, or 8
             // bytes more for a trailer (see the `unsafe impl`).
             let new = unsafe { self.inner.realloc(ptr, layout, ask) };
@@ -204,7 +231,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
                 tls::hook(state, || unsafe {
                     state::record_trailed(state, new, new_size, epoch)
                 });
-            } else {
+            } else if !aligned_samples {
                 state::on_alloc(state, new as usize, new_size, epoch);
             }
             new
@@ -213,6 +240,110 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for TracingAllocator<A> {
 }
 
 impl<A: GlobalAlloc> TracingAllocator<A> {
+    /// `alloc` in an [`EPOCH_ALIGNED_SAMPLES`] session (the system
+    /// allocator only): the sampling countdown decides first, so that a
+    /// sampled block is allocated aligned to [`SAMPLE_ALIGN`]; a block not
+    /// sampled is the inner allocator's, as asked.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::alloc`; `self.trailers` is set.
+    #[inline(always)]
+    unsafe fn alloc_sampling(&self, layout: Layout, epoch: Epoch, zeroed: bool) -> *mut u8 {
+        // Small closures, so that they inline: the allocation itself stays
+        // outside.
+        let (guard, sampled) = tls::with(|state| {
+            let guard = state.guard.get();
+            (
+                guard,
+                guard == GUARD_NONE && crate::sampling::take_sample(state, layout.size()),
+            )
+        });
+        let aligned = if sampled {
+            Layout::from_size_align(layout.size(), layout.align().max(SAMPLE_ALIGN)).ok()
+        } else {
+            None
+        };
+        let ask = aligned.unwrap_or(layout);
+        // SAFETY: forwarded from the caller; an aligned layout has the
+        // caller's size and a larger alignment, which `System` frees with
+        // `free` whatever layout the caller gives back (see the `unsafe
+        // impl`).
+        let ptr = unsafe {
+            if zeroed {
+                self.inner.alloc_zeroed(ask)
+            } else {
+                self.inner.alloc(ask)
+            }
+        };
+        if ptr.is_null() {
+            return ptr;
+        }
+        if aligned.is_some() {
+            // As in `state::on_alloc`: the settings `start` stored before
+            // this epoch.
+            std::sync::atomic::fence(Ordering::Acquire);
+            let config = state::hot_config();
+            tls::with(|state| {
+                state::on_alloc_traced(state, ptr as usize, layout.size(), epoch, config);
+            });
+        } else if guard != GUARD_NONE {
+            tls::with(|state| guarded_alloc(state, guard, layout.size()));
+        }
+        // A sampled block too large to align (near `isize::MAX`) stays
+        // untraced, as one that fails to be filed does.
+        ptr
+    }
+
+    /// The rest of `realloc` in an [`EPOCH_ALIGNED_SAMPLES`] session when
+    /// the new block is sampled: it must be aligned to [`SAMPLE_ALIGN`],
+    /// which `realloc` does not promise, so it is a new aligned block and a
+    /// copy, and the old block is freed. `old`: the old block's trace,
+    /// already removed.
+    ///
+    /// # Safety
+    /// As `GlobalAlloc::realloc`; `self.trailers` is set.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn realloc_sampled(
+        &self,
+        state: &ThreadState,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        old: Option<crate::table::Entry>,
+        epoch: Epoch,
+        config: u64,
+    ) -> *mut u8 {
+        let new = Layout::from_size_align(new_size, layout.align().max(SAMPLE_ALIGN))
+            .ok()
+            // SAFETY: a non-zero size (`realloc`'s contract).
+            .map_or(std::ptr::null_mut(), |aligned| unsafe {
+                self.inner.alloc(aligned)
+            });
+        if new.is_null() {
+            // The old block is still the caller's: trace it again.
+            if let Some(old) = old {
+                state::reinsert(state, ptr as usize, old, epoch);
+            }
+            return new;
+        }
+        // SAFETY: both blocks are live and distinct; the old one has
+        // `layout.size()` bytes, the new one `new_size`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+            self.inner.dealloc(ptr, layout);
+        }
+        if state::history_on(config)
+            && let Some(old) = old
+        {
+            tls::hook(state, || {
+                crate::history::on_free(state, ptr as usize, old, false, epoch);
+            });
+        }
+        state::on_alloc_traced(state, new as usize, new_size, epoch, config);
+        new
+    }
+
     /// The slot that the trailer of the block at `ptr` names, if it has a
     /// trailer whose check word matches (see `trailer.rs`). `epoch` is a
     /// tracing epoch.
