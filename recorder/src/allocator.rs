@@ -333,12 +333,8 @@ impl<A: GlobalAlloc> TracingAllocator<A> {
             std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
             self.inner.dealloc(ptr, layout);
         }
-        if state::history_on(config)
-            && let Some(old) = old
-        {
-            tls::hook(state, || {
-                crate::history::on_free(state, ptr as usize, old, false, epoch);
-            });
+        if let Some(old) = old {
+            count_history_free(state, ptr as usize, old, false, epoch);
         }
         state::on_alloc_traced(state, new as usize, new_size, epoch, config);
         new
@@ -498,7 +494,8 @@ fn guarded_dealloc(
 
 /// Counts the free of the traced block at `addr`, whose trace `entry` was
 /// just removed, in the history if the session records one
-/// (`history.rs`). For the frees under the recorder's guard, which are
+/// (`history.rs`). For the frees under the recorder's guard and the old
+/// block of a sampled realloc that moves to an aligned block, which are
 /// rare: the plain `dealloc` and `realloc` count inline.
 /// `may_be_temporary` is false for the free half of a realloc and for a
 /// block the recorder frees for the program under its guard.

@@ -4,9 +4,10 @@
 //!
 //! Lookups on the hot path go through a per-thread cache first (see
 //! [`intern`]; a hit there is decided by two 64-bit hashes of the frames,
-//! not by reading the stored ones), then through the store's index, an open-addressing table
-//! from hash to id that is read without the store's lock; only a traceback
-//! the store has never seen takes the lock, to be added. (A program can
+//! not by reading the stored ones), then through the store's index, an
+//! open-addressing table from hash to id that is read without the store's
+//! lock; only a traceback the store has never seen takes the lock, to be
+//! added. (A program can
 //! have many more distinct tracebacks than a thread's cache holds: a
 //! recursive tree builder makes one per path. With a locked lookup, two
 //! such threads spent their time waiting for each other.)

@@ -859,10 +859,10 @@ impl ThreadTable {
     /// Gives the block array's blocks to the hash table and replaces the
     /// array by an empty one of [`MIN_ARR`] slots (owner only, not
     /// entered), once fewer than one slot in [`SHRINK_RATIO`] of a large
-    /// array has held a block for a long while ([`sparse_free`]):
-    /// the array never moves a block to another slot,
-    /// so without this a burst of allocations that the program then frees
-    /// but for a few would keep the whole array until `clear_traces`.
+    /// array has held a block for a long while ([`sparse_free`]): the
+    /// array never moves a block to another slot, so without this a burst
+    /// of allocations that the program then frees but for a few would keep
+    /// the whole array until `clear_traces`.
     ///
     /// The blocks keep their trailers, which now name slots that do not
     /// hold them, as after `clear_traces`: their owner's free finds the
