@@ -276,8 +276,9 @@ pub fn get_traceback_limit() -> u32 {
 /// [`reset_peak`]. In sampled mode both are estimates.
 ///
 /// The current size is exact. The peak is exact while one thread
-/// allocates; when several allocate at once it may miss up to 256 KiB per
-/// other thread, whose latest changes it has not seen yet.
+/// allocates; when several allocate at once it may be off by up to 16 KiB
+/// per other thread, whose latest changes (allocations or frees) it has
+/// not seen yet.
 pub fn get_traced_memory() -> (u64, u64) {
     env::init();
     state::traced_memory()

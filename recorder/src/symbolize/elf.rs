@@ -660,6 +660,11 @@ struct Link<'d> {
     name: Option<Slice<'d>>,
     call_file: Option<u64>,
     call_line: u32,
+    /// The entry's own `DW_AT_decl_file` and `DW_AT_decl_line`, if it has
+    /// them, and its abstract origin or specification, which has them
+    /// otherwise (see [`declaration`]).
+    decl: Option<(u64, u32)>,
+    origin: Option<AttributeValue<Slice<'d>>>,
 }
 
 /// An open subprogram or inlined subroutine during the walk over a unit's
@@ -703,11 +708,17 @@ fn resolve_in_unit<'d>(
         }
         // Innermost first: each inlined subroutine's own location is where
         // the address is in it; the frame around it is at its call site.
+        // A frame at line 0 is shown at its function's `fn` line.
         for link in chains[k].iter().rev() {
+            let rendered = file.and_then(|f| render_file(unit, f));
+            let shown = match (line, &rendered) {
+                (0, Some(rendered)) => declared_line(unit, link, rendered).unwrap_or(0),
+                _ => line,
+            };
             frames.push(RawFrame {
                 function: link.name.map(|n| demangle(n.slice())),
-                file: file.and_then(|f| render_file(unit, f)),
-                line,
+                file: rendered,
+                line: shown,
             });
             file = link.call_file;
             line = link.call_line;
@@ -868,6 +879,8 @@ fn function_chains<'d>(
                 },
                 call_file: die.call_file,
                 call_line: die.call_line,
+                decl: die.decl_file.map(|f| (f, die.decl_line)),
+                origin: die.origin,
             };
             for &k in &matched {
                 chains[k].push(link);
@@ -888,6 +901,8 @@ struct Die<'d> {
     origin: Option<AttributeValue<Slice<'d>>>,
     call_file: Option<u64>,
     call_line: u32,
+    decl_file: Option<u64>,
+    decl_line: u32,
 }
 
 impl<'d> Die<'d> {
@@ -926,19 +941,10 @@ fn read_die<'d>(
             gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
                 die.origin = Some(attr.value());
             }
-            gimli::DW_AT_call_file => {
-                // DWARF 5 numbers files from 0; before, 0 meant none.
-                if let AttributeValue::FileIndex(f) = attr.value()
-                    && (f > 0 || unit.header.version() >= 5)
-                {
-                    die.call_file = Some(f);
-                }
-            }
-            gimli::DW_AT_call_line => {
-                die.call_line = attr
-                    .udata_value()
-                    .map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX));
-            }
+            gimli::DW_AT_call_file => die.call_file = file_index(unit, attr.value()),
+            gimli::DW_AT_call_line => die.call_line = line_value(&attr),
+            gimli::DW_AT_decl_file => die.decl_file = file_index(unit, attr.value()),
+            gimli::DW_AT_decl_line => die.decl_line = line_value(&attr),
             _ => {}
         }
     }
@@ -959,6 +965,69 @@ fn read_die<'d>(
     }
     ranges.retain(|r| r.begin < r.end);
     Ok(die)
+}
+
+/// A file attribute's index in the unit's line table: DWARF 5 numbers
+/// files from 0; before, 0 meant none.
+fn file_index(unit: UnitRef<'_, '_>, value: AttributeValue<Slice<'_>>) -> Option<u64> {
+    match value {
+        AttributeValue::FileIndex(f) if f > 0 || unit.header.version() >= 5 => Some(f),
+        _ => None,
+    }
+}
+
+/// A line attribute's value; 0 when it has none or an unreadable one.
+fn line_value(attr: &gimli::Attribute<Slice<'_>>) -> u32 {
+    attr.udata_value()
+        .map_or(0, |l| u32::try_from(l).unwrap_or(u32::MAX))
+}
+
+/// The line of the `fn` of a frame whose code the line table gives line 0
+/// (LLVM's line for an instruction made from several lines, such as a
+/// call it merged), if the function is declared in the frame's file
+/// (`rendered`): the line a source view can show for "somewhere in this
+/// function", and one that keeps each function's such code apart when
+/// frames are grouped by line. The declaration is the entry's own, or
+/// that of its abstract origin or specification in the same unit (one in
+/// another unit, after link-time optimization, is not followed: its file
+/// index is in that unit's line table).
+fn declared_line(unit: UnitRef<'_, '_>, link: &Link<'_>, rendered: &str) -> Option<u32> {
+    let mut decl = link.decl;
+    let mut next = link.origin;
+    for _ in 0..16 {
+        if decl.is_some() {
+            break;
+        }
+        let AttributeValue::UnitRef(offset) = next? else {
+            return None;
+        };
+        (decl, next) = entry_declaration(unit, offset)?;
+    }
+    let (file, line) = decl?;
+    (line > 0 && render_file(unit, file)? == rendered).then_some(line)
+}
+
+/// An entry's declaration (file, line), or the link to follow for it.
+#[allow(clippy::type_complexity)]
+fn entry_declaration<'d>(
+    unit: UnitRef<'_, 'd>,
+    offset: gimli::UnitOffset,
+) -> Option<(Option<(u64, u32)>, Option<AttributeValue<Slice<'d>>>)> {
+    let mut entries = unit.entries_raw(Some(offset)).ok()?;
+    let abbrev = entries.read_abbreviation().ok()??;
+    let (mut file, mut line, mut next) = (None, 0, None);
+    for spec in abbrev.attributes() {
+        let attr = entries.read_attribute(*spec).ok()?;
+        match attr.name() {
+            gimli::DW_AT_decl_file => file = file_index(unit, attr.value()),
+            gimli::DW_AT_decl_line => line = line_value(&attr),
+            gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                next = Some(attr.value());
+            }
+            _ => {}
+        }
+    }
+    Some((file.map(|f| (f, line)), next))
 }
 
 /// The name of the entry an abstract origin or specification points to,
@@ -1197,17 +1266,60 @@ mod tests {
     /// Whether `ours` are `backtrace`'s frames `theirs`, but for the name
     /// of the function the address is in, which may be `theirs`'s plain
     /// name with its path from the symbol table (see `plain_outer_name`:
-    /// a build with line tables only, the release profile's).
-    fn agrees(ours: &[RawFrame], theirs: &[RawFrame]) -> bool {
+    /// a build with line tables only, the release profile's), and for the
+    /// frames `backtrace` puts at line 0, which ours put at their
+    /// function's declaration (`declared_line`): those of ours are added
+    /// to `declared`.
+    fn agrees(ours: &[RawFrame], theirs: &[RawFrame], declared: &mut Vec<RawFrame>) -> bool {
         let (Some((our_outer, our_inner)), Some((their_outer, their_inner))) =
             (ours.split_last(), theirs.split_last())
         else {
             return ours == theirs;
         };
-        our_inner == their_inner
-            && our_outer.file == their_outer.file
-            && our_outer.line == their_outer.line
+        let mut same_place = |ours: &RawFrame, theirs: &RawFrame| {
+            if ours.line != theirs.line && theirs.line == 0 && ours.line > 0 {
+                declared.push(ours.clone());
+            } else if ours.line != theirs.line {
+                return false;
+            }
+            ours.file == theirs.file
+        };
+        our_inner.len() == their_inner.len()
+            && our_inner
+                .iter()
+                .zip(their_inner)
+                .all(|(o, t)| same_place(o, t) && o.function == t.function)
+            && same_place(our_outer, their_outer)
             && same_function(&our_outer.function, &their_outer.function)
+    }
+
+    /// Checks frames that `declared_line` moved from line 0 to their
+    /// function's declaration: where the file is on this machine (this
+    /// crate's sources, and the standard library's if installed), the line
+    /// is one that declares a function or a closure, or makes one (a
+    /// derive, a macro). Returns how many it could check.
+    fn check_declared(declared: &[RawFrame]) -> usize {
+        let mut checked = 0;
+        for frame in declared {
+            let Some(text) = frame
+                .file
+                .as_deref()
+                .and_then(|f| std::fs::read_to_string(f).ok())
+            else {
+                continue;
+            };
+            let line = text.lines().nth(frame.line as usize - 1).unwrap_or("");
+            // A function's `fn`, a closure's bars, or the derive or macro
+            // that wrote the function.
+            assert!(
+                ["fn ", "|", "async", "derive", "!"]
+                    .iter()
+                    .any(|p| line.contains(p)),
+                "{frame:?} is at {line:?}"
+            );
+            checked += 1;
+        }
+        checked
     }
 
     /// Whether a function name of ours is `backtrace`'s, or its plain name
@@ -1241,10 +1353,11 @@ mod tests {
         assert!(addrs.len() > 1000, "{} addresses", addrs.len());
         let ours = resolve(&addrs);
         let mut with_file = 0;
+        let mut declared = Vec::new();
         for (&addr, frames) in addrs.iter().zip(&ours) {
             let theirs = backtrace_frames(addr);
             assert!(
-                agrees(frames, &theirs),
+                agrees(frames, &theirs, &mut declared),
                 "at {addr:#x}: {frames:?} {theirs:?}"
             );
             with_file += usize::from(frames.iter().any(|f| f.file.is_some()));
@@ -1254,6 +1367,19 @@ mod tests {
             "{with_file} of {}",
             addrs.len()
         );
+        // Optimized code has such frames; this debug build has some too.
+        assert!(!declared.is_empty());
+        let checked = check_declared(&declared);
+        eprintln!(
+            "{} frames at a declaration, {checked} checked",
+            declared.len()
+        );
+        // A debug build has such frames in this crate's own files (241,
+        // 120 of them here when written); a release build's are in the
+        // standard library's and the dependencies' only.
+        if cfg!(debug_assertions) {
+            assert!(checked > 0);
+        }
     }
 
     #[test]
@@ -1272,7 +1398,10 @@ mod tests {
         for (&ip, frames) in ips.iter().zip(&ours) {
             let theirs = backtrace_frames(ip);
             if exe.contains(ip.wrapping_sub(1)) {
-                assert!(agrees(frames, &theirs), "at {ip:#x}: {frames:?} {theirs:?}");
+                assert!(
+                    agrees(frames, &theirs, &mut Vec::new()),
+                    "at {ip:#x}: {frames:?} {theirs:?}"
+                );
             } else {
                 let outer = |f: &[RawFrame]| f.last().and_then(|f| f.function.clone());
                 assert!(
