@@ -48,7 +48,7 @@ pub enum Scene {
     /// exit shows.
     MetricLive,
     /// The same recording by allocations, the line that allocates most
-    /// often on top, the second (the first with a line number) selected.
+    /// often on top and selected.
     MetricAllocated,
     /// The same recording by temporary blocks, the top line selected.
     MetricTemporary,
@@ -172,9 +172,7 @@ impl SceneRunner {
                 // By allocations (the count column): where it allocates
                 // most often, not where the bytes went.
                 SortBy(SortColumn::Count),
-                // The second line: the first, `dir.rs:0`, is code the debug
-                // information gives no line, so its source has nothing to mark.
-                SelectRow(1),
+                SelectRow(0),
             ],
             Scene::MetricTemporary => vec![
                 ShowCharts(true),
