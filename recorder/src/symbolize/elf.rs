@@ -662,7 +662,7 @@ struct Link<'d> {
     call_line: u32,
     /// The entry's own `DW_AT_decl_file` and `DW_AT_decl_line`, if it has
     /// them, and its abstract origin or specification, which has them
-    /// otherwise (see [`declaration`]).
+    /// otherwise (see [`declared_line`]).
     decl: Option<(u64, u32)>,
     origin: Option<AttributeValue<Slice<'d>>>,
 }
