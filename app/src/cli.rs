@@ -785,14 +785,9 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let m = snapshot.metadata();
     let tables = snapshot.tables();
     let totals = snapshot.totals();
-    // Blocks and bytes per domain, sorted by domain.
-    let mut domains: std::collections::BTreeMap<u32, (u64, u64)> =
-        std::collections::BTreeMap::new();
-    for t in snapshot.traces() {
-        let entry = domains.entry(t.domain).or_default();
-        entry.0 += t.size;
-        entry.1 += 1;
-    }
+    // Bytes and blocks per domain, sorted by domain, scaled as the total
+    // is in sampled snapshots.
+    let domains = snapshot.totals_by_domain();
     if args.json {
         let doc = json!({
             "file": args.snapshot.display().to_string(),
@@ -814,7 +809,7 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
             "strings": tables.string_count(),
             "domains": domains
                 .iter()
-                .map(|(d, (size, count))| json!({"domain": d, "size": size, "count": count}))
+                .map(|(d, t)| json!({"domain": d, "size": t.size, "count": t.count}))
                 .collect::<Vec<_>>(),
             "history": snapshot.history().map(|h| {
                 let t = h.total();
@@ -881,11 +876,12 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "Tracebacks:         {}", tables.traceback_count())?;
     writeln!(out, "Frames:             {}", tables.frame_count())?;
     writeln!(out, "Strings:            {}", tables.string_count())?;
-    for (domain, (size, count)) in &domains {
+    for (domain, t) in &domains {
         writeln!(
             out,
-            "Domain {domain:<11} {} in {count} blocks",
-            format_size(*size as f64, false)
+            "Domain {domain:<11} {} in {} blocks",
+            format_size(t.size as f64, false),
+            t.count
         )?;
     }
     let amount =

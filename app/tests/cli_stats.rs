@@ -344,6 +344,51 @@ fn info_lists_metadata_totals_and_tables() {
     );
 }
 
+/// In a sampled snapshot, each domain's line is an estimate scaled as the
+/// total is (a block of `s` bytes stands for `1 / p` blocks,
+/// `p = 1 - exp(-s / mean)`), not the sampled blocks' raw sum beside a
+/// scaled total.
+#[test]
+fn info_scales_the_domains_of_a_sampled_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, _) = write_cpython_pair(dir.path());
+    let mut snapshot = Snapshot::load(&old).unwrap();
+    snapshot.metadata_mut().sampling_rate = Some(64);
+    let sampled = dir.path().join("sampled.tmsnap");
+    snapshot.dump(&sampled).unwrap();
+    let weight = |size: f64| 1.0 / -(-size / 64.0).exp_m1();
+    // Domain 0: three blocks of 10 bytes; domain 2: one of 66.
+    let (count0, count2) = (3.0 * weight(10.0), weight(66.0));
+    let doc = json(&["info", arg(&sampled), "--json"]);
+    let domains = doc["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 4, "{doc}");
+    assert_eq!(domains[0]["count"], (count0.round() as u64), "{doc}");
+    assert_eq!(
+        domains[0]["size"],
+        ((10.0 * count0).round() as u64),
+        "{doc}"
+    );
+    assert_eq!(domains[2]["count"], (count2.round() as u64), "{doc}");
+    assert_eq!(
+        domains[2]["size"],
+        ((66.0 * count2).round() as u64),
+        "{doc}"
+    );
+    // The domains add up to the total, within a unit of rounding each.
+    for field in ["size", "count"] {
+        let sum: u64 = domains.iter().map(|d| d[field].as_u64().unwrap()).sum();
+        let total = doc["total"][field].as_u64().unwrap();
+        assert!(sum.abs_diff(total) <= 4, "{field}: {sum} against {total}");
+    }
+    let text = in_process_ok(&["info", arg(&sampled)]);
+    let line = format!(
+        "Domain 0           {} B in {} blocks\n",
+        (10.0 * count0).round(),
+        count0.round()
+    );
+    assert!(text.contains(&line), "{line} in {text}");
+}
+
 #[test]
 fn convert_writes_a_tmsnap_that_reads_back_the_same() {
     let dir = tempfile::tempdir().unwrap();

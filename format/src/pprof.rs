@@ -47,7 +47,6 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, ErrorKind};
 use crate::io::write_atomically;
 use crate::model::{FrameId, Snapshot, StringId, TracebackId};
-use crate::stats::sampling_weight;
 
 /// The messages of `profile.proto`
 /// (<https://github.com/google/pprof/blob/main/proto/profile.proto>), the
@@ -220,12 +219,11 @@ pub mod proto {
 /// profiles: the live blocks always, and what was allocated when the
 /// snapshot has an allocation history.
 ///
-/// Sampled snapshots: each live block counts `1 / P(sampled)` times, as in
-/// the statistics. pprof values are integers, so the estimates are rounded
-/// by carrying the remainder from sample to sample (each sample's value is
-/// the rounded running sum minus the previous one): every sample is within
-/// 1 of its estimate and the profile's total equals the rounded total of
-/// [`Snapshot::totals`]. The history of a sampled recording is already
+/// Sampled snapshots: each live block counts `1 / P(sampled)` times, and
+/// each sample (a domain and traceback) holds the statistics' own integer
+/// estimate for it (bytes rounded per block, blocks rounded per sample, as
+/// the recorder rounds them), so samples add up to the statistics' groups
+/// and the profile's total to [`Snapshot::totals`] exactly. The history of a sampled recording is already
 /// made of estimates (docs/FORMAT.md), so `alloc_*` values are its rows'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SampleType {
@@ -326,13 +324,12 @@ impl Strings {
     }
 }
 
-/// One sample's sums before rounding: the live blocks and bytes as exact
-/// integers and as scaled estimates for sampled snapshots, and the
-/// allocated blocks and bytes of the history.
+/// One sample's sums: the live blocks and bytes (estimates for sampled
+/// snapshots, the statistics' own), and the allocated blocks and bytes of
+/// the history.
 #[derive(Clone, Copy, Default)]
 struct Sums {
-    exact: [u64; 2],
-    estimated: [f64; 2],
+    live: [u64; 2],
     allocated: [u64; 2],
 }
 
@@ -362,15 +359,21 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
         });
         &mut sums[slot].1
     }
-    for trace in snapshot.traces() {
-        let sum = sum_of(&mut index, &mut sums, (trace.domain, trace.traceback));
-        let weight = sampling_weight(trace.size, rate);
-        // A snapshot's sizes add up to at most i64::MAX (the builder
-        // checks), so exact sums cannot overflow.
-        sum.exact[0] += 1;
-        sum.exact[1] += trace.size;
-        sum.estimated[0] += weight;
-        sum.estimated[1] += trace.size as f64 * weight;
+    if metadata.sampling_rate.is_some() {
+        // The statistics' estimates per (domain, traceback), so that
+        // samples add up to the statistics' groups exactly.
+        for (key, amount) in snapshot.sampled_rows() {
+            let totals = amount.totals();
+            sum_of(&mut index, &mut sums, key).live = [totals.count, totals.size];
+        }
+    } else {
+        for trace in snapshot.traces() {
+            let sum = sum_of(&mut index, &mut sums, (trace.domain, trace.traceback));
+            // A snapshot's sizes add up to at most i64::MAX (the builder
+            // checks), so exact sums cannot overflow.
+            sum.live[0] += 1;
+            sum.live[1] += trace.size;
+        }
     }
     for row in snapshot.history().map_or(&[][..], |h| h.rows()) {
         // Each history column adds up to at most i64::MAX (the builder
@@ -398,8 +401,6 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
     // frames that samples use are written.
     let mut used_frames = vec![false; tables.frame_count()];
     let domain_key = strings.intern("domain");
-    let mut running = [0.0f64; 2];
-    let mut emitted = [0i64; 2];
     let samples = sums
         .iter()
         .map(|&((domain, traceback), sum)| {
@@ -408,19 +409,7 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
                 used_frames[frame.index()] = true;
             }
             let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let mut value: Vec<i64> = (0..2)
-                .map(|i| {
-                    if rate.is_some() {
-                        running[i] += sum.estimated[i];
-                        let total = running[i].round() as i64;
-                        let value = total - emitted[i];
-                        emitted[i] = total;
-                        value
-                    } else {
-                        to_i64(sum.exact[i])
-                    }
-                })
-                .collect();
+            let mut value: Vec<i64> = sum.live.map(to_i64).to_vec();
             if types.len() > SampleType::LIVE.len() {
                 value.extend(sum.allocated.map(to_i64));
             }
@@ -820,8 +809,7 @@ mod tests {
         assert_eq!(total(0), totals.count as i64);
         assert_eq!(total(1), totals.size as i64);
         assert!(totals.size > sizes.iter().sum::<u64>(), "scaled up");
-        // Each sample (one per line here) is within 1 of its group's
-        // estimate.
+        // Each sample (one per line here) is its group's estimate.
         for stat in s.statistics(KeyType::Lineno, false).unwrap() {
             let line = i64::from(stat.traceback.frames[0].lineno);
             let sample = p
@@ -829,8 +817,8 @@ mod tests {
                 .iter()
                 .find(|x| p.location[x.location_id[0] as usize - 1].line[0].line == line)
                 .unwrap();
-            assert!((sample.value[1] - stat.size as i64).abs() <= 1, "{line}");
-            assert!((sample.value[0] - stat.count as i64).abs() <= 1, "{line}");
+            assert_eq!(sample.value[1], stat.size as i64, "{line}");
+            assert_eq!(sample.value[0], stat.count as i64, "{line}");
         }
     }
 

@@ -322,47 +322,40 @@ impl Totals {
     }
 }
 
-/// What a group (or a traceback) adds up: exact integers, or floating-point
-/// estimates for sampled snapshots, rounded only at the end.
-trait Amount: Copy + Default + AddAssign {
-    fn of_trace(size: u64, sampling_rate: Option<u64>) -> Self;
-    fn is_empty(&self) -> bool;
-    fn totals(&self) -> Totals;
-}
-
+/// What a group (or a traceback) adds up: bytes and blocks, as integers.
+/// Sampled snapshots' estimates are integers too (see
+/// [`sampled_amount`]), so every sum is exact and independent of order.
 #[derive(Clone, Copy, Default)]
-struct Exact {
+pub(crate) struct Amount {
     size: u64,
     count: u64,
 }
 
-impl AddAssign for Exact {
-    fn add_assign(&mut self, rhs: Exact) {
-        // Snapshots hold at most i64::MAX bytes in all (the builder checks),
-        // so these sums cannot overflow.
-        self.size += rhs.size;
-        self.count += rhs.count;
+impl AddAssign for Amount {
+    fn add_assign(&mut self, rhs: Amount) {
+        // Snapshots hold at most i64::MAX bytes in all, and history columns
+        // add up to at most that (the builder checks), so exact sums cannot
+        // overflow; sampled estimates of absurd files could, and saturate
+        // rather than wrap.
+        self.size = self.size.saturating_add(rhs.size);
+        self.count = self.count.saturating_add(rhs.count);
     }
 }
 
-impl Exact {
+impl Amount {
     /// A history row's bytes and blocks by `metric`. Tracebacks whose
     /// blocks the metric does not count (no temporary, none at the peak)
     /// stay empty and so make no group.
-    fn of_row(metric: Metric, row: &HistoryRow) -> Exact {
+    fn of_row(metric: Metric, row: &HistoryRow) -> Amount {
         let (size, count) = metric.of_row(row).unwrap_or_default();
-        Exact { size, count }
+        Amount { size, count }
     }
-}
 
-impl Amount for Exact {
-    fn of_trace(size: u64, _: Option<u64>) -> Exact {
-        Exact { size, count: 1 }
-    }
     fn is_empty(&self) -> bool {
         self.count == 0
     }
-    fn totals(&self) -> Totals {
+
+    pub(crate) fn totals(&self) -> Totals {
         Totals {
             size: self.size,
             count: self.count,
@@ -370,55 +363,42 @@ impl Amount for Exact {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct Estimated {
-    size: f64,
-    count: f64,
+/// Sampled estimates count blocks in units of `1 / SAMPLED_BLOCK_UNIT`
+/// block, as the recorder's history counters do, so that the fractions of
+/// a traceback's blocks add up before they are rounded.
+pub(crate) const SAMPLED_BLOCK_UNIT: u64 = 1 << 12;
+
+/// What one sampled block of `size` bytes stands for, in a snapshot
+/// sampled with mean `rate`: `(bytes, block units)`.
+///
+/// Under Poisson sampling by bytes the block was sampled with probability
+/// `p = 1 - exp(-size / rate)`, so it stands for `1 / p` blocks and
+/// `size / p` bytes (the Horvitz-Thompson estimator, unbiased). The bytes
+/// are rounded per block and the blocks to [`SAMPLED_BLOCK_UNIT`]s, exactly
+/// as the recorder rounds each sampled event into its traced memory and its
+/// history: a traceback's live estimate is then never above what its
+/// history says was allocated, and the snapshot's total is the recorder's
+/// traced memory.
+pub(crate) fn sampled_amount(size: u64, rate: u64) -> (u64, u64) {
+    if size == 0 || rate == 0 {
+        return (size, SAMPLED_BLOCK_UNIT);
+    }
+    let p = -(-(size as f64) / rate as f64).exp_m1();
+    if p <= 0.0 {
+        return (size, SAMPLED_BLOCK_UNIT);
+    }
+    // Saturating casts: a weight past u64::MAX cannot come from a real
+    // block and mean, and the sums are checked by the caller.
+    (
+        (size as f64 / p).round() as u64,
+        (SAMPLED_BLOCK_UNIT as f64 / p).round() as u64,
+    )
 }
 
-impl AddAssign for Estimated {
-    fn add_assign(&mut self, rhs: Estimated) {
-        self.size += rhs.size;
-        self.count += rhs.count;
-    }
-}
-
-impl Amount for Estimated {
-    /// A block of `size` bytes is sampled with probability
-    /// `1 - exp(-size / rate)` under Poisson sampling by bytes, so it stands
-    /// for `1 / p` blocks and `size / p` bytes (the Horvitz-Thompson
-    /// estimator, unbiased for sizes and counts).
-    fn of_trace(size: u64, sampling_rate: Option<u64>) -> Estimated {
-        let weight = sampling_weight(size, sampling_rate);
-        Estimated {
-            size: size as f64 * weight,
-            count: weight,
-        }
-    }
-    fn is_empty(&self) -> bool {
-        self.count == 0.0
-    }
-    fn totals(&self) -> Totals {
-        Totals {
-            size: self.size.round() as u64,
-            count: self.count.round() as u64,
-        }
-    }
-}
-
-/// How many blocks a traced block of `size` bytes stands for: `1 / p`,
-/// where `p = 1 - exp(-size / rate)` is its probability of being sampled
-/// under Poisson sampling by bytes; 1 when the snapshot is not sampled.
-/// The statistics and the pprof export (`crate::pprof`) scale by this same
-/// weight, so they estimate the same amounts.
-pub(crate) fn sampling_weight(size: u64, sampling_rate: Option<u64>) -> f64 {
-    match sampling_rate {
-        Some(rate) if rate > 0 && size > 0 => {
-            let p = -(-(size as f64) / rate as f64).exp_m1();
-            if p > 0.0 { 1.0 / p } else { 1.0 }
-        }
-        _ => 1.0,
-    }
+/// Whole blocks from [`SAMPLED_BLOCK_UNIT`]s, rounded to the nearest (half
+/// up), as the recorder rounds its history's block counts.
+pub(crate) fn blocks_of_units(units: u64) -> u64 {
+    units / SAMPLED_BLOCK_UNIT + u64::from(units % SAMPLED_BLOCK_UNIT >= SAMPLED_BLOCK_UNIT / 2)
 }
 
 /// The key of one group, in the ids of the snapshot it came from.
@@ -436,20 +416,82 @@ pub(crate) enum GroupKey {
     Frames(TracebackId),
 }
 
-struct Groups<A> {
+struct Groups {
     keys: Vec<GroupKey>,
-    amounts: Vec<A>,
+    amounts: Vec<Amount>,
 }
 
 impl Snapshot {
     /// Total size and count of the traces (sampling estimates for sampled
     /// snapshots, as the statistics).
     pub fn totals(&self) -> Totals {
+        let mut total = Amount::default();
         if self.metadata.sampling_rate.is_some() {
-            self.total_amount::<Estimated>().totals()
+            for (_, amount) in self.sampled_rows() {
+                total += amount;
+            }
         } else {
-            self.total_amount::<Exact>().totals()
+            for t in &self.traces {
+                total += Amount {
+                    size: t.size,
+                    count: 1,
+                };
+            }
         }
+        total.totals()
+    }
+
+    /// [`Snapshot::totals`] per domain, sorted by domain: estimates for
+    /// sampled snapshots, as the totals are.
+    pub fn totals_by_domain(&self) -> Vec<(u32, Totals)> {
+        let mut domains: std::collections::BTreeMap<u32, Amount> =
+            std::collections::BTreeMap::new();
+        if self.metadata.sampling_rate.is_some() {
+            for ((domain, _), amount) in self.sampled_rows() {
+                *domains.entry(domain).or_default() += amount;
+            }
+        } else {
+            for t in &self.traces {
+                *domains.entry(t.domain).or_default() += Amount {
+                    size: t.size,
+                    count: 1,
+                };
+            }
+        }
+        domains
+            .into_iter()
+            .map(|(domain, amount)| (domain, amount.totals()))
+            .collect()
+    }
+
+    /// The live estimate of each (domain, traceback) of a sampled snapshot,
+    /// sorted by domain then traceback: the sum of its traces'
+    /// [`sampled_amount`]s, its blocks rounded to whole blocks. The
+    /// recorder's history rows are rounded per (domain, traceback) the same
+    /// way, so grouping either gives consistent numbers.
+    pub(crate) fn sampled_rows(&self) -> Vec<((u32, TracebackId), Amount)> {
+        let rate = self.metadata.sampling_rate.unwrap_or(0);
+        let mut sums: FxHashMap<(u32, TracebackId), (u64, u64)> = FxHashMap::default();
+        for t in &self.traces {
+            let (bytes, units) = sampled_amount(t.size, rate);
+            let sum = sums.entry((t.domain, t.traceback)).or_default();
+            // Estimates past u64 cannot come from a real recording: saturate
+            // rather than wrap.
+            sum.0 = sum.0.saturating_add(bytes);
+            sum.1 = sum.1.saturating_add(units);
+        }
+        let mut rows: Vec<((u32, TracebackId), Amount)> = sums
+            .into_iter()
+            .map(|(key, (bytes, units))| {
+                let amount = Amount {
+                    size: bytes,
+                    count: blocks_of_units(units),
+                };
+                (key, amount)
+            })
+            .collect();
+        rows.sort_unstable_by_key(|&(key, _)| key);
+        rows
     }
 
     /// Total size and count by `metric`: [`Snapshot::totals`] for
@@ -458,9 +500,9 @@ impl Snapshot {
         let Some(rows) = self.history_rows(metric)? else {
             return Ok(self.totals());
         };
-        let mut total = Exact::default();
+        let mut total = Amount::default();
         for row in rows {
-            total += Exact::of_row(metric, row);
+            total += Amount::of_row(metric, row);
         }
         Ok(total.totals())
     }
@@ -475,15 +517,6 @@ impl Snapshot {
             Some(history) => Ok(Some(&history.rows)),
             None => Err(AnalysisError::NoHistory(metric)),
         }
-    }
-
-    fn total_amount<A: Amount>(&self) -> A {
-        let rate = self.metadata.sampling_rate;
-        let mut total = A::default();
-        for t in &self.traces {
-            total += A::of_trace(t.size, rate);
-        }
-        total
     }
 
     /// Statistics grouped by `key_type`, sorted as CPython sorts them
@@ -518,14 +551,11 @@ impl Snapshot {
         cumulative: bool,
     ) -> Result<Vec<Statistic>, AnalysisError> {
         check_key(key_type, cumulative)?;
-        let mut stats = if let Some(rows) = self.history_rows(metric)? {
-            let per_tb = self.per_traceback_history(metric, rows);
-            self.materialize(self.group(per_tb, key_type, cumulative))
-        } else if self.metadata.sampling_rate.is_some() {
-            self.materialize(self.group(self.per_traceback::<Estimated>(), key_type, cumulative))
-        } else {
-            self.materialize(self.group(self.per_traceback::<Exact>(), key_type, cumulative))
+        let per_tb = match self.history_rows(metric)? {
+            Some(rows) => self.per_traceback_history(metric, rows),
+            None => self.per_traceback(),
         };
+        let mut stats = self.materialize(self.group(per_tb, key_type, cumulative));
         stats.sort_by(Statistic::cmp_cpython);
         Ok(stats)
     }
@@ -585,42 +615,46 @@ impl Snapshot {
         cumulative: bool,
     ) -> Result<(Vec<GroupKey>, Vec<Totals>), AnalysisError> {
         check_key(key_type, cumulative)?;
-        fn totals<A: Amount>(groups: Groups<A>) -> (Vec<GroupKey>, Vec<Totals>) {
-            let totals = groups.amounts.iter().map(Amount::totals).collect();
-            (groups.keys, totals)
-        }
-        Ok(if let Some(rows) = self.history_rows(metric)? {
-            let per_tb = self.per_traceback_history(metric, rows);
-            totals(self.group(per_tb, key_type, cumulative))
-        } else if self.metadata.sampling_rate.is_some() {
-            totals(self.group(self.per_traceback::<Estimated>(), key_type, cumulative))
-        } else {
-            totals(self.group(self.per_traceback::<Exact>(), key_type, cumulative))
-        })
+        let per_tb = match self.history_rows(metric)? {
+            Some(rows) => self.per_traceback_history(metric, rows),
+            None => self.per_traceback(),
+        };
+        let groups = self.group(per_tb, key_type, cumulative);
+        let totals = groups.amounts.iter().map(Amount::totals).collect();
+        Ok((groups.keys, totals))
     }
 
-    /// Each traceback's summed traces.
-    fn per_traceback<A: Amount>(&self) -> Vec<A> {
-        let rate = self.metadata.sampling_rate;
-        let mut per_tb = vec![A::default(); self.tables.traceback_count()];
-        for t in &self.traces {
-            per_tb[t.traceback.index()] += A::of_trace(t.size, rate);
+    /// Each traceback's summed traces (in a sampled snapshot, its
+    /// [`Snapshot::sampled_rows`] estimates).
+    fn per_traceback(&self) -> Vec<Amount> {
+        let mut per_tb = vec![Amount::default(); self.tables.traceback_count()];
+        if self.metadata.sampling_rate.is_some() {
+            for ((_, tb), amount) in self.sampled_rows() {
+                per_tb[tb.index()] += amount;
+            }
+        } else {
+            for t in &self.traces {
+                per_tb[t.traceback.index()] += Amount {
+                    size: t.size,
+                    count: 1,
+                };
+            }
         }
         per_tb
     }
 
     /// Each traceback's summed history rows, by `metric`. The rows of a
     /// sampled recording are already estimates, so they add up exactly.
-    fn per_traceback_history(&self, metric: Metric, rows: &[HistoryRow]) -> Vec<Exact> {
-        let mut per_tb = vec![Exact::default(); self.tables.traceback_count()];
+    fn per_traceback_history(&self, metric: Metric, rows: &[HistoryRow]) -> Vec<Amount> {
+        let mut per_tb = vec![Amount::default(); self.tables.traceback_count()];
         for row in rows {
-            per_tb[row.traceback.index()] += Exact::of_row(metric, row);
+            per_tb[row.traceback.index()] += Amount::of_row(metric, row);
         }
         per_tb
     }
 
     /// Groups per-traceback amounts (indexed by traceback id) by key.
-    fn group<A: Amount>(&self, per_tb: Vec<A>, key_type: KeyType, cumulative: bool) -> Groups<A> {
+    fn group(&self, per_tb: Vec<Amount>, key_type: KeyType, cumulative: bool) -> Groups {
         let tables = &*self.tables;
         let mut groups = Groups {
             keys: Vec::new(),
@@ -637,7 +671,7 @@ impl Snapshot {
                 for tb in used() {
                     let g = *index.entry(tables.traceback_frames(tb)).or_insert_with(|| {
                         groups.keys.push(GroupKey::Frames(tb));
-                        groups.amounts.push(A::default());
+                        groups.amounts.push(Amount::default());
                         groups.keys.len() - 1
                     });
                     groups.amounts[g] += per_tb[tb.index()];
@@ -672,7 +706,7 @@ impl Snapshot {
         groups
     }
 
-    fn materialize<A: Amount>(&self, groups: Groups<A>) -> Vec<Statistic> {
+    fn materialize(&self, groups: Groups) -> Vec<Statistic> {
         let tables = &*self.tables;
         groups
             .keys
@@ -735,7 +769,7 @@ impl<'t> LocationKeys<'t> {
         }
     }
 
-    fn group_of<A: Amount>(&mut self, frame: FrameId, groups: &mut Groups<A>) -> usize {
+    fn group_of(&mut self, frame: FrameId, groups: &mut Groups) -> usize {
         let cached = self.by_frame[frame.index()];
         if cached != u32::MAX {
             return cached as usize;
@@ -754,7 +788,7 @@ impl<'t> LocationKeys<'t> {
                     lineno,
                     function,
                 });
-                groups.amounts.push(A::default());
+                groups.amounts.push(Amount::default());
                 (groups.keys.len() - 1) as u32
             });
         // Several frames (different functions) may share a location; show

@@ -125,21 +125,27 @@ fn sampled_weight(size: usize, sample_mean: u64) -> (u64, u64) {
     )
 }
 
-/// Blocks from a counter in [`BLOCK_UNIT`]s, rounded to the nearest.
+/// Blocks from a counter in [`BLOCK_UNIT`]s, rounded to the nearest
+/// (half up), as `tracemalloc_format` rounds a sampled snapshot's live
+/// estimates per traceback.
 #[inline]
-fn blocks_of(units: u64) -> u64 {
+pub(crate) fn blocks_of(units: u64) -> u64 {
     units / BLOCK_UNIT + u64::from(units % BLOCK_UNIT >= BLOCK_UNIT / 2)
 }
 
-/// A copy of one traceback's counters, as a snapshot reads them.
+/// A copy of one traceback's counters, as a snapshot reads them: blocks
+/// still in [`BLOCK_UNIT`]s, rounded by [`blocks_of`] only once the raw
+/// tracebacks that make one snapshot traceback are added up. (Rounding each
+/// first made a line's allocated blocks, in sampled mode, fall below its
+/// live estimate, which the snapshot rounds per traceback.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Read {
-    pub(crate) allocated_blocks: u64,
+    pub(crate) allocated_units: u64,
     pub(crate) allocated_bytes: u64,
-    pub(crate) freed_blocks: u64,
-    pub(crate) temporary_blocks: u64,
+    pub(crate) freed_units: u64,
+    pub(crate) temporary_units: u64,
     pub(crate) temporary_bytes: u64,
-    pub(crate) peak_blocks: u64,
+    pub(crate) peak_units: u64,
     pub(crate) peak_bytes: u64,
 }
 
@@ -681,12 +687,12 @@ pub(crate) fn read_all<'a>(
         rows.push((
             id as u32,
             Read {
-                allocated_blocks: blocks_of(allocated),
+                allocated_units: allocated,
                 allocated_bytes,
-                freed_blocks: blocks_of(freed.min(allocated)),
-                temporary_blocks: blocks_of(temporary),
+                freed_units: freed.min(allocated),
+                temporary_units: temporary,
                 temporary_bytes,
-                peak_blocks: blocks_of(peak_blocks),
+                peak_units: peak_blocks,
                 peak_bytes,
             },
         ));

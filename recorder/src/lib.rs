@@ -366,8 +366,8 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 /// sizes add up exactly to it. In sampled mode ([`start_sampled`]) the
 /// traces keep the real sizes of the sampled blocks, which add up to less,
 /// while `traced_current` is the estimate: each block's size divided by
-/// its chance to be sampled, which is also what the snapshot's statistics
-/// sum (up to the rounding of each block's estimate to whole bytes).
+/// its chance to be sampled, rounded to whole bytes per block, which is
+/// exactly what the snapshot's statistics sum.
 /// The snapshot's own memory is not traced. With [`Config::history`] it
 /// also carries the allocation history ([`Snapshot::history`]): a row for
 /// every traceback that allocated since tracing started or since the last

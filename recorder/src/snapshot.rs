@@ -162,13 +162,14 @@ fn build(
 
 /// Adds one history row per snapshot traceback, in the order of their ids.
 /// Raw tracebacks that become the same one once symbolized and trimmed
-/// (two return addresses on one line, frames past the limit) add up.
+/// (two return addresses on one line, frames past the limit) add up, in
+/// the counters' block units, and their sum is rounded to whole blocks.
 fn push_history_rows(
     builder: &mut SnapshotBuilder,
     rows: &[(u32, crate::history::Read)],
     tb_map: &[Option<TracebackId>],
 ) -> Result<(), Error> {
-    let mut merged: Vec<Option<HistoryRow>> = Vec::new();
+    let mut merged: Vec<Option<(TracebackId, crate::history::Read)>> = Vec::new();
     for (id, read) in rows {
         let Some(Some(tb)) = tb_map.get(*id as usize) else {
             continue;
@@ -176,17 +177,27 @@ fn push_history_rows(
         if merged.len() <= tb.index() {
             merged.resize(tb.index() + 1, None);
         }
-        let row = merged[tb.index()].get_or_insert_with(|| HistoryRow::new(0, *tb));
-        row.allocated_blocks = row.allocated_blocks.saturating_add(read.allocated_blocks);
-        row.allocated_bytes = row.allocated_bytes.saturating_add(read.allocated_bytes);
-        row.freed_blocks = row.freed_blocks.saturating_add(read.freed_blocks);
-        row.temporary_blocks = row.temporary_blocks.saturating_add(read.temporary_blocks);
-        row.temporary_bytes = row.temporary_bytes.saturating_add(read.temporary_bytes);
-        row.peak_blocks = row.peak_blocks.saturating_add(read.peak_blocks);
-        row.peak_bytes = row.peak_bytes.saturating_add(read.peak_bytes);
+        let (_, sum) = merged[tb.index()].get_or_insert_with(|| (*tb, Default::default()));
+        sum.allocated_units = sum.allocated_units.saturating_add(read.allocated_units);
+        sum.allocated_bytes = sum.allocated_bytes.saturating_add(read.allocated_bytes);
+        sum.freed_units = sum.freed_units.saturating_add(read.freed_units);
+        sum.temporary_units = sum.temporary_units.saturating_add(read.temporary_units);
+        sum.temporary_bytes = sum.temporary_bytes.saturating_add(read.temporary_bytes);
+        sum.peak_units = sum.peak_units.saturating_add(read.peak_units);
+        sum.peak_bytes = sum.peak_bytes.saturating_add(read.peak_bytes);
     }
-    for row in merged.into_iter().flatten() {
-        builder.push_history(row)?;
+    for (tb, sum) in merged.into_iter().flatten() {
+        let blocks = crate::history::blocks_of;
+        builder.push_history(HistoryRow {
+            allocated_blocks: blocks(sum.allocated_units),
+            allocated_bytes: sum.allocated_bytes,
+            freed_blocks: blocks(sum.freed_units),
+            temporary_blocks: blocks(sum.temporary_units),
+            temporary_bytes: sum.temporary_bytes,
+            peak_blocks: blocks(sum.peak_units),
+            peak_bytes: sum.peak_bytes,
+            ..HistoryRow::new(0, tb)
+        })?;
     }
     Ok(())
 }
