@@ -508,7 +508,7 @@ fn stats(args: &StatsArgs, out: &mut dyn Write) -> Result<()> {
     let written = match args.format {
         OutputFormat::Text => write_text(out, key, args, &rows, &total, limit),
         OutputFormat::Json => write_json(out, key, args, &rows, &total, limit),
-        OutputFormat::Csv => write_csv(out, &rows, limit),
+        OutputFormat::Csv => write_csv(out, key, &rows, limit),
         OutputFormat::Folded => unreachable!("written above"),
     };
     if PROCESS_EXITS.load(Ordering::Relaxed) {
@@ -766,10 +766,10 @@ fn write_json(
 
 /// CSV output (docs/FORMAT.md, "stats CSV"), written by the format crate
 /// as the viewer's File > Export writes it.
-fn write_csv(out: &mut dyn Write, rows: &Rows, limit: usize) -> Result<()> {
+fn write_csv(out: &mut dyn Write, key: KeyType, rows: &Rows, limit: usize) -> Result<()> {
     match rows {
-        Rows::Plain(stats) => write_statistics_csv(&stats[..limit.min(stats.len())], out)?,
-        Rows::Diff(diffs) => write_diffs_csv(&diffs[..limit.min(diffs.len())], out)?,
+        Rows::Plain(stats) => write_statistics_csv(&stats[..limit.min(stats.len())], key, out)?,
+        Rows::Diff(diffs) => write_diffs_csv(&diffs[..limit.min(diffs.len())], key, out)?,
     }
     Ok(())
 }

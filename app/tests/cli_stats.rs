@@ -292,7 +292,7 @@ fn csv_has_a_header_and_quotes_what_needs_it() {
             "traceback"
         ]),
         "source,filename,lineno,function,size,count,average\n\
-         \"dir, with \"\"quotes\"\".rs:3 <- main.rs:9\",\"dir, with \"\"quotes\"\".rs\",3,f,40,2,20.0\n"
+         \"dir, with \"\"quotes\"\".rs:3 in f <- main.rs:9\",\"dir, with \"\"quotes\"\".rs\",3,f,40,2,20.0\n"
     );
     let (old, new) = write_cpython_pair(dir.path());
     let csv = in_process_ok(&[

@@ -29,12 +29,13 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::flame::FlameTree;
 use crate::model::{Frame, FrameRef, Traceback};
 use crate::rows::View;
-use crate::stats::{Statistic, StatisticDiff};
+use crate::stats::{KeyType, Statistic, StatisticDiff};
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 fn csv_field(s: &str) -> String {
@@ -66,9 +67,16 @@ struct CsvAmounts {
 /// Writes one CSV row: every frame's `file:line`, most recent first,
 /// joined by ` <- `; the most recent frame's file, line and function; the
 /// amounts. `source` is a buffer reused between rows.
+///
+/// With `functions` (traceback keys, whose frames are told apart by their
+/// function too), a frame whose function is known is `file:line in
+/// function`: two tracebacks that differ only in an older frame's function
+/// (several functions at line 0 of one file, closures on one line) would
+/// otherwise write the same source.
 fn write_csv_row<'a>(
     out: &mut dyn Write,
     frames: impl Iterator<Item = FrameRef<'a>>,
+    functions: bool,
     amounts: &CsvAmounts,
     source: &mut String,
 ) -> io::Result<()> {
@@ -80,7 +88,11 @@ fn write_csv_row<'a>(
         } else {
             source.push_str(" <- ");
         }
-        source.push_str(&frame.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(source, "{frame}");
+        if let (true, Some(function)) = (functions, frame.function) {
+            let _ = write!(source, " in {function}");
+        }
     }
     write!(
         out,
@@ -104,7 +116,9 @@ fn write_csv_row<'a>(
 /// `source,filename,lineno,function,size,count,average`, and
 /// `size_diff,count_diff` when the view compares two snapshots. The
 /// source is every frame's `file:line`, most recent first, joined by
-/// ` <- `; filename, line and function are the most recent frame's.
+/// ` <- `, with ` in function` after each frame whose function is known
+/// when the key is the traceback; filename, line and function are the most
+/// recent frame's.
 ///
 /// # Panics
 /// If an index of `order` is out of range.
@@ -121,7 +135,8 @@ pub fn write_csv(view: &View, order: &[u32], out: &mut dyn Write) -> io::Result<
             average: row.average(),
             diff: comparing.then_some((row.size_diff, row.count_diff)),
         };
-        write_csv_row(out, view.frames(index), &amounts, &mut source)?;
+        let functions = view.key_type() == KeyType::Traceback;
+        write_csv_row(out, view.frames(index), functions, &amounts, &mut source)?;
     }
     Ok(())
 }
@@ -129,21 +144,27 @@ pub fn write_csv(view: &View, order: &[u32], out: &mut dyn Write) -> io::Result<
 /// Writes rows keyed by owned tracebacks (the command line's lists).
 fn write_traceback_rows<'a>(
     out: &mut dyn Write,
+    key_type: KeyType,
     comparing: bool,
     rows: impl Iterator<Item = (&'a Traceback, CsvAmounts)>,
 ) -> io::Result<()> {
     write_csv_header(out, comparing)?;
+    let functions = key_type == KeyType::Traceback;
     let mut source = String::new();
     for (traceback, amounts) in rows {
         let frames = traceback.frames.iter().map(Frame::as_ref);
-        write_csv_row(out, frames, &amounts, &mut source)?;
+        write_csv_row(out, frames, functions, &amounts, &mut source)?;
     }
     Ok(())
 }
 
 /// Writes statistics ([`Snapshot::statistics`](crate::Snapshot::statistics))
-/// as CSV, in the same columns as [`write_csv`].
-pub fn write_statistics_csv(stats: &[Statistic], out: &mut dyn Write) -> io::Result<()> {
+/// grouped by `key_type` as CSV, in the same columns as [`write_csv`].
+pub fn write_statistics_csv(
+    stats: &[Statistic],
+    key_type: KeyType,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let rows = stats.iter().map(|s| {
         let amounts = CsvAmounts {
             size: s.size,
@@ -153,13 +174,17 @@ pub fn write_statistics_csv(stats: &[Statistic], out: &mut dyn Write) -> io::Res
         };
         (&s.traceback, amounts)
     });
-    write_traceback_rows(out, false, rows)
+    write_traceback_rows(out, key_type, false, rows)
 }
 
 /// Writes differences
-/// ([`Snapshot::compare_to`](crate::Snapshot::compare_to)) as CSV, in
-/// the same columns as [`write_csv`] of a comparison.
-pub fn write_diffs_csv(diffs: &[StatisticDiff], out: &mut dyn Write) -> io::Result<()> {
+/// ([`Snapshot::compare_to`](crate::Snapshot::compare_to)) grouped by
+/// `key_type` as CSV, in the same columns as [`write_csv`] of a comparison.
+pub fn write_diffs_csv(
+    diffs: &[StatisticDiff],
+    key_type: KeyType,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let rows = diffs.iter().map(|d| {
         let amounts = CsvAmounts {
             size: d.size,
@@ -169,7 +194,7 @@ pub fn write_diffs_csv(diffs: &[StatisticDiff], out: &mut dyn Write) -> io::Resu
         };
         (&d.traceback, amounts)
     });
-    write_traceback_rows(out, true, rows)
+    write_traceback_rows(out, key_type, true, rows)
 }
 
 /// A frame's name in folded stacks: `function (file:line)`, or `file:line`
@@ -269,8 +294,9 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "source,filename,lineno,function,size,count,average\n\
-             src/cache.rs:8 <- src/main.rs:3,src/cache.rs,8,<app::Cache as Put<[u8; 4]>>::put,100,1,100.0\n\
-             src/main.rs:3,src/main.rs,3,app::main,16,1,16.0\n\
+             src/cache.rs:8 in <app::Cache as Put<[u8; 4]>>::put <- src/main.rs:3 in app::main,\
+             src/cache.rs,8,<app::Cache as Put<[u8; 4]>>::put,100,1,100.0\n\
+             src/main.rs:3 in app::main,src/main.rs,3,app::main,16,1,16.0\n\
              \"a,b.py:1\",\"a,b.py\",1,,3,1,3.0\n"
         );
         let old = snapshot(40);
@@ -304,7 +330,7 @@ mod tests {
         for key_type in [KeyType::Filename, KeyType::Lineno, KeyType::Traceback] {
             let stats = new.statistics(key_type, false).unwrap();
             let mut from_stats = Vec::new();
-            write_statistics_csv(&stats, &mut from_stats).unwrap();
+            write_statistics_csv(&stats, key_type, &mut from_stats).unwrap();
             let view = View::plain(&Grouping::new(&new, key_type, false).unwrap());
             let order: Vec<u32> = stats
                 .iter()
@@ -319,7 +345,7 @@ mod tests {
 
             let diffs = new.compare_to(&old, key_type, false).unwrap();
             let mut from_diffs = Vec::new();
-            write_diffs_csv(&diffs, &mut from_diffs).unwrap();
+            write_diffs_csv(&diffs, key_type, &mut from_diffs).unwrap();
             let view = View::compare(
                 &Grouping::new(&new, key_type, false).unwrap(),
                 &Grouping::new(&old, key_type, false).unwrap(),

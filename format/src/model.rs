@@ -143,8 +143,9 @@ impl Traceback {
     }
 
     /// Lines like CPython's `Traceback.format(limit, most_recent_first)`:
-    /// `  File "a.py", line 2` per frame, each followed by the stripped
-    /// source line when `source_line` returns one.
+    /// `  File "a.py", line 2` per frame (`, in function` appended where the
+    /// function is known, as Python's `traceback` module prints it), each
+    /// followed by the stripped source line when `source_line` returns one.
     ///
     /// `limit` keeps the `limit` most recent frames when positive; when zero
     /// or negative it slices as CPython's code does (`frames[:limit]`):
@@ -175,10 +176,17 @@ impl Traceback {
         };
         let mut lines = Vec::new();
         for frame in ordered {
-            lines.push(format!(
-                "  File \"{}\", line {}",
-                frame.filename, frame.lineno
-            ));
+            let mut line = format!("  File \"{}\", line {}", frame.filename, frame.lineno);
+            // Python's own tracebacks end with `, in function`; CPython's
+            // tracemalloc frames have no function, so their lines stay
+            // exactly tracemalloc's. Without it, two Rust tracebacks that
+            // differ only in a function (several functions at line 0 of
+            // one file) would print the same lines.
+            if let Some(function) = &frame.function {
+                line.push_str(", in ");
+                line.push_str(function);
+            }
+            lines.push(line);
             if let Some(line) = source_line(&frame.filename, frame.lineno) {
                 let line = line.trim();
                 if !line.is_empty() {
@@ -1061,6 +1069,38 @@ mod tests {
             tb.format(Some(1), false, src),
             vec![file("c.py"), "    line_3".to_string()]
         );
+    }
+
+    /// Rust frames name their function, so two tracebacks whose only
+    /// difference is an older frame's function (both at line 0 of one
+    /// file, as symbolizers give for code without line tables) print
+    /// different lines.
+    #[test]
+    fn traceback_format_names_known_functions() {
+        let traceback = |outer: &str| Traceback {
+            frames: vec![
+                Frame {
+                    function: Some(Arc::from("app::leaf")),
+                    ..Frame::new("src/leaf.rs", 7)
+                },
+                Frame {
+                    function: Some(Arc::from(outer)),
+                    ..Frame::new("src/lib.rs", 0)
+                },
+            ],
+            total_nframe: None,
+        };
+        let none = |_: &str, _: u32| None;
+        let a = traceback("app::first");
+        let b = traceback("app::second");
+        assert_eq!(
+            a.format(None, false, none),
+            vec![
+                "  File \"src/lib.rs\", line 0, in app::first".to_string(),
+                "  File \"src/leaf.rs\", line 7, in app::leaf".to_string(),
+            ]
+        );
+        assert_ne!(a.format(None, false, none), b.format(None, false, none));
     }
 
     #[test]

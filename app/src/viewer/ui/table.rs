@@ -153,24 +153,20 @@ pub fn row_text(view: &View, row: usize) -> String {
 }
 
 /// A traceback as text, most recent frame first, with function names and,
-/// where the source has been read, the line's code.
+/// where the source has been read, the line's code: the format crate's
+/// `Traceback::format`, as the command line prints it, under Python's
+/// header.
 pub fn traceback_text(view: &View, row: usize, mut sources: Option<&mut Sources>) -> String {
     let mut out = String::from("Traceback (most recent call first):\n");
-    for frame in view.frames(row) {
-        out.push_str(&format!(
-            "  File \"{}\", line {}",
-            frame.filename, frame.lineno
-        ));
-        if let Some(function) = frame.function {
-            out.push_str(&format!(", in {function}"));
+    let lines = view.traceback(row).format(None, true, |filename, lineno| {
+        match sources.as_deref_mut()?.get(filename) {
+            SourceState::Found(file) => file.line(lineno).map(str::to_owned),
+            _ => None,
         }
+    });
+    for line in lines {
+        out.push_str(&line);
         out.push('\n');
-        if let Some(sources) = sources.as_deref_mut()
-            && let SourceState::Found(file) = sources.get(frame.filename)
-            && let Some(line) = file.line(frame.lineno)
-        {
-            out.push_str(&format!("    {}\n", line.trim()));
-        }
     }
     out
 }
