@@ -32,8 +32,9 @@ pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
 pub(crate) type Epoch = u64;
 
 /// `EPOCH` bit: in this sampled session, with the system allocator on
-/// glibc and a mean of at least [`ALIGNED_SAMPLES_MIN_MEAN`], every sampled block of the global allocator is allocated aligned
-/// to [`SAMPLE_ALIGN`] bytes, so that a free of a block at any other
+/// glibc and a mean of at least [`ALIGNED_SAMPLES_MIN_MEAN`], every
+/// sampled block of the global allocator is allocated aligned to
+/// [`SAMPLE_ALIGN`] bytes, so that a free of a block at any other
 /// address (all but one in 64 of the blocks not sampled) knows from the
 /// address alone that there is no trace to remove. Looking that up in the
 /// sampling filter instead was a cache miss at most frees: 3 % of the
