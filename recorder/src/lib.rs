@@ -249,6 +249,14 @@ pub fn start(nframe: u32) -> Result<(), Error> {
 /// the same estimates. Costs next to nothing for the allocations not
 /// sampled.
 ///
+/// Each thread counts down the bytes to its next sample. The calling
+/// thread's countdown restarts here; another thread that was alive in an
+/// earlier sampled session finishes that session's countdown first (its
+/// first sample comes after a distance drawn with the earlier mean), so
+/// after restarting with a smaller mean about the earlier mean's worth of
+/// its first allocations goes unsampled. Resetting every thread's
+/// countdown would cost a check on every allocation.
+///
 /// [`Metadata::sampling_rate`]: tracemalloc_format::Metadata::sampling_rate
 pub fn start_sampled(nframe: u32, mean_bytes: u64) -> Result<(), Error> {
     Config::new(nframe).sampled(mean_bytes).start()

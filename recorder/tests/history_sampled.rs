@@ -137,6 +137,9 @@ fn what_stayed_live_is_what_was_allocated() {
         .start()
         .unwrap();
     let mut kept = Vec::with_capacity(16_000);
+    // Eight loops written out, not one loop over the sizes: each call of
+    // `make` is a call site of its own, so each loop is a traceback of its
+    // own, which is what the rounding per traceback needs to be tested on.
     for _ in 0..2000 {
         kept.push(make(24));
     }
