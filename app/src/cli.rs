@@ -877,9 +877,12 @@ fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "Frames:             {}", tables.frame_count())?;
     writeln!(out, "Strings:            {}", tables.string_count())?;
     for (domain, t) in &domains {
+        // In the column of the lines above: `Domain 0:` padded as
+        // `Traced memory:` is.
+        let name = format!("Domain {domain}:");
         writeln!(
             out,
-            "Domain {domain:<11} {} in {} blocks",
+            "{name:<19} {} in {} blocks",
             format_size(t.size as f64, false),
             t.count
         )?;

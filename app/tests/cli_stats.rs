@@ -339,7 +339,7 @@ fn info_lists_metadata_totals_and_tables() {
         "{text}"
     );
     assert!(
-        text.contains("Domain 2           66 B in 1 blocks\n"),
+        text.contains("Domain 2:           66 B in 1 blocks\n"),
         "{text}"
     );
 }
@@ -382,7 +382,7 @@ fn info_scales_the_domains_of_a_sampled_snapshot() {
     }
     let text = in_process_ok(&["info", arg(&sampled)]);
     let line = format!(
-        "Domain 0           {} B in {} blocks\n",
+        "Domain 0:           {} B in {} blocks\n",
         (10.0 * count0).round(),
         count0.round()
     );

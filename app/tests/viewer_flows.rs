@@ -605,3 +605,44 @@ fn settings_and_recent_files_are_kept_between_runs() {
     let names = snapshot_names(&harness);
     assert_eq!(names, ["leaky-3.tmsnap"]);
 }
+
+/// A sampled snapshot's table and totals are estimates while its trace
+/// count is the sampled blocks: the status bar says it is sampled, with
+/// what mean, and calls the traces sampled.
+#[test]
+fn a_sampled_snapshot_says_its_figures_are_estimates() {
+    use tracemalloc_format::{Metadata, SnapshotBuilder};
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut b = SnapshotBuilder::new(1);
+    let frame = b.intern_frame("src/parse.rs", 12, Some("parse")).unwrap();
+    let tb = b.intern_traceback(&[frame], Some(1)).unwrap();
+    b.push_trace(0, 32, tb).unwrap();
+    b.push_trace(0, 32, tb).unwrap();
+    let snapshot = b.finish(Metadata {
+        sampling_rate: Some(64),
+        ..Metadata::default()
+    });
+    let estimated: u64 = snapshot
+        .statistics(KeyType::Lineno, false)
+        .unwrap()
+        .iter()
+        .map(|s| s.size)
+        .sum();
+    // Each 32-byte block was traced with probability 1 - exp(-1/2), so the
+    // two stand for about 163 bytes: the status bar must show that, not
+    // the 64 bytes traced.
+    assert!(estimated > 150, "{estimated}");
+    let path = dir.path().join("sampled.tmsnap");
+    snapshot.dump(&path).unwrap();
+    let harness = viewer(vec![path]);
+    assert_eq!(
+        summary(&harness),
+        format!(
+            "Lines: 1 — Total: {}",
+            tracemalloc_format::format_bytes(estimated)
+        )
+    );
+    harness.get_by_label("Sampled: 1 per 64 B");
+    harness.get_by_label("Sampled traces: 2");
+}

@@ -114,6 +114,18 @@ pub fn size(bytes: u64) -> String {
     format_bytes(bytes)
 }
 
+/// A sampled snapshot's sampling, as the status bar and the snapshot's
+/// details show it: `1 per 512 KiB`, the mean distance between samples.
+pub fn sampling(mean_bytes: u64) -> String {
+    format!("1 per {}", size(mean_bytes))
+}
+
+/// What a sampled snapshot's figures are, for the hover text of its
+/// sampling.
+pub const SAMPLING_HELP: &str = "Sampled tracing: a block of s bytes was traced with probability \
+     1 - exp(-s / mean). Sizes and counts are estimates: each traced block stands for \
+     1 / probability blocks like it. The traces counted are the sampled ones.";
+
 /// A size difference with its sign: `+1.2 MiB`, `-30 B`.
 pub fn size_diff(bytes: i64) -> String {
     format_bytes_diff(bytes)

@@ -171,7 +171,7 @@ fn metadata_ui(ui: &mut egui::Ui, snapshot: &LoadedSnapshot) {
         row(
             "Sampling",
             m.sampling_rate
-                .map_or_else(|| "every block".to_owned(), |r| format!("1 per {r} bytes")),
+                .map_or_else(|| "every block".to_owned(), display_text::sampling),
         );
         row(
             "Traceback limit",

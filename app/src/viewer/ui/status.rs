@@ -1,6 +1,6 @@
 //! The status bar, like tracemallocqt's: `Lines: 1,234 — Total: 12.3 MiB
-//! (+1.2 MiB)`, the traces, the traceback limit; loading progress with
-//! Cancel; messages.
+//! (+1.2 MiB)`, the traces, the traceback limit, the sampling of a sampled
+//! snapshot; loading progress with Cancel; messages.
 
 use egui::{Layout, RichText};
 use tracemalloc_format::{KeyType, Metric};
@@ -74,14 +74,26 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
             ))
             .on_hover_text(timings_text(&result.timings));
             ui.separator();
+            // A sampled snapshot's sizes and counts are estimates, but its
+            // traces are the sampled blocks themselves: say so, so that
+            // `Traces: 242` beside an estimated 420 blocks is not read as
+            // a contradiction.
+            let sampling = state
+                .current_snapshot()
+                .and_then(|current| current.snapshot.metadata().sampling_rate);
+            let traces_noun = if sampling.is_some() {
+                "Sampled traces"
+            } else {
+                "Traces"
+            };
             let mut traces = RichText::new(format!(
-                "Traces: {}",
+                "{traces_noun}: {}",
                 display_text::thousands(view.trace_count() as u64)
             ));
             if let Some(old) = view.old_trace_count() {
                 let diff = view.trace_count() as i64 - old as i64;
                 traces = RichText::new(format!(
-                    "Traces: {} ({})",
+                    "{traces_noun}: {} ({})",
                     display_text::thousands(view.trace_count() as u64),
                     display_text::signed_thousands(diff)
                 ));
@@ -96,6 +108,11 @@ pub fn status_bar_ui(ui: &mut egui::Ui, state: &AppState, commands: &mut Vec<Com
                     "Traceback limit: {}",
                     current.snapshot.traceback_limit()
                 ));
+            }
+            if let Some(mean) = sampling {
+                ui.separator();
+                ui.label(format!("Sampled: {}", display_text::sampling(mean)))
+                    .on_hover_text(display_text::SAMPLING_HELP);
             }
             if result.order.len() != view.len() {
                 ui.separator();
