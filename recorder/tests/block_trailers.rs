@@ -93,7 +93,7 @@ fn blocks_cross_start_and_stop() {
     drop(during);
     // And tracing again starts from zero.
     common::start_with_trailers(4);
-    let (b, line) = (Box::new([3u8; 300]), line!());
+    let (b, line) = (black_box(Box::new([3u8; 300])), line!());
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(at_line(&snapshot, FILE, line), (300, 1));
     drop(b);

@@ -26,7 +26,7 @@ const FILE: &str = "tests/clear_traces.rs";
 
 fn clear_forgets_traces_and_keeps_tracing() {
     tracemalloc::start(4).unwrap();
-    let (before, before_line) = (vec![0u8; 2000], line!());
+    let (before, before_line) = (black_box(vec![0u8; 2000]), line!());
     assert!(tracemalloc::get_traced_memory().0 >= 2000);
 
     tracemalloc::clear_traces();
@@ -36,7 +36,7 @@ fn clear_forgets_traces_and_keeps_tracing() {
     assert_eq!(snapshot.traces().len(), 0);
     assert!(tracemalloc::get_object_traceback(before.as_ptr()).is_none());
 
-    let (after, after_line) = (vec![0u8; 700], line!());
+    let (after, after_line) = (black_box(vec![0u8; 700]), line!());
     assert_eq!(tracemalloc::get_traced_memory(), (700, 700));
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(at_line(&snapshot, FILE, after_line), (700, 1));

@@ -20,7 +20,7 @@ fn child(parent_line: u32) -> i32 {
     if !tracemalloc::is_tracing() {
         return 10;
     }
-    let (block, line) = (vec![0u8; 3333], line!());
+    let (block, line) = (black_box(vec![0u8; 3333]), line!());
     let Ok(snapshot) = tracemalloc::take_snapshot() else {
         return 11;
     };
@@ -41,7 +41,7 @@ fn child(parent_line: u32) -> i32 {
 fn the_child_keeps_tracing() {
     let _serial = common::serial();
     tracemalloc::start(4).unwrap();
-    let (inherited, parent_line) = (vec![1u8; 7777], line!());
+    let (inherited, parent_line) = (black_box(vec![1u8; 7777]), line!());
     // Symbolizing once here leaves the symbol cache warm for the children
     // (loading debug info is what takes time).
     let snapshot = tracemalloc::take_snapshot().unwrap();

@@ -28,17 +28,17 @@ static ALLOC: tracemalloc::TracingAllocator = tracemalloc::TracingAllocator::sys
 fn peak_and_reset_peak() {
     tracemalloc::start(1).unwrap();
     tracemalloc::clear_traces();
-    let base = vec![0u8; 1000];
+    let base = black_box(vec![0u8; 1000]);
     assert_eq!(tracemalloc::get_traced_memory(), (1000, 1000));
 
-    let big = vec![0u8; 1 << 20];
+    let big = black_box(vec![0u8; 1 << 20]);
     drop(black_box(big));
     assert_eq!(tracemalloc::get_traced_memory(), (1000, 1000 + (1 << 20)));
 
     // Many small steps up and down: the peak is the highest point.
     let mut blocks = Vec::new();
     for _ in 0..100 {
-        blocks.push(vec![0u8; 10_000]);
+        blocks.push(black_box(vec![0u8; 10_000]));
     }
     let high = tracemalloc::get_traced_memory().0;
     assert_eq!(high, 1000 + 1_000_000 + blocks.capacity() as u64 * 24);
@@ -51,12 +51,12 @@ fn peak_and_reset_peak() {
     let (current, peak) = tracemalloc::get_traced_memory();
     assert_eq!(peak, current);
 
-    let mid = vec![0u8; 5000];
+    let mid = black_box(vec![0u8; 5000]);
     drop(black_box(mid));
     assert_eq!(tracemalloc::get_traced_memory(), (current, current + 5000));
 
     // Above the old peak after a reset.
-    let bigger = vec![0u8; 2 << 20];
+    let bigger = black_box(vec![0u8; 2 << 20]);
     let (now, peak) = tracemalloc::get_traced_memory();
     assert_eq!(now, current + (2 << 20));
     assert_eq!(peak, now);

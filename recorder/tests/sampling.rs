@@ -27,8 +27,8 @@ fn sampled_estimates_are_unbiased() {
     let mut small = Vec::with_capacity(100_000);
     // 100 000 blocks of 64 bytes: about 1560 samples, so the estimate is
     // within 2.5 % (one standard deviation); the bound below is 5 of them.
-    let small_line = line!(); for _ in 0..100_000 { small.push(vec![0u8; 64]); }
-    let (big, big_line) = (vec![0u8; 1 << 20], line!());
+    let small_line = line!(); for _ in 0..100_000 { small.push(black_box(vec![0u8; 64])); }
+    let (big, big_line) = (black_box(vec![0u8; 1 << 20]), line!());
 
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(snapshot.metadata().sampling_rate, Some(MEAN));
@@ -67,7 +67,7 @@ fn sampled_estimates_are_unbiased() {
 
     // Exact mode again afterwards.
     tracemalloc::start(4).unwrap();
-    let (v, line) = (vec![0u8; 10], line!());
+    let (v, line) = (black_box(vec![0u8; 10]), line!());
     let snapshot = tracemalloc::take_snapshot().unwrap();
     assert_eq!(snapshot.metadata().sampling_rate, None);
     assert_eq!(at_line(&snapshot, FILE, line), (10, 1));
