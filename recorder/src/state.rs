@@ -788,8 +788,9 @@ pub(crate) fn start(settings: Settings) -> Result<(), Error> {
     // in an earlier session: a fresh draw makes its first sample point
     // follow this session's mean. Other threads keep theirs until their
     // next sample point, which changes nothing when the mean is the same
-    // (the distance is memoryless) and otherwise moves their first sample
-    // point by about the difference of the means, in bytes.
+    // (the distance is memoryless) and otherwise puts their first sample
+    // point at a distance drawn with the earlier mean (`start_sampled`
+    // documents it).
     tls::with(|state| state.sample_left.set(0));
     KEEP_INTERNAL.store(settings.keep_internal, Ordering::Relaxed);
     APPROX_CURRENT.store(0, Ordering::Relaxed);
