@@ -359,22 +359,16 @@ pub fn profile(snapshot: &Snapshot) -> proto::Profile {
         });
         &mut sums[slot].1
     }
-    if metadata.sampling_rate.is_some() {
-        // The statistics' estimates per (domain, traceback), so that
-        // samples add up to the statistics' groups exactly.
-        for (key, amount) in snapshot.sampled_rows() {
-            let totals = amount.totals();
-            sum_of(&mut index, &mut sums, key).live = [totals.count, totals.size];
-        }
-    } else {
-        for trace in snapshot.traces() {
-            let sum = sum_of(&mut index, &mut sums, (trace.domain, trace.traceback));
-            // A snapshot's sizes add up to at most i64::MAX (the builder
-            // checks), so exact sums cannot overflow.
-            sum.live[0] += 1;
-            sum.live[1] += trace.size;
-        }
-    }
+    // The statistics' own live amounts (per (domain, traceback) estimates
+    // in a sampled snapshot), so that samples add up to the statistics'
+    // groups exactly. A snapshot's sizes add up to at most i64::MAX (the
+    // builder checks), so exact sums cannot overflow.
+    snapshot.for_each_live(|domain, tb, amount| {
+        let totals = amount.totals();
+        let sum = sum_of(&mut index, &mut sums, (domain, tb));
+        sum.live[0] += totals.count;
+        sum.live[1] += totals.size;
+    });
     for row in snapshot.history().map_or(&[][..], |h| h.rows()) {
         // Each history column adds up to at most i64::MAX (the builder
         // checks), so these sums cannot overflow either.

@@ -364,9 +364,11 @@ impl Amount {
 }
 
 /// Sampled estimates count blocks in units of `1 / SAMPLED_BLOCK_UNIT`
-/// block, as the recorder's history counters do, so that the fractions of
-/// a traceback's blocks add up before they are rounded.
-pub(crate) const SAMPLED_BLOCK_UNIT: u64 = 1 << 12;
+/// block, so that the fractions of a traceback's blocks add up before they
+/// are rounded. The recorder's history counters count in these units too:
+/// it calls [`sampled_amount`] and [`blocks_of_units`], so that a snapshot's
+/// live estimates and its history round alike.
+pub const SAMPLED_BLOCK_UNIT: u64 = 1 << 12;
 
 /// What one sampled block of `size` bytes stands for, in a snapshot
 /// sampled with mean `rate`: `(bytes, block units)`.
@@ -378,8 +380,9 @@ pub(crate) const SAMPLED_BLOCK_UNIT: u64 = 1 << 12;
 /// as the recorder rounds each sampled event into its traced memory and its
 /// history: a traceback's live estimate is then never above what its
 /// history says was allocated, and the snapshot's total is the recorder's
-/// traced memory.
-pub(crate) fn sampled_amount(size: u64, rate: u64) -> (u64, u64) {
+/// traced memory (the recorder computes both with this function).
+#[inline]
+pub fn sampled_amount(size: u64, rate: u64) -> (u64, u64) {
     if size == 0 || rate == 0 {
         return (size, SAMPLED_BLOCK_UNIT);
     }
@@ -396,8 +399,10 @@ pub(crate) fn sampled_amount(size: u64, rate: u64) -> (u64, u64) {
 }
 
 /// Whole blocks from [`SAMPLED_BLOCK_UNIT`]s, rounded to the nearest (half
-/// up), as the recorder rounds its history's block counts.
-pub(crate) fn blocks_of_units(units: u64) -> u64 {
+/// up): a sampled snapshot's live estimates per traceback, and the
+/// recorder's history block counts.
+#[inline]
+pub fn blocks_of_units(units: u64) -> u64 {
     units / SAMPLED_BLOCK_UNIT + u64::from(units % SAMPLED_BLOCK_UNIT >= SAMPLED_BLOCK_UNIT / 2)
 }
 
@@ -426,18 +431,7 @@ impl Snapshot {
     /// snapshots, as the statistics).
     pub fn totals(&self) -> Totals {
         let mut total = Amount::default();
-        if self.metadata.sampling_rate.is_some() {
-            for (_, amount) in self.sampled_rows() {
-                total += amount;
-            }
-        } else {
-            for t in &self.traces {
-                total += Amount {
-                    size: t.size,
-                    count: 1,
-                };
-            }
-        }
+        self.for_each_live(|_, _, amount| total += amount);
         total.totals()
     }
 
@@ -446,22 +440,31 @@ impl Snapshot {
     pub fn totals_by_domain(&self) -> Vec<(u32, Totals)> {
         let mut domains: std::collections::BTreeMap<u32, Amount> =
             std::collections::BTreeMap::new();
-        if self.metadata.sampling_rate.is_some() {
-            for ((domain, _), amount) in self.sampled_rows() {
-                *domains.entry(domain).or_default() += amount;
-            }
-        } else {
-            for t in &self.traces {
-                *domains.entry(t.domain).or_default() += Amount {
-                    size: t.size,
-                    count: 1,
-                };
-            }
-        }
+        self.for_each_live(|domain, _, amount| *domains.entry(domain).or_default() += amount);
         domains
             .into_iter()
             .map(|(domain, amount)| (domain, amount.totals()))
             .collect()
+    }
+
+    /// Calls `f` with the live amounts every total, statistic and export
+    /// adds up: each trace (one block of its size) in an exact snapshot,
+    /// each (domain, traceback)'s rounded estimate ([`Snapshot::sampled_rows`])
+    /// in a sampled one.
+    pub(crate) fn for_each_live(&self, mut f: impl FnMut(u32, TracebackId, Amount)) {
+        if self.metadata.sampling_rate.is_some() {
+            for ((domain, tb), amount) in self.sampled_rows() {
+                f(domain, tb, amount);
+            }
+        } else {
+            for t in &self.traces {
+                let amount = Amount {
+                    size: t.size,
+                    count: 1,
+                };
+                f(t.domain, t.traceback, amount);
+            }
+        }
     }
 
     /// The live estimate of each (domain, traceback) of a sampled snapshot,
@@ -469,7 +472,7 @@ impl Snapshot {
     /// [`sampled_amount`]s, its blocks rounded to whole blocks. The
     /// recorder's history rows are rounded per (domain, traceback) the same
     /// way, so grouping either gives consistent numbers.
-    pub(crate) fn sampled_rows(&self) -> Vec<((u32, TracebackId), Amount)> {
+    fn sampled_rows(&self) -> Vec<((u32, TracebackId), Amount)> {
         let rate = self.metadata.sampling_rate.unwrap_or(0);
         let mut sums: FxHashMap<(u32, TracebackId), (u64, u64)> = FxHashMap::default();
         for t in &self.traces {
@@ -628,18 +631,7 @@ impl Snapshot {
     /// [`Snapshot::sampled_rows`] estimates).
     fn per_traceback(&self) -> Vec<Amount> {
         let mut per_tb = vec![Amount::default(); self.tables.traceback_count()];
-        if self.metadata.sampling_rate.is_some() {
-            for ((_, tb), amount) in self.sampled_rows() {
-                per_tb[tb.index()] += amount;
-            }
-        } else {
-            for t in &self.traces {
-                per_tb[t.traceback.index()] += Amount {
-                    size: t.size,
-                    count: 1,
-                };
-            }
-        }
+        self.for_each_live(|_, tb, amount| per_tb[tb.index()] += amount);
         per_tb
     }
 
