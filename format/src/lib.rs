@@ -49,4 +49,7 @@ pub use model::{
     StringId, Tables, Timestamp, Trace, Traceback, TracebackId, UNKNOWN_FILENAME,
 };
 pub use size::{format_bytes, format_bytes_diff, format_size};
-pub use stats::{AnalysisError, KeyType, Metric, Statistic, StatisticDiff, Totals};
+pub use stats::{
+    AnalysisError, KeyType, Metric, SAMPLED_BLOCK_UNIT, Statistic, StatisticDiff, Totals,
+    blocks_of_units, sampled_amount,
+};

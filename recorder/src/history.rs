@@ -91,8 +91,9 @@ pub(crate) struct Counters {
 /// The block counters count in units of `1 / BLOCK_UNIT` block, so that a
 /// sampled block adds its unbiased weight `1 / p` with its fraction
 /// (`p` its chance to be sampled; see `sampling.rs`). In exact mode every
-/// block adds `BLOCK_UNIT`, and the counts read back are exact.
-const BLOCK_UNIT: u64 = 1 << 12;
+/// block adds `BLOCK_UNIT`, and the counts read back are exact. The unit is
+/// the format crate's, whose live estimates round as these counts do.
+const BLOCK_UNIT: u64 = tracemalloc_format::SAMPLED_BLOCK_UNIT;
 
 /// What a block of `size` bytes adds to the counters: its weight in
 /// [`BLOCK_UNIT`]s and its bytes. Its size and one block in exact mode; in
@@ -112,29 +113,13 @@ fn weight(size: usize, sample_mean: u64) -> (u64, u64) {
 /// inlined counting holds no floating-point code.
 #[inline(never)]
 fn sampled_weight(size: usize, sample_mean: u64) -> (u64, u64) {
-    if size == 0 {
-        return (BLOCK_UNIT, 0);
-    }
-    let p = -(-(size as f64) / sample_mean as f64).exp_m1();
-    if p <= 0.0 {
-        return (BLOCK_UNIT, size as u64);
-    }
-    (
-        (BLOCK_UNIT as f64 / p).round() as u64,
-        crate::state::amount_of(size, sample_mean),
-    )
-}
-
-/// Blocks from a counter in [`BLOCK_UNIT`]s, rounded to the nearest
-/// (half up), as `tracemalloc_format` rounds a sampled snapshot's live
-/// estimates per traceback.
-#[inline]
-pub(crate) fn blocks_of(units: u64) -> u64 {
-    units / BLOCK_UNIT + u64::from(units % BLOCK_UNIT >= BLOCK_UNIT / 2)
+    let (bytes, units) = tracemalloc_format::sampled_amount(size as u64, sample_mean);
+    (units, bytes)
 }
 
 /// A copy of one traceback's counters, as a snapshot reads them: blocks
-/// still in [`BLOCK_UNIT`]s, rounded by [`blocks_of`] only once the raw
+/// still in [`BLOCK_UNIT`]s, rounded by `tracemalloc_format::blocks_of_units`
+/// (as the live estimates are) only once the raw
 /// tracebacks that make one snapshot traceback are added up. (Rounding each
 /// first made a line's allocated blocks, in sampled mode, fall below its
 /// live estimate, which the snapshot rounds per traceback.)

@@ -187,7 +187,7 @@ fn push_history_rows(
         sum.peak_bytes = sum.peak_bytes.saturating_add(read.peak_bytes);
     }
     for (tb, sum) in merged.into_iter().flatten() {
-        let blocks = crate::history::blocks_of;
+        let blocks = tracemalloc_format::blocks_of_units;
         builder.push_history(HistoryRow {
             allocated_blocks: blocks(sum.allocated_units),
             allocated_bytes: sum.allocated_bytes,

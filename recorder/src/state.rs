@@ -198,15 +198,12 @@ pub(crate) fn sample_mean() -> Option<u64> {
 /// for, `p = 1 - exp(-size / mean)` being its chance to be sampled.
 #[inline]
 pub(crate) fn amount_of(size: usize, sample_mean: u64) -> u64 {
-    if sample_mean == 0 || size == 0 {
+    if sample_mean == 0 {
         return size as u64;
     }
-    let p = -(-(size as f64) / sample_mean as f64).exp_m1();
-    if p <= 0.0 {
-        size as u64
-    } else {
-        (size as f64 / p).round() as u64
-    }
+    // The format crate's estimate, so that a snapshot's estimated total is
+    // this traced memory exactly.
+    tracemalloc_format::sampled_amount(size as u64, sample_mean).0
 }
 
 // ---------------------------------------------------------------------------
